@@ -1,0 +1,125 @@
+//! Command-line flags (clap), validated into typed values before anything runs.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use ipnet::IpNet;
+use natgw_core::flowlog::LogFormat;
+use natgw_core::net::{Destination, InterfaceId};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "aws-natgw",
+    version,
+    about = "Find and fix AWS NAT gateway port exhaustion (ErrorPortAllocation).",
+    long_about = "Find and fix AWS NAT gateway port exhaustion (ErrorPortAllocation).\n\n\
+        A NAT gateway allows 55,000 simultaneous connections per NAT address to each unique destination \
+        (IP, port, protocol). aws-natgw estimates each destination's peak from VPC flow logs, names the \
+        clients behind it and prints a remedy plan with exact commands.",
+    after_help = crate::exit::HELP
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Analyse flow-log files (plain or gzip; S3 or CloudWatch exports) on this machine: no AWS account needed.
+    Analyze(AnalyzeArgs),
+    /// Print a CloudWatch Logs Insights query for copy-paste into the console.
+    Query(QueryArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Table,
+    Json,
+    Markdown,
+}
+
+#[derive(Debug, Args)]
+pub struct AnalyzeArgs {
+    /// Flow-log files, plain or gzip (detected by content); `-` reads standard input. Give the NAT
+    /// interface's logs and the clients' logs together to attribute connections to clients.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// The flow log's format (`${version} ${srcaddr} …` as describe-flow-logs shows it), for files
+    /// without a header line. Default: the version-2 default format.
+    #[arg(long, value_name = "FORMAT", value_parser = parse_format)]
+    pub log_format: Option<LogFormat>,
+    /// A NAT gateway private IP; repeat once per NAT address (primary first). The limit scales with
+    /// their count. Inferred from the records when not given.
+    #[arg(long = "nat-ip", value_name = "IP")]
+    pub nat_ips: Vec<IpAddr>,
+    /// The NAT gateway's network interface (eni-…). Inferred when not given.
+    #[arg(long, value_name = "ENI", value_parser = parse_eni)]
+    pub nat_interface: Option<InterfaceId>,
+    /// A VPC CIDR block; repeat for every block (secondary blocks too). Default: the private ranges.
+    #[arg(long = "vpc-cidr", value_name = "CIDR")]
+    pub vpc_cidrs: Vec<IpNet>,
+    /// AWS's ip-ranges.json, to recognise S3 and DynamoDB destinations (gateway endpoint remedy).
+    #[arg(long, value_name = "FILE")]
+    pub aws_ip_ranges: Option<PathBuf>,
+    /// The region for --aws-ip-ranges and for endpoint commands.
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+    /// The NAT gateway's ID, used in remedy commands.
+    #[arg(long, value_name = "NAT_ID")]
+    pub nat_gateway_id: Option<String>,
+    /// How many destinations to list.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..))]
+    pub top: u16,
+    #[arg(long, short, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum QueryKindArg {
+    /// Top unique destinations of the NAT gateway, by distinct NAT ports.
+    TopDestinations,
+    /// Distinct NAT ports per destination and minute.
+    PortsPerMinute,
+    /// The NAT → destination records of chosen destinations (the estimator's input).
+    DestinationFlows,
+    /// Top source clients of one destination.
+    TopSources,
+}
+
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    #[arg(value_enum)]
+    pub kind: QueryKindArg,
+    /// The NAT gateway's network interface (eni-…).
+    #[arg(long, value_name = "ENI", value_parser = parse_eni)]
+    pub nat_interface: InterfaceId,
+    /// A NAT gateway private IPv4 address; repeat for each (primary first).
+    #[arg(long = "nat-ip", value_name = "IP", required = true)]
+    pub nat_ips: Vec<std::net::Ipv4Addr>,
+    /// A VPC IPv4 CIDR block; repeat for every block.
+    #[arg(long = "vpc-cidr", value_name = "CIDR", required = true)]
+    pub vpc_cidrs: Vec<ipnet::Ipv4Net>,
+    /// The flow log's format. Default: the version-2 default format.
+    #[arg(long, value_name = "FORMAT", value_parser = parse_format)]
+    pub log_format: Option<LogFormat>,
+    /// A destination (ADDRESS:PORT/PROTOCOL) for destination-flows and top-sources; repeatable.
+    #[arg(long = "destination", value_name = "DEST")]
+    pub destinations: Vec<Destination>,
+    /// For top-sources: read the clients' own interface logs instead of pkt-dstaddr on the NAT's.
+    #[arg(long)]
+    pub client_interfaces: bool,
+    /// Row limit.
+    #[arg(long, default_value_t = 50)]
+    pub limit: u32,
+}
+
+fn parse_format(s: &str) -> Result<LogFormat, String> {
+    let f = LogFormat::parse(s).map_err(|e| e.to_string())?;
+    natgw_core::analyze::check_format(&f).map_err(|e| e.to_string())?;
+    Ok(f)
+}
+
+fn parse_eni(s: &str) -> Result<InterfaceId, String> {
+    s.parse()
+}

@@ -1,0 +1,136 @@
+//! `aws-natgw`: the command-line front of natgw. Thin glue: parse flags into typed values, read
+//! inputs, call natgw-core, render, and map outcomes to documented exit codes.
+
+mod args;
+mod exit;
+mod input;
+mod render;
+
+use std::io::{self, Write};
+use std::process::ExitCode;
+
+use clap::Parser;
+use natgw_core::analyze::{AnalyzeConfig, Analyzer};
+use natgw_core::insights::{self, NatTarget, QueryScope, SourceView};
+use natgw_core::net::CidrSet;
+use natgw_core::prefixes::ServicePrefixes;
+use natgw_core::report::Status;
+
+use args::{AnalyzeArgs, Cli, Command, Output, QueryArgs, QueryKindArg};
+
+/// An error with its exit code.
+struct Failure {
+    code: u8,
+    message: String,
+    broken_pipe: bool,
+}
+
+impl Failure {
+    fn new(code: u8, message: impl Into<String>) -> Failure {
+        Failure { code, message: message.into(), broken_pipe: false }
+    }
+}
+
+impl From<io::Error> for Failure {
+    fn from(e: io::Error) -> Failure {
+        Failure {
+            code: exit::ERROR,
+            message: format!("writing output: {e}"),
+            broken_pipe: e.kind() == io::ErrorKind::BrokenPipe,
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { exit::USAGE } else { exit::HEALTHY };
+            let _ = e.print();
+            return exit::code(code);
+        }
+    };
+    let result = match cli.command {
+        Command::Analyze(a) => analyze(a),
+        Command::Query(q) => query(q),
+    };
+    match result {
+        Ok(code) => exit::code(code),
+        // `aws-natgw … | head`: the reader went away; that is not an error.
+        Err(f) if f.broken_pipe => exit::code(exit::HEALTHY),
+        Err(f) => {
+            let _ = writeln!(io::stderr(), "aws-natgw: {}", f.message);
+            exit::code(f.code)
+        }
+    }
+}
+
+fn analyze(a: AnalyzeArgs) -> Result<u8, Failure> {
+    let prefixes = match &a.aws_ip_ranges {
+        None => ServicePrefixes { region: a.region.clone(), ..ServicePrefixes::default() },
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| Failure::new(exit::INPUT, format!("cannot read {}: {e}", path.display())))?;
+            ServicePrefixes::from_ip_ranges_json(&text, a.region.as_deref())
+                .map_err(|e| Failure::new(exit::INPUT, format!("{}: {e}", path.display())))?
+        }
+    };
+    if a.files.iter().filter(|f| f.as_os_str() == "-").count() > 1 {
+        return Err(Failure::new(exit::USAGE, "standard input (-) can be read only once"));
+    }
+    let config = AnalyzeConfig {
+        nat_addresses: a.nat_ips.clone(),
+        nat_interface: a.nat_interface.clone(),
+        vpc_cidrs: CidrSet::new(a.vpc_cidrs.iter().copied()),
+        top: usize::from(a.top),
+        top_sources: 10,
+        prefixes,
+        nat_gateway_id: a.nat_gateway_id.clone(),
+        ..AnalyzeConfig::default()
+    };
+    let format = a.log_format.clone().unwrap_or_default();
+    let mut analyzer = Analyzer::new(config);
+    for path in &a.files {
+        input::read_into(path, &format, &mut analyzer).map_err(|e| Failure::new(exit::INPUT, e.0))?;
+    }
+    let report = analyzer.finish().map_err(|e| Failure::new(exit::INPUT, e.to_string()))?;
+    let mut out = io::stdout().lock();
+    match a.output {
+        Output::Table => render::table(&report, &mut out)?,
+        Output::Json => render::json(&report, &mut out)?,
+        Output::Markdown => render::markdown(&report, &mut out)?,
+    }
+    out.flush()?;
+    Ok(match report.verdict.status {
+        Status::Healthy => exit::HEALTHY,
+        Status::AtRisk => exit::AT_RISK,
+        Status::Exhausted => exit::EXHAUSTED,
+    })
+}
+
+fn query(q: QueryArgs) -> Result<u8, Failure> {
+    let nat =
+        NatTarget { interface: q.nat_interface.clone(), addresses: q.nat_ips.clone(), vpc_cidrs: q.vpc_cidrs.clone() };
+    let scope =
+        QueryScope { log_groups: Vec::new(), start: 0, end: 0, format: q.log_format.clone().unwrap_or_default() };
+    let usage = |e: insights::QueryError| Failure::new(exit::USAGE, e.to_string());
+    let built = match q.kind {
+        QueryKindArg::TopDestinations => insights::top_destinations(&nat, &scope, q.limit).map_err(usage)?,
+        QueryKindArg::PortsPerMinute => insights::ports_per_minute(&nat, &scope, q.limit).map_err(usage)?,
+        QueryKindArg::DestinationFlows => insights::destination_flows(&nat, &q.destinations, &scope).map_err(usage)?,
+        QueryKindArg::TopSources => {
+            let [d] = q.destinations.as_slice() else {
+                return Err(Failure::new(
+                    exit::USAGE,
+                    "top-sources takes exactly one --destination ADDRESS:PORT/PROTOCOL",
+                ));
+            };
+            let view = if q.client_interfaces { SourceView::ClientInterfaces } else { SourceView::NatPktDstaddr };
+            insights::top_sources(&nat, d, view, &scope, q.limit).map_err(usage)?
+        }
+    };
+    let mut out = io::stdout().lock();
+    writeln!(out, "{}", built.text)?;
+    out.flush()?;
+    Ok(exit::HEALTHY)
+}

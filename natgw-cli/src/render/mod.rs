@@ -1,0 +1,51 @@
+//! Rendering the report model: a table a person reads at a glance, JSON (the stable model), Markdown.
+
+mod markdown;
+mod table;
+
+use std::io::{self, Write};
+
+use natgw_core::report::Report;
+
+pub use markdown::markdown;
+pub use table::table;
+
+/// The report as pretty JSON, newline-terminated.
+pub fn json(report: &Report, out: &mut dyn Write) -> io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, report).map_err(io::Error::other)?;
+    writeln!(out)
+}
+
+/// `1536` → `1.5 KiB`.
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 { format!("{n} B") } else { format!("{v:.1} {}", UNITS[u]) }
+}
+
+/// A 20-cell utilization bar.
+pub fn bar(utilization: f64) -> String {
+    let cells = 20;
+    let full = ((utilization.clamp(0.0, 1.0) * cells as f64).round() as usize).min(cells);
+    format!("{}{}", "█".repeat(full), "░".repeat(cells - full))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn units_and_bars() {
+        assert_eq!(bytes(0), "0 B");
+        assert_eq!(bytes(1536), "1.5 KiB");
+        assert_eq!(bytes(3 * 1024 * 1024 * 1024), "3.0 GiB");
+        assert_eq!(bar(0.0), "░".repeat(20));
+        assert_eq!(bar(0.5), format!("{}{}", "█".repeat(10), "░".repeat(10)));
+        assert_eq!(bar(1.7), "█".repeat(20));
+    }
+}

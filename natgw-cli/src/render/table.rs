@@ -1,0 +1,129 @@
+//! The table output: verdict first, then destinations with a utilization bar, then sources, then
+//! the remedy plan.
+
+use std::io::{self, Write};
+
+use natgw_core::analyze::thousands;
+use natgw_core::report::{AttributionMethod, Report, Severity, Status};
+
+use super::{bar, bytes};
+
+fn pad(s: &str, w: usize) -> String {
+    let n = s.chars().count();
+    if n >= w { s.to_owned() } else { format!("{s}{}", " ".repeat(w - n)) }
+}
+
+fn rpad(s: &str, w: usize) -> String {
+    let n = s.chars().count();
+    if n >= w { s.to_owned() } else { format!("{}{s}", " ".repeat(w - n)) }
+}
+
+pub fn table(r: &Report, out: &mut dyn Write) -> io::Result<()> {
+    let status = match r.verdict.status {
+        Status::Healthy => "HEALTHY",
+        Status::AtRisk => "AT RISK",
+        Status::Exhausted => "EXHAUSTED",
+    };
+    writeln!(out, "{status}  {}", r.verdict.summary)?;
+    let i = &r.input;
+    let window = match (i.start, i.end) {
+        (Some(s), Some(e)) => format!("{} → {}", s, e),
+        _ => "-".into(),
+    };
+    let nat: Vec<String> = i.nat_addresses.iter().map(ToString::to_string).collect();
+    writeln!(
+        out,
+        "{} records, {window}; NAT {}{}; limit {} per destination",
+        thousands(i.records),
+        nat.join(", "),
+        i.nat_interface.as_deref().map(|n| format!(" on {n}")).unwrap_or_default(),
+        thousands(i.limit_per_destination)
+    )?;
+    writeln!(out)?;
+
+    // Destinations.
+    let names: Vec<String> = r.destinations.iter().map(|d| d.display_destination()).collect();
+    let w = names.iter().map(|n| n.chars().count()).max().unwrap_or(11).max(11);
+    writeln!(
+        out,
+        "{}  {}  {}  {}  {:<26}  {}  {}  {}",
+        pad("DESTINATION", w),
+        rpad("PEAK", 7),
+        pad("RANGE", 15),
+        rpad("LIMIT", 7),
+        "UTILIZATION",
+        pad("PEAK AT", 8),
+        rpad("RECORDS", 9),
+        rpad("BYTES", 10)
+    )?;
+    for (d, name) in r.destinations.iter().zip(&names) {
+        let range = format!("{}–{}", thousands(d.peak_connections_range[0]), thousands(d.peak_connections_range[1]));
+        let flag = if d.saturated { "  SATURATED" } else { "" };
+        writeln!(
+            out,
+            "{}  {}  {}  {}  {} {}  {}  {}  {}{flag}",
+            pad(name, w),
+            rpad(&thousands(d.peak_connections), 7),
+            pad(&range, 15),
+            rpad(&thousands(d.limit), 7),
+            bar(d.utilization),
+            rpad(&format!("{:.0}%", d.utilization * 100.0), 4),
+            pad(&d.peak_at.map(|t| t.hh_mm()).unwrap_or_else(|| "-".into()), 8),
+            rpad(&thousands(d.records), 9),
+            rpad(&bytes(d.bytes), 10)
+        )?;
+    }
+
+    // Sources of the hot destinations (or the top one).
+    writeln!(out)?;
+    if r.attribution.method == AttributionMethod::Unavailable {
+        writeln!(out, "SOURCES  unavailable: {}", r.attribution.note.as_deref().unwrap_or(""))?;
+    } else {
+        let hot: Vec<_> = r.destinations.iter().filter(|d| d.saturated || d.utilization >= 0.5).take(3).collect();
+        let shown = if hot.is_empty() { r.destinations.iter().take(1).collect() } else { hot };
+        for d in shown {
+            writeln!(out, "TOP SOURCES of {}", d.display_destination())?;
+            for s in &d.sources {
+                writeln!(
+                    out,
+                    "  {}  {} connections  {}",
+                    pad(&s.address.to_string(), 15),
+                    rpad(&thousands(s.connections), 9),
+                    rpad(&bytes(s.bytes), 10)
+                )?;
+            }
+            if d.sources.is_empty() {
+                writeln!(out, "  (no client legs seen for this destination)")?;
+            }
+        }
+        if let Some(note) = &r.attribution.note {
+            writeln!(out, "  {note}")?;
+        }
+    }
+
+    // Remedy plan.
+    writeln!(out)?;
+    writeln!(out, "FINDINGS AND REMEDY PLAN")?;
+    for (n, f) in r.findings.iter().enumerate() {
+        let sev = match f.severity {
+            Severity::Critical => "critical",
+            Severity::Warning => "warning",
+            Severity::Info => "info",
+        };
+        writeln!(out, "{:>2}. [{sev}] {}", n + 1, f.summary)?;
+        for rem in &f.remedies {
+            writeln!(out, "    - {}", rem.summary)?;
+            if let Some(c) = &rem.command {
+                writeln!(out, "      $ {c}")?;
+            }
+        }
+    }
+    if !r.notes.is_empty() {
+        writeln!(out)?;
+        writeln!(out, "NOTES")?;
+        for n in &r.notes {
+            writeln!(out, "  - {n}")?;
+        }
+    }
+    Ok(())
+}

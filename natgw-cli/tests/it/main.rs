@@ -1,0 +1,4 @@
+//! Integration tests of `aws-natgw` (one test binary, see Cargo.toml `autotests = false`).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout, clippy::print_stderr)]
+
+mod tidy;

@@ -1,0 +1,704 @@
+//! The local analyzer: flow-log records in, the report model out. It tells the NAT gateway's legs
+//! apart (client → NAT, NAT → destination and back), aggregates per unique destination, finds dropped
+//! attempts, attributes connections to source clients, runs the estimator and the finding rules.
+//!
+//! Records are pushed one at a time (the caller owns IO and decompression) and kept in a compact
+//! form; `finish` does the rest. The live AWS path reuses [`estimate`](crate::estimate) and
+//! [`findings`](crate::findings) on the results of Logs Insights queries, so no rule exists twice.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::IpAddr;
+
+use crate::estimate::{self, EndObs, Estimate, EstimateContext, NatFlowObs};
+use crate::findings::{self, FindingContext};
+use crate::flowlog::{Action, Field, LogFormat, LogStatus, ParseStats, Record, TcpFlags};
+use crate::limits::{Thresholds, destination_limit};
+use crate::net::{CidrSet, Destination, InterfaceId, Protocol};
+use crate::prefixes::ServicePrefixes;
+use crate::report::{
+    AddressPeak, Attribution, AttributionMethod, BadLineReport, DestinationReport, Evidence, InputSummary, Report,
+    SCHEMA_VERSION, SourceReport, Status, Verdict,
+};
+use crate::time::Timestamp;
+
+/// The fields a log format must have for the analysis.
+pub const REQUIRED_FIELDS: &[Field] =
+    &[Field::SrcAddr, Field::DstAddr, Field::SrcPort, Field::DstPort, Field::Protocol, Field::Start, Field::End];
+
+/// What the analysis is told; everything else it infers from the records.
+#[derive(Debug, Clone, Default)]
+pub struct AnalyzeConfig {
+    /// The NAT gateway's private IPs, one per address (primary first). Empty: inferred.
+    pub nat_addresses: Vec<IpAddr>,
+    /// The NAT gateway's network interface. None: inferred.
+    pub nat_interface: Option<InterfaceId>,
+    /// The VPC's CIDR blocks (all of them). Empty: the private ranges are assumed.
+    pub vpc_cidrs: CidrSet,
+    /// How many destinations the report lists (0 means 10).
+    pub top: usize,
+    /// How many source clients per destination (0 means 10).
+    pub top_sources: usize,
+    pub thresholds: Thresholds,
+    /// S3/DynamoDB prefixes, for the gateway endpoint remedy.
+    pub prefixes: ServicePrefixes,
+    /// For commands in remedies, when known.
+    pub nat_gateway_id: Option<String>,
+    pub vpc_id: Option<String>,
+}
+
+/// Why an analysis could not produce a report.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AnalyzeError {
+    #[error("the log format lacks {missing}: natgw needs srcaddr, dstaddr, srcport, dstport, protocol, start and end")]
+    MissingFields { missing: String },
+    #[error("no usable flow-log records in the input{hint}")]
+    NoRecords { hint: String },
+    #[error(
+        "could not find a NAT gateway in these records: no private address both receives traffic from \
+         other private addresses and sends traffic to outside ones; pass --nat-ip (and --vpc-cidr if \
+         the VPC uses non-private ranges)"
+    )]
+    NoNatGateway,
+    #[error("no record involves NAT address(es) {0}: check --nat-ip and --nat-interface")]
+    NatNotSeen(String),
+}
+
+/// Checks that a log format has what the analysis needs.
+pub fn check_format(format: &LogFormat) -> Result<(), AnalyzeError> {
+    let missing = format.missing(REQUIRED_FIELDS);
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(AnalyzeError::MissingFields { missing: missing.iter().map(|f| f.name()).collect::<Vec<_>>().join(", ") })
+    }
+}
+
+const NO_FLAGS: u16 = u16::MAX;
+
+/// A record kept for the analysis (ACCEPT, status OK, all required fields present).
+#[derive(Debug, Clone, Copy)]
+struct Obs {
+    iface: u32,
+    src: IpAddr,
+    dst: IpAddr,
+    pkt_src: Option<IpAddr>,
+    pkt_dst: Option<IpAddr>,
+    sport: u16,
+    dport: u16,
+    flags: u16,
+    proto: Protocol,
+    start: u64,
+    end: u64,
+    bytes: u64,
+}
+
+/// The local analyzer. Push records, then [`finish`](Analyzer::finish).
+#[derive(Debug)]
+pub struct Analyzer {
+    config: AnalyzeConfig,
+    obs: Vec<Obs>,
+    ifaces: HashMap<String, u32>,
+    inputs: Vec<(String, ParseStats)>,
+    formats: Vec<String>,
+    records: u64,
+    no_data: u64,
+    rejected: u64,
+    incomplete: u64,
+}
+
+impl Analyzer {
+    /// A new analysis.
+    pub fn new(config: AnalyzeConfig) -> Analyzer {
+        Analyzer {
+            config,
+            obs: Vec::new(),
+            ifaces: HashMap::new(),
+            inputs: Vec::new(),
+            formats: Vec::new(),
+            records: 0,
+            no_data: 0,
+            rejected: 0,
+            incomplete: 0,
+        }
+    }
+
+    /// Adds one record.
+    pub fn push(&mut self, r: &Record<'_>) {
+        self.records += 1;
+        if r.log_status != LogStatus::Ok {
+            self.no_data += 1;
+            return;
+        }
+        if r.action == Some(Action::Reject) {
+            self.rejected += 1;
+            return;
+        }
+        let (Some(src), Some(dst), Some(sport), Some(dport), Some(proto), Some(start), Some(end)) =
+            (r.srcaddr, r.dstaddr, r.srcport, r.dstport, r.protocol, r.start, r.end)
+        else {
+            self.incomplete += 1;
+            return;
+        };
+        let iface = match r.interface_id {
+            None => 0,
+            Some(id) => match self.ifaces.get(id) {
+                Some(&i) => i,
+                None => {
+                    let i = self.ifaces.len() as u32 + 1;
+                    self.ifaces.insert(id.to_owned(), i);
+                    i
+                }
+            },
+        };
+        self.obs.push(Obs {
+            iface,
+            src,
+            dst,
+            pkt_src: r.pkt_srcaddr,
+            pkt_dst: r.pkt_dstaddr,
+            sport,
+            dport,
+            flags: r.tcp_flags.map_or(NO_FLAGS, |f| f.0),
+            proto,
+            start: start.min(end),
+            end: end.max(start),
+            bytes: r.bytes.unwrap_or(0),
+        });
+    }
+
+    /// Records that one input (a file, stdin) was read, with its format and parse counts.
+    pub fn add_input(&mut self, name: impl Into<String>, format: &LogFormat, stats: ParseStats) {
+        let f = format.to_string();
+        if !self.formats.contains(&f) {
+            self.formats.push(f);
+        }
+        self.inputs.push((name.into(), stats));
+    }
+
+    /// Runs the analysis.
+    pub fn finish(self) -> Result<Report, AnalyzeError> {
+        Analysis::run(self)
+    }
+}
+
+/// Which side of the NAT a leg is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct ClientKey {
+    client: IpAddr,
+    client_port: u16,
+    host: Option<IpAddr>,
+    host_port: u16,
+    proto: Protocol,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct ClientFlow {
+    start: u64,
+    bytes: u64,
+    answered: bool,
+    seen_request: bool,
+}
+
+#[derive(Debug, Default)]
+struct DestAgg {
+    flows: Vec<NatFlowObs>,
+    records: u64,
+    bytes: u64,
+}
+
+struct Analysis;
+
+impl Analysis {
+    fn run(a: Analyzer) -> Result<Report, AnalyzeError> {
+        let cfg = &a.config;
+        let assumed_cidrs = cfg.vpc_cidrs.is_empty();
+        let internal = if assumed_cidrs { CidrSet::private_ranges() } else { cfg.vpc_cidrs.clone() };
+        let mut notes = Vec::new();
+        if a.obs.is_empty() {
+            let hint = match (a.records, a.no_data, a.rejected) {
+                (0, ..) => String::new(),
+                (_, n, r) => format!(" ({n} NODATA/SKIPDATA, {r} REJECT, {} incomplete records only)", a.incomplete),
+            };
+            return Err(AnalyzeError::NoRecords { hint });
+        }
+        let iface_names: HashMap<u32, &str> = a.ifaces.iter().map(|(k, v)| (*v, k.as_str())).collect();
+
+        // 1. The NAT gateway: its interface and addresses.
+        let want_iface = match &cfg.nat_interface {
+            Some(id) => {
+                Some(a.ifaces.get(id.as_str()).copied().ok_or_else(|| AnalyzeError::NatNotSeen(id.to_string()))?)
+            }
+            None => None,
+        };
+        let (nat_iface, nat_addrs) = if cfg.nat_addresses.is_empty() {
+            let (iface, addrs) = infer_nat(&a.obs, &internal, want_iface).ok_or(AnalyzeError::NoNatGateway)?;
+            let shown: Vec<String> = addrs.iter().map(ToString::to_string).collect();
+            notes.push(format!(
+                "NAT address{} {} inferred from the records{}; pass --nat-ip to set {}",
+                if addrs.len() > 1 { "es" } else { "" },
+                shown.join(", "),
+                iface_names.get(&iface).map(|n| format!(" (interface {n})")).unwrap_or_default(),
+                if addrs.len() > 1 { "them" } else { "it" },
+            ));
+            (Some(iface), addrs)
+        } else {
+            let set: HashSet<IpAddr> = cfg.nat_addresses.iter().copied().collect();
+            let iface = want_iface.or_else(|| most_common_iface(&a.obs, &set));
+            if !a.obs.iter().any(|o| set.contains(&o.src) || set.contains(&o.dst)) {
+                let shown: Vec<String> = cfg.nat_addresses.iter().map(ToString::to_string).collect();
+                return Err(AnalyzeError::NatNotSeen(shown.join(", ")));
+            }
+            (iface, cfg.nat_addresses.clone())
+        };
+        if assumed_cidrs {
+            notes.push(
+                "VPC CIDRs not given: addresses in 10/8, 172.16/12, 192.168/16, 100.64/10 and fc00::/7 are \
+                 taken as inside the VPC; pass --vpc-cidr for every VPC block"
+                    .into(),
+            );
+        }
+        let nat_set: HashSet<IpAddr> = nat_addrs.iter().copied().collect();
+        let primary = nat_addrs[0];
+        let limit = destination_limit(nat_addrs.len() as u32);
+
+        // 2. Classify legs and aggregate.
+        let mut dests: HashMap<Destination, DestAgg> = HashMap::new();
+        // Replies to a secondary NAT address are logged with the primary in dstaddr: the address used
+        // is in pkt-dstaddr when the format has it, else only the NAT port identifies the flow.
+        let mut replied: HashSet<(Option<IpAddr>, u16, Destination)> = HashSet::new();
+        let mut reply_bytes: HashMap<Destination, u64> = HashMap::new();
+        let mut clients: HashMap<ClientKey, ClientFlow> = HashMap::new();
+        let (mut t_min, mut t_max) = (u64::MAX, 0u64);
+        for o in &a.obs {
+            t_min = t_min.min(o.start);
+            t_max = t_max.max(o.end);
+            let on_nat = nat_iface.is_none_or(|i| i == o.iface || o.iface == 0);
+            let src_nat = nat_set.contains(&o.src);
+            let dst_nat = nat_set.contains(&o.dst);
+            let src_in = internal.contains(&o.src);
+            let dst_in = internal.contains(&o.dst);
+            if on_nat && src_nat && !dst_in {
+                // NAT → destination.
+                let d = Destination { address: o.dst, port: o.dport, protocol: o.proto };
+                let agg = dests.entry(d).or_default();
+                agg.records += 1;
+                agg.bytes += o.bytes;
+                let tcp_flags = (o.flags != NO_FLAGS).then_some(TcpFlags(o.flags));
+                agg.flows.push(NatFlowObs {
+                    nat_address: o.src,
+                    nat_port: o.sport,
+                    start: o.start,
+                    end: o.end,
+                    tcp_flags,
+                });
+            } else if on_nat && dst_nat && !src_in {
+                // Destination → NAT.
+                let d = Destination { address: o.src, port: o.sport, protocol: o.proto };
+                let used = o.pkt_dst.filter(|a| nat_set.contains(a));
+                replied.insert((used, o.dport, d));
+                *reply_bytes.entry(d).or_default() += o.bytes;
+            } else if on_nat && dst_nat && src_in && !src_nat {
+                // Client → NAT; pkt-dstaddr names the destination when the format has it.
+                let host = o.pkt_dst.filter(|h| *h != o.dst && !internal.contains(h));
+                let key = ClientKey { client: o.src, client_port: o.sport, host, host_port: o.dport, proto: o.proto };
+                let f = clients.entry(key).or_insert(ClientFlow { start: o.start, ..ClientFlow::default() });
+                f.start = f.start.min(o.start);
+                f.bytes += o.bytes;
+                f.seen_request = true;
+            } else if on_nat && src_nat && dst_in && !dst_nat {
+                // NAT → client.
+                let host = o.pkt_src.filter(|h| *h != o.src && !internal.contains(h));
+                let key = ClientKey { client: o.dst, client_port: o.dport, host, host_port: o.sport, proto: o.proto };
+                let f = clients.entry(key).or_insert(ClientFlow { start: o.start, ..ClientFlow::default() });
+                f.bytes += o.bytes;
+                f.answered = true;
+            } else if !on_nat && src_in && !src_nat && !dst_in {
+                // A client's own interface: client → destination.
+                let key = ClientKey {
+                    client: o.src,
+                    client_port: o.sport,
+                    host: Some(o.dst),
+                    host_port: o.dport,
+                    proto: o.proto,
+                };
+                let f = clients.entry(key).or_insert(ClientFlow { start: o.start, ..ClientFlow::default() });
+                f.start = f.start.min(o.start);
+                f.bytes += o.bytes;
+                f.seen_request = true;
+            } else if !on_nat && dst_in && !dst_nat && !src_in {
+                let key = ClientKey {
+                    client: o.dst,
+                    client_port: o.dport,
+                    host: Some(o.src),
+                    host_port: o.sport,
+                    proto: o.proto,
+                };
+                let f = clients.entry(key).or_insert(ClientFlow { start: o.start, ..ClientFlow::default() });
+                f.bytes += o.bytes;
+                f.answered = true;
+            }
+        }
+        if dests.is_empty() {
+            let shown: Vec<String> = nat_addrs.iter().map(ToString::to_string).collect();
+            return Err(AnalyzeError::NatNotSeen(shown.join(", ")));
+        }
+
+        // Which client legs to use: named destinations (pkt-dstaddr or client interfaces) when any.
+        let known_host = clients.keys().any(|k| k.host.is_some());
+        clients.retain(|k, f| f.seen_request && (k.host.is_some() == known_host));
+        let from_client_ifaces = a.obs.iter().any(|o| nat_iface.is_some_and(|i| i != o.iface && o.iface != 0));
+        let attribution = if !known_host {
+            Attribution {
+                method: AttributionMethod::Unavailable,
+                note: Some(
+                    "The NAT interface's records in this format never show the real destination on the \
+                     client legs, so connections cannot be attributed to clients. Add ${pkt-dstaddr} to the \
+                     NAT interface's flow-log format, or analyse the clients' own interface logs too."
+                        .into(),
+                ),
+            }
+        } else if a.obs.iter().any(|o| o.pkt_dst.is_some()) {
+            Attribution { method: AttributionMethod::PktDstaddr, note: None }
+        } else {
+            let note = from_client_ifaces.then(|| {
+                "Attributed from the clients' own interface records: clients without flow logs are not counted."
+                    .to_owned()
+            });
+            Attribution { method: AttributionMethod::ClientInterfaces, note }
+        };
+
+        // 3. Estimates, with a pooled port-reuse fit as the fallback for small destinations.
+        let mut pooled: Vec<EndObs> = Vec::new();
+        for (d, agg) in dests.iter_mut() {
+            pooled.extend(estimate::reuse_observations(&mut agg.flows, d.protocol, t_max));
+        }
+        let ctx = EstimateContext {
+            nat_addresses: nat_addrs.len() as u32,
+            data_end: t_max,
+            fallback_share: estimate::fit_reuse(&pooled).map(|f| f.abandoned_share),
+        };
+        let mut estimates: HashMap<Destination, Estimate> = HashMap::new();
+        let mut nat_unanswered: HashMap<(Destination, u64), u64> = HashMap::new();
+        for (d, agg) in dests.iter_mut() {
+            estimates.insert(*d, estimate::estimate(&mut agg.flows, d.protocol, &ctx));
+            // NAT flows the destination never answered (flows are sorted by NAT 5-tuple now).
+            let mut last: Option<(IpAddr, u16)> = None;
+            for f in &agg.flows {
+                let key = (f.nat_address, f.nat_port);
+                if last == Some(key) {
+                    continue;
+                }
+                last = Some(key);
+                if !replied.contains(&(Some(f.nat_address), f.nat_port, *d))
+                    && !replied.contains(&(None, f.nat_port, *d))
+                {
+                    *nat_unanswered.entry((*d, f.start / 60)).or_default() += 1;
+                }
+            }
+        }
+
+        // 4. Dropped attempts: client legs with no answer, beyond those the destination itself left
+        // unanswered, per minute.
+        // (destination if named, port, protocol, minute) → (unanswered, all) client flows.
+        type MinuteKey = (Option<IpAddr>, u16, Protocol, u64);
+        let mut unanswered: BTreeMap<MinuteKey, (u64, u64)> = BTreeMap::new();
+        for (k, f) in &clients {
+            let e = unanswered.entry((k.host, k.host_port, k.proto, f.start / 60)).or_default();
+            e.1 += 1;
+            if !f.answered {
+                e.0 += 1;
+            }
+        }
+        let mut drops: HashMap<Destination, (u64, u64)> = HashMap::new(); // (count, first minute)
+        let mut unexplained = 0u64;
+        for (&(host, port, proto, minute), &(u, total)) in &unanswered {
+            let nat_side: u64 = match host {
+                Some(h) => nat_unanswered
+                    .get(&(Destination { address: h, port, protocol: proto }, minute))
+                    .copied()
+                    .unwrap_or(0),
+                None => dests
+                    .keys()
+                    .filter(|d| d.port == port && d.protocol == proto)
+                    .map(|d| nat_unanswered.get(&(*d, minute)).copied().unwrap_or(0))
+                    .sum(),
+            };
+            let dropped = u.saturating_sub(nat_side);
+            if dropped < 5 || dropped * 200 < total {
+                continue;
+            }
+            // Candidates: the named destination, or those on this port and protocol near the limit.
+            let near = |d: &Destination, min_share: f64| {
+                estimates.get(d).is_some_and(|e| e.high as f64 >= min_share * limit as f64)
+            };
+            let candidates: Vec<Destination> = match host {
+                Some(h) => {
+                    let d = Destination { address: h, port, protocol: proto };
+                    if near(&d, 0.5) { vec![d] } else { Vec::new() }
+                }
+                None => {
+                    dests.keys().filter(|d| d.port == port && d.protocol == proto && near(d, 0.9)).copied().collect()
+                }
+            };
+            if candidates.is_empty() {
+                unexplained += dropped;
+            }
+            let share = dropped / candidates.len().max(1) as u64;
+            for d in candidates {
+                let e = drops.entry(d).or_insert((0, minute));
+                e.0 += share.max(1);
+                e.1 = e.1.min(minute);
+            }
+        }
+        for (d, _) in drops.iter() {
+            if let Some(e) = estimates.get_mut(d) {
+                e.pin_to_limit();
+            }
+        }
+
+        // 5. Sources per destination.
+        let top_sources = if cfg.top_sources == 0 { 10 } else { cfg.top_sources };
+        let mut sources: HashMap<Destination, HashMap<IpAddr, (u64, u64)>> = HashMap::new();
+        if known_host {
+            for (k, f) in &clients {
+                if let Some(h) = k.host {
+                    let d = Destination { address: h, port: k.host_port, protocol: k.proto };
+                    let e = sources.entry(d).or_default().entry(k.client).or_default();
+                    e.0 += 1;
+                    e.1 += f.bytes;
+                }
+            }
+        }
+
+        // 6. The report.
+        let top = if cfg.top == 0 { 10 } else { cfg.top };
+        let mut rows: Vec<DestinationReport> = dests
+            .iter()
+            .map(|(d, agg)| {
+                let e = &estimates[d];
+                let (dropped, first_drop) =
+                    drops.get(d).copied().map_or((0, None), |(n, m)| (n, Some(Timestamp(m * 60))));
+                let mut srcs: Vec<SourceReport> = sources
+                    .get(d)
+                    .map(|m| {
+                        m.iter().map(|(ip, (c, b))| SourceReport { address: *ip, connections: *c, bytes: *b }).collect()
+                    })
+                    .unwrap_or_default();
+                srcs.sort_by(|x, y| {
+                    y.connections.cmp(&x.connections).then(y.bytes.cmp(&x.bytes)).then(x.address.cmp(&y.address))
+                });
+                srcs.truncate(top_sources);
+                let utilization = e.peak as f64 / limit as f64;
+                DestinationReport {
+                    address: d.address,
+                    port: d.port,
+                    protocol: d.protocol,
+                    service: cfg.prefixes.service_of(&d.address),
+                    peak_connections: e.peak,
+                    peak_connections_range: [e.low, e.high],
+                    peak_at: (e.connections > 0).then_some(Timestamp(e.peak_at)),
+                    limit,
+                    utilization: (utilization * 10_000.0).round() / 10_000.0,
+                    level: cfg.thresholds.level(utilization, e.saturated),
+                    saturated: e.saturated,
+                    records: agg.records,
+                    bytes: agg.bytes + reply_bytes.get(d).copied().unwrap_or(0),
+                    connections: e.connections,
+                    sources: srcs,
+                    per_address: e
+                        .per_address
+                        .iter()
+                        .map(|&(address, peak_connections)| AddressPeak { address, peak_connections })
+                        .collect(),
+                    evidence: Evidence {
+                        hold_model: e.hold_model,
+                        abandoned_share: e.abandoned_share.map(|s| (s * 1000.0).round() / 1000.0),
+                        dropped_attempts: dropped,
+                        first_drop_at: first_drop,
+                        error_port_allocation: None,
+                        max_ports_per_minute: max_ports_per_minute(&agg.flows),
+                    },
+                }
+            })
+            .collect();
+        rows.sort_by(|x, y| {
+            y.peak_connections
+                .cmp(&x.peak_connections)
+                .then(y.records.cmp(&x.records))
+                .then(x.address.cmp(&y.address))
+                .then(x.port.cmp(&y.port))
+                .then(x.protocol.cmp(&y.protocol))
+        });
+        rows.truncate(top);
+
+        let mut skipped_lines = 0;
+        let mut bad_lines = Vec::new();
+        for (name, stats) in &a.inputs {
+            skipped_lines += stats.skipped;
+            for b in &stats.bad_lines {
+                if bad_lines.len() < 20 {
+                    bad_lines.push(BadLineReport { input: name.clone(), line: b.line, reason: b.error.to_string() });
+                }
+            }
+        }
+
+        let input = InputSummary {
+            engine: "local".into(),
+            sources: a.inputs.iter().map(|(n, _)| n.clone()).collect(),
+            nat_gateway_id: cfg.nat_gateway_id.clone(),
+            nat_interface: nat_iface.and_then(|i| iface_names.get(&i).map(|s| (*s).to_owned())),
+            nat_addresses: nat_addrs.clone(),
+            limit_per_destination: limit,
+            vpc_cidrs: internal.blocks().iter().map(ToString::to_string).collect(),
+            log_formats: a.formats.clone(),
+            records: a.records,
+            start: (t_min != u64::MAX).then_some(Timestamp(t_min)),
+            end: (t_max > 0).then_some(Timestamp(t_max)),
+        };
+        let fctx = FindingContext {
+            nat_gateway_id: cfg.nat_gateway_id.as_deref(),
+            nat_interface: input.nat_interface.as_deref(),
+            nat_addresses: nat_addrs.len() as u32,
+            primary_nat_address: primary,
+            vpc_id: cfg.vpc_id.as_deref(),
+            region: cfg.prefixes.region.as_deref(),
+            thresholds: cfg.thresholds,
+            attribution: &attribution,
+            unexplained_drops: unexplained,
+            skipped_lines,
+            first_bad_line: bad_lines.first(),
+        };
+        let findings = findings::evaluate(&rows, &fctx);
+        let verdict = verdict(&rows);
+        Ok(Report {
+            schema_version: SCHEMA_VERSION,
+            verdict,
+            input,
+            destinations: rows,
+            findings,
+            attribution,
+            skipped_lines,
+            bad_lines,
+            notes,
+        })
+    }
+}
+
+/// The overall verdict from the destinations.
+pub fn verdict(rows: &[DestinationReport]) -> Verdict {
+    use crate::limits::Level;
+    let worst = rows.iter().max_by(|a, b| {
+        (a.saturated, a.level, a.utilization)
+            .partial_cmp(&(b.saturated, b.level, b.utilization))
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
+    match worst {
+        Some(d) if d.saturated => Verdict {
+            status: Status::Exhausted,
+            summary: format!(
+                "Port exhaustion: {} reached its limit of {} simultaneous connections{}",
+                d.display_destination(),
+                thousands(d.limit),
+                d.peak_at.map(|t| format!(" at {t}")).unwrap_or_default()
+            ),
+        },
+        Some(d) if d.level >= Level::Warning => Verdict {
+            status: Status::AtRisk,
+            summary: format!(
+                "At risk: {} peaked at {} of {} simultaneous connections ({:.0}%)",
+                d.display_destination(),
+                thousands(d.peak_connections),
+                thousands(d.limit),
+                d.utilization * 100.0
+            ),
+        },
+        Some(d) => Verdict {
+            status: Status::Healthy,
+            summary: format!(
+                "Healthy: the busiest destination, {}, peaked at {} of {} simultaneous connections ({:.0}%)",
+                d.display_destination(),
+                thousands(d.peak_connections),
+                thousands(d.limit),
+                d.utilization * 100.0
+            ),
+        },
+        None => Verdict { status: Status::Healthy, summary: "Healthy: no traffic through the NAT gateway".into() },
+    }
+}
+
+impl DestinationReport {
+    /// `ip:port/proto`, with the service when known.
+    pub fn display_destination(&self) -> String {
+        let d = Destination { address: self.address, port: self.port, protocol: self.protocol }.to_string();
+        match self.service {
+            Some(s) => format!("{d} ({})", s.name()),
+            None => d,
+        }
+    }
+}
+
+/// `55000` → `55,000`.
+pub fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::with_capacity(s.len() + s.len() / 3);
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Peak distinct NAT ports in one 60-second bin (by record start).
+fn max_ports_per_minute(flows: &[NatFlowObs]) -> u64 {
+    let mut keys: Vec<(u64, IpAddr, u16)> = flows.iter().map(|f| (f.start / 60, f.nat_address, f.nat_port)).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    let mut best = 0u64;
+    let mut i = 0;
+    while i < keys.len() {
+        let j = keys[i..].iter().position(|k| k.0 != keys[i].0).map_or(keys.len(), |p| i + p);
+        best = best.max((j - i) as u64);
+        i = j;
+    }
+    best
+}
+
+fn most_common_iface(obs: &[Obs], nat: &HashSet<IpAddr>) -> Option<u32> {
+    let mut counts: HashMap<u32, u64> = HashMap::new();
+    for o in obs {
+        if nat.contains(&o.src) || nat.contains(&o.dst) {
+            *counts.entry(o.iface).or_default() += 1;
+        }
+    }
+    counts.into_iter().max_by_key(|&(i, n)| (n, std::cmp::Reverse(i))).map(|(i, _)| i)
+}
+
+/// Finds the NAT interface and addresses: the primary address receives from many private addresses
+/// and sends to outside ones on the same interface; every private address that sends to outside
+/// addresses on that interface is a NAT address (secondary addresses appear only as sources there).
+fn infer_nat(obs: &[Obs], internal: &CidrSet, only_iface: Option<u32>) -> Option<(u32, Vec<IpAddr>)> {
+    let mut score: HashMap<(u32, IpAddr), (u64, u64)> = HashMap::new();
+    for o in obs.iter().filter(|o| only_iface.is_none_or(|i| i == o.iface)) {
+        let (src_in, dst_in) = (internal.contains(&o.src), internal.contains(&o.dst));
+        if src_in && dst_in && o.src != o.dst {
+            score.entry((o.iface, o.dst)).or_default().0 += 1;
+        } else if src_in && !dst_in {
+            score.entry((o.iface, o.src)).or_default().1 += 1;
+        }
+    }
+    let (&(iface, primary), _) = score
+        .iter()
+        .filter(|(_, (i, o))| *i > 0 && *o > 0)
+        .max_by_key(|&(&(iface, addr), &(i, o))| (i.min(o), std::cmp::Reverse((iface, addr))))?;
+    let mut addrs: Vec<IpAddr> = if iface == 0 {
+        Vec::new()
+    } else {
+        score.iter().filter(|(k, v)| k.0 == iface && k.1 != primary && v.1 > 0).map(|(k, _)| k.1).collect()
+    };
+    addrs.sort_unstable();
+    addrs.truncate(7);
+    addrs.insert(0, primary);
+    Some((iface, addrs))
+}

@@ -1,0 +1,293 @@
+//! Finding rules: evidence in, findings out, each with a severity and a remedy plan with exact
+//! commands where one exists. Shared by the local analyzer and the live path.
+
+use std::net::IpAddr;
+
+use crate::analyze::thousands;
+use crate::estimate::HoldModel;
+use crate::limits::{CONNECTIONS_PER_ADDRESS, IDLE_TIMEOUT_SECS, Level, MAX_ADDRESSES, Thresholds};
+use crate::report::{Attribution, AttributionMethod, BadLineReport, DestinationReport, Finding, Remedy, Severity};
+
+/// The flow-log format natgw recommends for a NAT gateway's interface: the default fields plus TCP
+/// flags (closed vs abandoned connections), the packet addresses (the real destination of client legs,
+/// for attribution) and the direction.
+pub const RECOMMENDED_LOG_FORMAT: &str = "${version} ${account-id} ${interface-id} ${srcaddr} ${dstaddr} ${srcport} ${dstport} ${protocol} ${packets} ${bytes} ${start} ${end} ${action} ${log-status} ${tcp-flags} ${pkt-srcaddr} ${pkt-dstaddr} ${flow-direction}";
+
+/// What the rules know beyond the destinations.
+#[derive(Debug, Clone)]
+pub struct FindingContext<'a> {
+    pub nat_gateway_id: Option<&'a str>,
+    pub nat_interface: Option<&'a str>,
+    pub nat_addresses: u32,
+    pub primary_nat_address: IpAddr,
+    pub vpc_id: Option<&'a str>,
+    pub region: Option<&'a str>,
+    pub thresholds: Thresholds,
+    pub attribution: &'a Attribution,
+    /// Dropped attempts that could not be pinned on a destination.
+    pub unexplained_drops: u64,
+    pub skipped_lines: u64,
+    pub first_bad_line: Option<&'a BadLineReport>,
+}
+
+/// The command that creates a flow log on the NAT interface in the recommended format.
+pub fn create_flow_log_command(interface: Option<&str>) -> String {
+    format!(
+        "aws ec2 create-flow-logs --resource-type NetworkInterface --resource-ids {} --traffic-type ALL \
+         --max-aggregation-interval 60 --log-destination-type cloud-watch-logs --log-group-name /natgw/flow-logs \
+         --deliver-logs-permission-arn arn:aws:iam::<account-id>:role/<flow-logs-role> --log-format '{}'",
+        interface.unwrap_or("<nat-eni-id>"),
+        RECOMMENDED_LOG_FORMAT
+    )
+}
+
+/// Evaluates every rule; findings come out most severe first.
+pub fn evaluate(rows: &[DestinationReport], ctx: &FindingContext<'_>) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for d in rows {
+        if d.saturated || d.level >= Level::Warning {
+            out.push(hot_destination(d, ctx));
+        } else if idle_share(d) >= 0.3 && d.utilization >= 0.2 {
+            out.push(Finding {
+                id: "idle-connections".into(),
+                severity: Severity::Info,
+                summary: format!(
+                    "{}: {:.0}% of connections go quiet without closing and hold their NAT port {IDLE_TIMEOUT_SECS} s",
+                    d.display_destination(),
+                    idle_share(d) * 100.0
+                ),
+                destination: Some(d.display_destination()),
+                remedies: vec![close_idle_remedy()],
+            });
+        }
+    }
+    let hot = rows.iter().any(|d| d.saturated || d.level >= Level::Warning);
+    if ctx.attribution.method == AttributionMethod::Unavailable {
+        out.push(Finding {
+            id: "attribution-unavailable".into(),
+            severity: if hot { Severity::Warning } else { Severity::Info },
+            summary: "Source clients cannot be named from these logs: the NAT interface's default-format records \
+                      show the NAT's own address, not the destination, on client legs"
+                .into(),
+            destination: None,
+            remedies: vec![
+                Remedy {
+                    summary: "Log the NAT interface with pkt-dstaddr (and tcp-flags, 60-second aggregation)".into(),
+                    command: Some(create_flow_log_command(ctx.nat_interface)),
+                },
+                Remedy {
+                    summary: "Or analyse the clients' own interface logs (subnet- or VPC-level flow logs) together with the NAT's".into(),
+                    command: None,
+                },
+            ],
+        });
+    }
+    let uncertain = rows.iter().any(|d| {
+        (d.saturated || d.level >= Level::Warning)
+            && matches!(d.evidence.hold_model, HoldModel::PortReuse | HoldModel::Unknown)
+            && d.peak_connections_range[1] > d.peak_connections_range[0] + d.peak_connections_range[0] / 5
+    });
+    if uncertain && ctx.attribution.method != AttributionMethod::Unavailable {
+        out.push(Finding {
+            id: "no-tcp-flags".into(),
+            severity: Severity::Info,
+            summary:
+                "The log format has no tcp-flags: closed and abandoned connections were told apart from port reuse, \
+                      which leaves a wide range"
+                    .into(),
+            destination: None,
+            remedies: vec![Remedy {
+                summary: "Add ${tcp-flags} to the NAT interface's flow-log format".into(),
+                command: Some(create_flow_log_command(ctx.nat_interface)),
+            }],
+        });
+    }
+    if ctx.unexplained_drops > 0 {
+        out.push(Finding {
+            id: "unexplained-drops".into(),
+            severity: Severity::Warning,
+            summary: format!(
+                "{} connection attempts through the NAT gateway got no NAT-side leg, but no destination near its limit \
+                 explains them; check the ErrorPortAllocation and PacketsDropCount metrics",
+                thousands(ctx.unexplained_drops)
+            ),
+            destination: None,
+            remedies: vec![Remedy {
+                summary: "Read the gateway's CloudWatch metrics for the same window".into(),
+                command: Some(format!("aws-natgw metrics {}", ctx.nat_gateway_id.unwrap_or("<nat-gateway-id>"))),
+            }],
+        });
+    }
+    if ctx.skipped_lines > 0 {
+        let first = ctx
+            .first_bad_line
+            .map(|b| format!(" (first: {} line {}: {})", b.input, b.line, b.reason))
+            .unwrap_or_default();
+        out.push(Finding {
+            id: "skipped-lines".into(),
+            severity: Severity::Info,
+            summary: format!(
+                "{} unreadable flow-log line{} skipped{first}",
+                thousands(ctx.skipped_lines),
+                if ctx.skipped_lines == 1 { " was" } else { "s were" }
+            ),
+            destination: None,
+            remedies: vec![Remedy {
+                summary:
+                    "If the flow log uses a custom format and the files have no header line, pass it with --log-format"
+                        .into(),
+                command: None,
+            }],
+        });
+    }
+    if !hot {
+        let summary = match rows.first() {
+            Some(d) => format!(
+                "No destination above {:.0}% of its limit; the busiest, {}, peaked at {:.0}%",
+                ctx.thresholds.warning * 100.0,
+                d.display_destination(),
+                d.utilization * 100.0
+            ),
+            None => "No traffic through the NAT gateway".into(),
+        };
+        out.push(Finding {
+            id: "healthy".into(),
+            severity: Severity::Info,
+            summary,
+            destination: None,
+            remedies: Vec::new(),
+        });
+    }
+    out.sort_by_key(|f| std::cmp::Reverse(f.severity));
+    out
+}
+
+fn idle_share(d: &DestinationReport) -> f64 {
+    if d.protocol == crate::net::Protocol::TCP { d.evidence.abandoned_share.unwrap_or(0.0) } else { 0.0 }
+}
+
+fn close_idle_remedy() -> Remedy {
+    Remedy {
+        summary: format!(
+            "Close idle connections: set the clients' HTTP/connection-pool idle timeout below {IDLE_TIMEOUT_SECS} s \
+             (e.g. 300 s), and enable TCP keepalive under {IDLE_TIMEOUT_SECS} s for long-lived sockets"
+        ),
+        command: Some("sudo sysctl -w net.ipv4.tcp_keepalive_time=300".into()),
+    }
+}
+
+fn hot_destination(d: &DestinationReport, ctx: &FindingContext<'_>) -> Finding {
+    let dest = d.display_destination();
+    let nat = ctx.nat_gateway_id.unwrap_or("<nat-gateway-id>");
+    let summary = if d.saturated {
+        let drops = if d.evidence.dropped_attempts > 0 {
+            format!(
+                "; {} connection attempts dropped{}",
+                thousands(d.evidence.dropped_attempts),
+                d.evidence.first_drop_at.map(|t| format!(" from {t}")).unwrap_or_default()
+            )
+        } else {
+            String::new()
+        };
+        format!(
+            "{dest} exhausted its NAT ports: {} of {} simultaneous connections{drops}",
+            thousands(d.peak_connections),
+            thousands(d.limit)
+        )
+    } else {
+        format!(
+            "{dest} peaked at {} of {} simultaneous connections ({:.0}%, range {}–{})",
+            thousands(d.peak_connections),
+            thousands(d.limit),
+            d.utilization * 100.0,
+            thousands(d.peak_connections_range[0]),
+            thousands(d.peak_connections_range[1])
+        )
+    };
+    let mut remedies = Vec::new();
+    if let Some(service) = d.service {
+        remedies.push(Remedy {
+            summary: format!(
+                "Send {} traffic through a gateway VPC endpoint: no NAT port limit and no NAT data processing charge",
+                service.name()
+            ),
+            command: Some(format!(
+                "aws ec2 create-vpc-endpoint --vpc-endpoint-type Gateway --vpc-id {} --service-name {} --route-table-ids <route-table-ids-of-client-subnets>",
+                ctx.vpc_id.unwrap_or("<vpc-id>"),
+                service.endpoint_service(ctx.region.unwrap_or("<region>"))
+            )),
+        });
+    }
+    if idle_share(d) >= 0.2 {
+        let mut r = close_idle_remedy();
+        r.summary = format!(
+            "{:.0}% of connections were abandoned and held their port for {IDLE_TIMEOUT_SECS} s. {}",
+            idle_share(d) * 100.0,
+            r.summary
+        );
+        remedies.push(r);
+    }
+    if ctx.nat_addresses < MAX_ADDRESSES {
+        let want = if d.saturated {
+            ctx.nat_addresses.max(1)
+        } else {
+            let needed = (d.peak_connections_range[1] as f64 * 1.25 / CONNECTIONS_PER_ADDRESS as f64).ceil() as u32;
+            needed.saturating_sub(ctx.nat_addresses).max(1)
+        };
+        let add = want.min(MAX_ADDRESSES - ctx.nat_addresses);
+        remedies.push(Remedy {
+            summary: format!(
+                "Add {add} address{} to the NAT gateway: each adds {} simultaneous connections to every destination \
+                 ({} → {} here). Public NAT gateway: allocate Elastic IPs (aws ec2 allocate-address --domain vpc; \
+                 2 per gateway by default, an adjustable quota) and associate them",
+                if add > 1 { "es" } else { "" },
+                thousands(CONNECTIONS_PER_ADDRESS),
+                thousands(d.limit),
+                thousands(d.limit + u64::from(add) * CONNECTIONS_PER_ADDRESS)
+            ),
+            command: Some(format!(
+                "aws ec2 associate-nat-gateway-address --nat-gateway-id {nat} --allocation-ids <eipalloc-id> …"
+            )),
+        });
+        remedies.push(Remedy {
+            summary: "Private NAT gateway: assign secondary private addresses".into(),
+            command: Some(format!(
+                "aws ec2 assign-private-nat-gateway-address --nat-gateway-id {nat} --private-ip-address-count {add}"
+            )),
+        });
+    }
+    remedies.push(Remedy {
+        summary: "Spread clients over one NAT gateway per Availability Zone (each gateway has its own ports), routing each \
+                  AZ's private subnets to the gateway in the same AZ"
+            .into(),
+        command: Some(
+            "aws ec2 create-nat-gateway --subnet-id <public-subnet-in-az> --allocation-id <eipalloc-id> && \
+             aws ec2 replace-route --route-table-id <route-table-of-az> --destination-cidr-block 0.0.0.0/0 --nat-gateway-id <new-nat-gateway-id>"
+                .into(),
+        ),
+    });
+    if !d.sources.is_empty() {
+        let named: Vec<String> = d
+            .sources
+            .iter()
+            .take(3)
+            .map(|s| format!("{} ({} connections)", s.address, thousands(s.connections)))
+            .collect();
+        remedies.push(Remedy {
+            summary: format!(
+                "Limit connections to {dest} from the top clients {}: cap the connection pool per host and reuse \
+                 connections (keep-alive) instead of opening new ones",
+                named.join(", ")
+            ),
+            command: None,
+        });
+    }
+    let severity = if d.saturated || d.level == Level::Critical { Severity::Critical } else { Severity::Warning };
+    Finding {
+        id: if d.saturated { "port-exhaustion".into() } else { "near-limit".into() },
+        severity,
+        summary,
+        destination: Some(dest),
+        remedies,
+    }
+}

@@ -1,0 +1,471 @@
+//! The flow-log line parser: zero-copy over byte buffers, any `LogFormat`, an optional S3 header line,
+//! `-` values, NODATA/SKIPDATA, IPv4 and IPv6. Bad lines are collected, never fatal.
+
+use memchr::memchr;
+
+use super::format::{Field, LogFormat};
+use super::record::{Action, FlowDirection, LogStatus, Record, TcpFlags};
+use crate::net::{Protocol, parse_ip};
+
+/// Why one line was skipped.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LineError {
+    #[error("has {found} fields, the log format has {expected}")]
+    FieldCount { expected: usize, found: usize },
+    #[error("field {field} has invalid value {value:?}")]
+    BadValue { field: &'static str, value: String },
+    #[error("is not text (binary data)")]
+    NotText,
+}
+
+/// A skipped line: where and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadLine {
+    /// 1-based line number within its input.
+    pub line: u64,
+    pub error: LineError,
+}
+
+/// What a parser does with the value at one position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    Skip,
+    Version,
+    AccountId,
+    InterfaceId,
+    SrcAddr,
+    DstAddr,
+    SrcPort,
+    DstPort,
+    Protocol,
+    Packets,
+    Bytes,
+    Start,
+    End,
+    Action,
+    LogStatus,
+    VpcId,
+    SubnetId,
+    InstanceId,
+    TcpFlags,
+    PktSrcAddr,
+    PktDstAddr,
+    AzId,
+    PktSrcAwsService,
+    PktDstAwsService,
+    FlowDirection,
+}
+
+impl Slot {
+    fn of(field: &Field) -> Slot {
+        match field {
+            Field::Version => Slot::Version,
+            Field::AccountId => Slot::AccountId,
+            Field::InterfaceId => Slot::InterfaceId,
+            Field::SrcAddr => Slot::SrcAddr,
+            Field::DstAddr => Slot::DstAddr,
+            Field::SrcPort => Slot::SrcPort,
+            Field::DstPort => Slot::DstPort,
+            Field::Protocol => Slot::Protocol,
+            Field::Packets => Slot::Packets,
+            Field::Bytes => Slot::Bytes,
+            Field::Start => Slot::Start,
+            Field::End => Slot::End,
+            Field::Action => Slot::Action,
+            Field::LogStatus => Slot::LogStatus,
+            Field::VpcId => Slot::VpcId,
+            Field::SubnetId => Slot::SubnetId,
+            Field::InstanceId => Slot::InstanceId,
+            Field::TcpFlags => Slot::TcpFlags,
+            Field::PktSrcAddr => Slot::PktSrcAddr,
+            Field::PktDstAddr => Slot::PktDstAddr,
+            Field::AzId => Slot::AzId,
+            Field::PktSrcAwsService => Slot::PktSrcAwsService,
+            Field::PktDstAwsService => Slot::PktDstAwsService,
+            Field::FlowDirection => Slot::FlowDirection,
+            Field::Type | Field::Region | Field::TrafficPath | Field::Other(_) => Slot::Skip,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Slot::Skip => "(skipped)",
+            Slot::Version => "version",
+            Slot::AccountId => "account-id",
+            Slot::InterfaceId => "interface-id",
+            Slot::SrcAddr => "srcaddr",
+            Slot::DstAddr => "dstaddr",
+            Slot::SrcPort => "srcport",
+            Slot::DstPort => "dstport",
+            Slot::Protocol => "protocol",
+            Slot::Packets => "packets",
+            Slot::Bytes => "bytes",
+            Slot::Start => "start",
+            Slot::End => "end",
+            Slot::Action => "action",
+            Slot::LogStatus => "log-status",
+            Slot::VpcId => "vpc-id",
+            Slot::SubnetId => "subnet-id",
+            Slot::InstanceId => "instance-id",
+            Slot::TcpFlags => "tcp-flags",
+            Slot::PktSrcAddr => "pkt-srcaddr",
+            Slot::PktDstAddr => "pkt-dstaddr",
+            Slot::AzId => "az-id",
+            Slot::PktSrcAwsService => "pkt-src-aws-service",
+            Slot::PktDstAwsService => "pkt-dst-aws-service",
+            Slot::FlowDirection => "flow-direction",
+        }
+    }
+}
+
+/// Parses lines of one log format.
+#[derive(Debug, Clone)]
+pub struct LineParser {
+    format: LogFormat,
+    slots: Vec<Slot>,
+}
+
+impl LineParser {
+    /// A parser for `format`.
+    pub fn new(format: LogFormat) -> LineParser {
+        let slots = format.fields().iter().map(Slot::of).collect();
+        LineParser { format, slots }
+    }
+
+    /// The format this parser reads.
+    pub fn format(&self) -> &LogFormat {
+        &self.format
+    }
+
+    /// Parses one line (without its line ending). Fields are separated by runs of spaces or tabs.
+    pub fn parse<'a>(&self, line: &'a [u8]) -> Result<Record<'a>, LineError> {
+        let mut rec = Record::default();
+        let mut n = 0;
+        let mut first_error = None;
+        for token in line.split(|&b| b == b' ' || b == b'\t').filter(|t| !t.is_empty()) {
+            if let Some(&slot) = self.slots.get(n) {
+                if slot != Slot::Skip && token != b"-" && first_error.is_none() {
+                    first_error = set(&mut rec, slot, token).err();
+                }
+            }
+            n += 1;
+        }
+        // A wrong field count explains bad values better than the values do.
+        if n != self.slots.len() {
+            if first_error == Some(LineError::NotText) {
+                return Err(LineError::NotText);
+            }
+            return Err(LineError::FieldCount { expected: self.slots.len(), found: n });
+        }
+        first_error.map_or(Ok(rec), Err)
+    }
+}
+
+fn bad(slot: Slot, token: &[u8]) -> LineError {
+    if std::str::from_utf8(token).is_err() {
+        return LineError::NotText;
+    }
+    LineError::BadValue {
+        field: slot.name(),
+        value: String::from_utf8_lossy(&token[..token.len().min(64)]).into_owned(),
+    }
+}
+
+fn num<T: TryFrom<u64>>(slot: Slot, token: &[u8]) -> Result<T, LineError> {
+    if token.is_empty() || token.len() > 20 || !token.iter().all(u8::is_ascii_digit) {
+        return Err(bad(slot, token));
+    }
+    let mut v: u64 = 0;
+    for &b in token {
+        v = v.checked_mul(10).and_then(|v| v.checked_add(u64::from(b - b'0'))).ok_or_else(|| bad(slot, token))?;
+    }
+    T::try_from(v).map_err(|_| bad(slot, token))
+}
+
+fn text(slot: Slot, token: &[u8]) -> Result<&str, LineError> {
+    std::str::from_utf8(token).map_err(|_| bad(slot, token))
+}
+
+fn set<'a>(rec: &mut Record<'a>, slot: Slot, t: &'a [u8]) -> Result<(), LineError> {
+    let ip = |t: &[u8]| parse_ip(t).ok_or_else(|| bad(slot, t));
+    match slot {
+        Slot::Skip => {}
+        Slot::Version => rec.version = Some(num(slot, t)?),
+        Slot::AccountId => rec.account_id = Some(text(slot, t)?),
+        Slot::InterfaceId => rec.interface_id = Some(text(slot, t)?),
+        Slot::SrcAddr => rec.srcaddr = Some(ip(t)?),
+        Slot::DstAddr => rec.dstaddr = Some(ip(t)?),
+        Slot::SrcPort => rec.srcport = Some(num(slot, t)?),
+        Slot::DstPort => rec.dstport = Some(num(slot, t)?),
+        Slot::Protocol => rec.protocol = Some(Protocol(num(slot, t)?)),
+        Slot::Packets => rec.packets = Some(num(slot, t)?),
+        Slot::Bytes => rec.bytes = Some(num(slot, t)?),
+        Slot::Start => rec.start = Some(num(slot, t)?),
+        Slot::End => rec.end = Some(num(slot, t)?),
+        Slot::Action => {
+            rec.action = Some(match t {
+                b"ACCEPT" => Action::Accept,
+                b"REJECT" => Action::Reject,
+                _ => return Err(bad(slot, t)),
+            })
+        }
+        Slot::LogStatus => {
+            rec.log_status = match t {
+                b"OK" => LogStatus::Ok,
+                b"NODATA" => LogStatus::NoData,
+                b"SKIPDATA" => LogStatus::SkipData,
+                _ => return Err(bad(slot, t)),
+            }
+        }
+        Slot::VpcId => rec.vpc_id = Some(text(slot, t)?),
+        Slot::SubnetId => rec.subnet_id = Some(text(slot, t)?),
+        Slot::InstanceId => rec.instance_id = Some(text(slot, t)?),
+        Slot::TcpFlags => rec.tcp_flags = Some(TcpFlags(num(slot, t)?)),
+        Slot::PktSrcAddr => rec.pkt_srcaddr = Some(ip(t)?),
+        Slot::PktDstAddr => rec.pkt_dstaddr = Some(ip(t)?),
+        Slot::AzId => rec.az_id = Some(text(slot, t)?),
+        Slot::PktSrcAwsService => rec.pkt_src_aws_service = Some(text(slot, t)?),
+        Slot::PktDstAwsService => rec.pkt_dst_aws_service = Some(text(slot, t)?),
+        Slot::FlowDirection => {
+            rec.flow_direction = Some(match t {
+                b"ingress" => FlowDirection::Ingress,
+                b"egress" => FlowDirection::Egress,
+                _ => return Err(bad(slot, t)),
+            })
+        }
+    }
+    Ok(())
+}
+
+/// Counts of what a stream held.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ParseStats {
+    /// Lines read, header and blank lines included.
+    pub lines: u64,
+    /// Records parsed (NODATA/SKIPDATA included).
+    pub records: u64,
+    /// Lines skipped as bad.
+    pub skipped: u64,
+    /// The first bad lines (at most [`MAX_BAD_LINES_KEPT`]).
+    pub bad_lines: Vec<BadLine>,
+    /// Whether the stream opened with a header line.
+    pub header: bool,
+}
+
+/// How many bad lines a stream keeps as examples; the rest are only counted.
+pub const MAX_BAD_LINES_KEPT: usize = 20;
+
+impl ParseStats {
+    /// Adds another stream's counts.
+    pub fn merge(&mut self, other: ParseStats) {
+        self.lines += other.lines;
+        self.records += other.records;
+        self.skipped += other.skipped;
+        self.header |= other.header;
+        let room = MAX_BAD_LINES_KEPT.saturating_sub(self.bad_lines.len());
+        self.bad_lines.extend(other.bad_lines.into_iter().take(room));
+    }
+}
+
+/// A push parser for one input (one file or stream): feed it byte chunks of any size; it splits
+/// lines across chunk boundaries, reads an optional header line first, and hands each record to a
+/// callback. No allocation per record; a partial trailing line is carried in a small buffer.
+#[derive(Debug)]
+pub struct StreamParser {
+    parser: LineParser,
+    explicit: bool,
+    carry: Vec<u8>,
+    stats: ParseStats,
+}
+
+impl StreamParser {
+    /// A stream in `format`. When `explicit` is false (the format is an assumption), a header line
+    /// at the top of the stream replaces it; when true, a header is still recognised and skipped but
+    /// the given format stays.
+    pub fn new(format: LogFormat, explicit: bool) -> StreamParser {
+        StreamParser { parser: LineParser::new(format), explicit, carry: Vec::new(), stats: ParseStats::default() }
+    }
+
+    /// The format records are read with (after any header).
+    pub fn format(&self) -> &LogFormat {
+        self.parser.format()
+    }
+
+    /// Feeds a chunk; complete lines are parsed and passed to `on_record`.
+    pub fn feed(&mut self, mut chunk: &[u8], on_record: &mut dyn FnMut(&Record<'_>)) {
+        if !self.carry.is_empty() {
+            match memchr(b'\n', chunk) {
+                None => {
+                    self.carry.extend_from_slice(chunk);
+                    return;
+                }
+                Some(i) => {
+                    let mut line = std::mem::take(&mut self.carry);
+                    line.extend_from_slice(&chunk[..i]);
+                    self.line(&line, on_record);
+                    line.clear();
+                    self.carry = line;
+                    chunk = &chunk[i + 1..];
+                }
+            }
+        }
+        while let Some(i) = memchr(b'\n', chunk) {
+            self.line(&chunk[..i], on_record);
+            chunk = &chunk[i + 1..];
+        }
+        self.carry.extend_from_slice(chunk);
+    }
+
+    /// Ends the stream (parsing a last line without a newline) and returns its counts.
+    pub fn finish(mut self, on_record: &mut dyn FnMut(&Record<'_>)) -> ParseStats {
+        if !self.carry.is_empty() {
+            let line = std::mem::take(&mut self.carry);
+            self.line(&line, on_record);
+        }
+        self.stats
+    }
+
+    /// Counts so far.
+    pub fn stats(&self) -> &ParseStats {
+        &self.stats
+    }
+
+    fn line(&mut self, mut line: &[u8], on_record: &mut dyn FnMut(&Record<'_>)) {
+        self.stats.lines += 1;
+        if let [rest @ .., b'\r'] = line {
+            line = rest;
+        }
+        if line.iter().all(|b| b.is_ascii_whitespace()) {
+            return;
+        }
+        if self.stats.lines == 1 {
+            if let Some(header) = LogFormat::from_header(line) {
+                self.stats.header = true;
+                if !self.explicit {
+                    self.parser = LineParser::new(header);
+                }
+                return;
+            }
+        }
+        match self.parser.parse(line) {
+            Ok(rec) => {
+                self.stats.records += 1;
+                on_record(&rec);
+            }
+            Err(error) => {
+                self.stats.skipped += 1;
+                if self.stats.bad_lines.len() < MAX_BAD_LINES_KEPT {
+                    self.stats.bad_lines.push(BadLine { line: self.stats.lines, error });
+                }
+            }
+        }
+    }
+}
+
+/// Parses a whole buffer (convenience over [`StreamParser`]).
+pub fn parse_all(buf: &[u8], format: LogFormat, explicit: bool, on_record: &mut dyn FnMut(&Record<'_>)) -> ParseStats {
+    let mut p = StreamParser::new(format, explicit);
+    p.feed(buf, on_record);
+    p.finish(on_record)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn collect(buf: &[u8], format: LogFormat) -> (Vec<String>, ParseStats) {
+        let mut out = Vec::new();
+        let stats = parse_all(buf, format, false, &mut |r| {
+            out.push(format!(
+                "{:?} {:?}:{:?} -> {:?}:{:?} proto={:?} {:?}-{:?} {:?} {:?} pkt-dst={:?} flags={:?}",
+                r.interface_id,
+                r.srcaddr,
+                r.srcport,
+                r.dstaddr,
+                r.dstport,
+                r.protocol.map(|p| p.0),
+                r.start,
+                r.end,
+                r.action,
+                r.log_status,
+                r.pkt_dstaddr,
+                r.tcp_flags.map(|f| f.0)
+            ))
+        });
+        (out, stats)
+    }
+
+    #[test]
+    fn default_format_with_header_nodata_and_ipv6() {
+        let buf = b"version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end action log-status\n\
+2 123456789012 eni-0a1b 10.0.1.5 10.0.0.7 40000 443 6 3 180 1700000000 1700000010 ACCEPT OK\n\
+2 123456789012 eni-0a1b - - - - - - - 1700000000 1700000060 - NODATA\r\n\
+2 123456789012 eni-0a1b 2001:db8::1 2600:1f18::5 50000 443 6 1 60 1700000001 1700000001 REJECT OK";
+        let (recs, stats) = collect(buf, LogFormat::default());
+        assert!(stats.header);
+        assert_eq!((stats.lines, stats.records, stats.skipped), (4, 3, 0));
+        insta::assert_snapshot!(recs.join("\n"), @r#"
+        Some("eni-0a1b") Some(10.0.1.5):Some(40000) -> Some(10.0.0.7):Some(443) proto=Some(6) Some(1700000000)-Some(1700000010) Some(Accept) Ok pkt-dst=None flags=None
+        Some("eni-0a1b") None:None -> None:None proto=None Some(1700000000)-Some(1700000060) None NoData pkt-dst=None flags=None
+        Some("eni-0a1b") Some(2001:db8::1):Some(50000) -> Some(2600:1f18::5):Some(443) proto=Some(6) Some(1700000001)-Some(1700000001) Some(Reject) Ok pkt-dst=None flags=None
+        "#);
+    }
+
+    #[test]
+    fn custom_format_from_header_skips_unknown_fields() {
+        let buf = b"srcaddr dstaddr ecs-cluster-name srcport dstport protocol start end pkt-dstaddr tcp-flags\n\
+10.0.1.5 10.0.0.7 my-cluster 40000 443 6 100 160 52.216.8.10 3\n";
+        let (recs, stats) = collect(buf, LogFormat::default());
+        assert_eq!(stats.records, 1);
+        assert!(recs[0].contains("pkt-dst=Some(52.216.8.10) flags=Some(3)"), "{}", recs[0]);
+    }
+
+    #[test]
+    fn bad_lines_are_counted_with_reasons_and_never_fatal() {
+        let buf = b"2 1 eni-1 10.0.0.1 10.0.0.2 1 2 6 1 1 5 6 ACCEPT OK\n\
+2 1 eni-1 10.0.0.1 10.0.0.2 1 2 6 1 1 5\n\
+2 1 eni-1 10.0.0.1 10.0.0.2 1 99999 6 1 1 5 6 ACCEPT OK\n\
+2 1 eni-1 10.0.0.999 10.0.0.2 1 2 6 1 1 5 6 ACCEPT OK\n\
+\xff\xfe\x00\x01 1 eni-1 10.0.0.1 10.0.0.2 1 2 6 1 1 5 6 ACCEPT OK\n\
+2 1 eni-1 10.0.0.1 10.0.0.2 1 2 6 1 1 5 6 MAYBE OK\n\
+garbage line\n";
+        let (_, stats) = collect(buf, LogFormat::default());
+        assert_eq!((stats.records, stats.skipped), (1, 6));
+        let reasons: Vec<String> = stats.bad_lines.iter().map(|b| format!("line {}: {}", b.line, b.error)).collect();
+        insta::assert_snapshot!(reasons.join("\n"), @r#"
+        line 2: has 11 fields, the log format has 14
+        line 3: field dstport has invalid value "99999"
+        line 4: field srcaddr has invalid value "10.0.0.999"
+        line 5: is not text (binary data)
+        line 6: field action has invalid value "MAYBE"
+        line 7: has 2 fields, the log format has 14
+        "#);
+    }
+
+    #[test]
+    fn chunk_boundaries_do_not_matter() {
+        let buf = b"2 1 eni-1 10.0.0.1 10.0.0.2 1 2 6 1 1 5 6 ACCEPT OK\n2 1 eni-1 10.0.0.3 10.0.0.4 1 2 17 1 1 5 6 ACCEPT OK\n2 1 eni-1 10.0.0.5 10.0.0.6 1 2 6 1 1 5 6 ACCEPT OK";
+        let (whole, _) = collect(buf, LogFormat::default());
+        for size in 1..buf.len() {
+            let mut out = Vec::new();
+            let mut p = StreamParser::new(LogFormat::default(), false);
+            let mut cb = |r: &Record<'_>| out.push(r.srcaddr);
+            for chunk in buf.chunks(size) {
+                p.feed(chunk, &mut cb);
+            }
+            let stats = p.finish(&mut cb);
+            assert_eq!(stats.records, 3, "chunk size {size}");
+            assert_eq!(out.len(), whole.len());
+        }
+    }
+
+    #[test]
+    fn explicit_format_keeps_priority_over_header() {
+        let fmt = LogFormat::parse("${srcaddr} ${dstaddr}").unwrap();
+        let buf = b"version srcaddr dstaddr\n10.0.0.1 10.0.0.2\n";
+        let mut n = 0;
+        let stats = parse_all(buf, fmt, true, &mut |_| n += 1);
+        assert!(stats.header);
+        assert_eq!(n, 1);
+    }
+}

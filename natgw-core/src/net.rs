@@ -1,0 +1,285 @@
+//! Network value types shared by every layer: protocols, unique destinations, interface IDs, CIDR
+//! sets, and a fast ASCII IP parser for the flow-log hot path.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr};
+use std::str::FromStr;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+/// An IANA protocol number, shown by name for the common ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Protocol(pub u8);
+
+impl Protocol {
+    /// ICMP (1).
+    pub const ICMP: Protocol = Protocol(1);
+    /// TCP (6).
+    pub const TCP: Protocol = Protocol(6);
+    /// UDP (17).
+    pub const UDP: Protocol = Protocol(17);
+    /// ICMPv6 (58).
+    pub const ICMPV6: Protocol = Protocol(58);
+
+    /// The protocol's name (`tcp`, `udp`, `icmp`, `icmpv6`) or its number.
+    pub fn name(self) -> String {
+        match self {
+            Protocol::TCP => "tcp".into(),
+            Protocol::UDP => "udp".into(),
+            Protocol::ICMP => "icmp".into(),
+            Protocol::ICMPV6 => "icmpv6".into(),
+            Protocol(n) => n.to_string(),
+        }
+    }
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name())
+    }
+}
+
+impl FromStr for Protocol {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "tcp" => Ok(Protocol::TCP),
+            "udp" => Ok(Protocol::UDP),
+            "icmp" => Ok(Protocol::ICMP),
+            "icmpv6" => Ok(Protocol::ICMPV6),
+            n => n
+                .parse::<u8>()
+                .map(Protocol)
+                .map_err(|_| format!("unknown protocol {s:?}: use tcp, udp, icmp or a number 0-255")),
+        }
+    }
+}
+
+impl schemars::JsonSchema for Protocol {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Protocol".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "integer", "minimum": 0, "maximum": 255,
+            "description": "IANA protocol number (6 TCP, 17 UDP, 1 ICMP)"
+        })
+    }
+}
+
+/// A unique destination as the NAT gateway counts it: the limit applies to each one separately.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Destination {
+    /// Destination IP address.
+    pub address: IpAddr,
+    /// Destination port (0 for ICMP).
+    pub port: u16,
+    /// Protocol.
+    pub protocol: Protocol,
+}
+
+impl fmt::Display for Destination {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.address {
+            IpAddr::V4(a) => write!(f, "{a}:{}/{}", self.port, self.protocol),
+            IpAddr::V6(a) => write!(f, "[{a}]:{}/{}", self.port, self.protocol),
+        }
+    }
+}
+
+impl FromStr for Destination {
+    type Err = String;
+    /// `52.216.8.10:443/tcp`, `[2001:db8::1]:443/tcp`, `198.51.100.53:53/udp`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = || format!("{s:?} is not a destination: expected ADDRESS:PORT/PROTOCOL, e.g. 52.216.8.10:443/tcp");
+        let (hostport, proto) = s.rsplit_once('/').ok_or_else(err)?;
+        let protocol: Protocol = proto.parse().map_err(|_| err())?;
+        let (host, port) = hostport.rsplit_once(':').ok_or_else(err)?;
+        let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+        Ok(Destination { address: host.parse().map_err(|_| err())?, port: port.parse().map_err(|_| err())?, protocol })
+    }
+}
+
+/// A network interface ID (`eni-` followed by hex digits), validated.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct InterfaceId(String);
+
+impl InterfaceId {
+    /// The ID as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for InterfaceId {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        let hex = s.strip_prefix("eni-").unwrap_or("");
+        if !hex.is_empty() && hex.len() <= 32 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            Ok(InterfaceId(s))
+        } else {
+            Err(format!("{s:?} is not a network interface ID (expected eni- followed by hex digits)"))
+        }
+    }
+}
+
+impl FromStr for InterfaceId {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        InterfaceId::try_from(s.to_owned())
+    }
+}
+
+impl From<InterfaceId> for String {
+    fn from(i: InterfaceId) -> String {
+        i.0
+    }
+}
+
+impl fmt::Display for InterfaceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A set of CIDR blocks (a VPC's blocks, a prefix list) with containment tests.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct CidrSet(Vec<IpNet>);
+
+impl CidrSet {
+    /// A set from blocks; host bits are cleared (`10.0.1.5/16` → `10.0.0.0/16`).
+    pub fn new(blocks: impl IntoIterator<Item = IpNet>) -> Self {
+        let mut v: Vec<IpNet> = blocks.into_iter().map(|n| n.trunc()).collect();
+        v.sort();
+        v.dedup();
+        CidrSet(v)
+    }
+
+    /// The private ranges a VPC's blocks are usually drawn from (RFC 1918, RFC 6598 shared space),
+    /// plus IPv6 unique-local: the assumption when no VPC CIDR is given.
+    pub fn private_ranges() -> Self {
+        let blocks = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7"];
+        CidrSet::new(blocks.iter().filter_map(|b| b.parse().ok()))
+    }
+
+    /// Whether `addr` lies in any block.
+    pub fn contains(&self, addr: &IpAddr) -> bool {
+        self.0.iter().any(|n| n.contains(addr))
+    }
+
+    /// The IPv4 blocks (Logs Insights' `isIpv4InSubnet` takes only those).
+    pub fn ipv4(&self) -> impl Iterator<Item = ipnet::Ipv4Net> + '_ {
+        self.0.iter().filter_map(|n| match n {
+            IpNet::V4(v4) => Some(*v4),
+            IpNet::V6(_) => None,
+        })
+    }
+
+    /// All blocks.
+    pub fn blocks(&self) -> &[IpNet] {
+        &self.0
+    }
+
+    /// True when the set has no block.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// Parses an IP address from ASCII bytes without allocating: a hand-rolled IPv4 fast path (the flow-log
+/// hot path) and the standard parser for IPv6.
+pub fn parse_ip(b: &[u8]) -> Option<IpAddr> {
+    if let Some(v4) = parse_ipv4(b) {
+        return Some(IpAddr::V4(v4));
+    }
+    if b.len() > 45 || !b.contains(&b':') {
+        return None;
+    }
+    std::str::from_utf8(b).ok()?.parse().ok()
+}
+
+/// Parses dotted-quad IPv4 from ASCII bytes (no leading zeros beyond a single `0`, each octet ≤ 255).
+pub fn parse_ipv4(b: &[u8]) -> Option<Ipv4Addr> {
+    let mut octets = [0u8; 4];
+    let mut i = 0;
+    for (n, octet) in octets.iter_mut().enumerate() {
+        let begin = i;
+        let mut v: u32 = 0;
+        while i < b.len() && b[i].is_ascii_digit() {
+            v = v * 10 + u32::from(b[i] - b'0');
+            i += 1;
+            if i - begin > 3 {
+                return None;
+            }
+        }
+        let len = i - begin;
+        if len == 0 || v > 255 || (len > 1 && b[begin] == b'0') {
+            return None;
+        }
+        *octet = v as u8;
+        if n < 3 {
+            if i >= b.len() || b[i] != b'.' {
+                return None;
+            }
+            i += 1;
+        }
+    }
+    (i == b.len()).then(|| Ipv4Addr::from(octets))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv4_fast_path_agrees_with_std() {
+        for s in ["0.0.0.0", "10.0.1.5", "255.255.255.255", "52.216.8.10"] {
+            assert_eq!(parse_ipv4(s.as_bytes()), s.parse().ok(), "{s}");
+        }
+        for s in ["", "1.2.3", "1.2.3.4.5", "256.1.1.1", "01.2.3.4", "1..2.3", "1.2.3.4 ", "a.b.c.d", "1234.1.1.1"] {
+            assert_eq!(parse_ipv4(s.as_bytes()), None, "{s}");
+        }
+    }
+
+    #[test]
+    fn ipv6_and_garbage() {
+        assert_eq!(parse_ip(b"2001:db8::1"), "2001:db8::1".parse().ok());
+        assert_eq!(parse_ip(b"-"), None);
+        assert_eq!(parse_ip(b"\xff\xfe:"), None);
+    }
+
+    #[test]
+    fn interface_ids_are_validated() {
+        assert!("eni-0a1b2c3d4e5f60718".parse::<InterfaceId>().is_ok());
+        for bad in ["eni-", "eni-xyz", "i-0123", "eni-0123 "] {
+            assert!(bad.parse::<InterfaceId>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn cidr_set_contains_and_truncates() {
+        let set = CidrSet::new(["10.0.1.5/16".parse().unwrap()]);
+        assert_eq!(set.blocks()[0].to_string(), "10.0.0.0/16");
+        assert!(set.contains(&"10.0.200.1".parse().unwrap()));
+        assert!(!set.contains(&"52.10.0.5".parse().unwrap()));
+    }
+
+    #[test]
+    fn protocols_parse_and_display() {
+        assert_eq!("TCP".parse::<Protocol>(), Ok(Protocol::TCP));
+        assert_eq!("47".parse::<Protocol>(), Ok(Protocol(47)));
+        assert!("tcpx".parse::<Protocol>().is_err());
+        let d = Destination { address: "52.216.8.10".parse().unwrap(), port: 443, protocol: Protocol::TCP };
+        assert_eq!(d.to_string(), "52.216.8.10:443/tcp");
+        assert_eq!("52.216.8.10:443/tcp".parse::<Destination>(), Ok(d));
+        let v6: Destination = "[2001:db8::1]:53/udp".parse().unwrap();
+        assert_eq!(v6.to_string(), "[2001:db8::1]:53/udp");
+        for bad in ["52.216.8.10:443", "52.216.8.10/tcp", "x:1/tcp", "1.2.3.4:70000/tcp", "1.2.3.4:1/foo"] {
+            assert!(bad.parse::<Destination>().is_err(), "{bad}");
+        }
+    }
+}

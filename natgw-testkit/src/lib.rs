@@ -1,0 +1,3 @@
+//! natgw-testkit: the seeded NAT gateway scenario simulator with ground truth, used to test the analyzer.
+
+pub mod sim;

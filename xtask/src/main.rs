@@ -1,0 +1,136 @@
+//! cargo xtask: project automation (`cargo xtask ci`, `simulate`, `sample`, `codegen`).
+#![allow(clippy::print_stdout, clippy::print_stderr)] // a developer tool that talks on the terminal
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "xtask", about = "natgw project automation")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// What CI runs: rustfmt check, clippy with -D warnings, the whole test suite.
+    Ci,
+    /// Run a simulator scenario and write its flow logs, metrics and truth to a folder.
+    Simulate {
+        /// Scenario name (see `--list`).
+        #[arg(long, required_unless_present = "list")]
+        scenario: Option<String>,
+        #[arg(long, required_unless_present = "list")]
+        out: Option<PathBuf>,
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Simulated start (Unix seconds); default: the scenario's own.
+        #[arg(long)]
+        start: Option<u64>,
+        /// List the scenarios.
+        #[arg(long)]
+        list: bool,
+    },
+    /// Regenerate the bundled sample incident under examples/.
+    Sample,
+    /// Regenerate generated files (docs/report.schema.json); with --check, fail if they are stale.
+    Codegen {
+        #[arg(long)]
+        check: bool,
+    },
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().task {
+        Task::Ci => ci(),
+        Task::Simulate { scenario, out, seed, start, list } => {
+            if list {
+                for name in natgw_testkit::sim::Scenario::builtin_names() {
+                    println!("{name}");
+                }
+                return Ok(());
+            }
+            let (Some(scenario), Some(out)) = (scenario, out) else { bail!("--scenario and --out are required") };
+            simulate(&scenario, &out, seed, start)
+        }
+        Task::Sample => sample(),
+        Task::Codegen { check } => codegen(check),
+    }
+}
+
+/// The bundled sample incident: an idle-connection leak, cut to 12 minutes so it stays small.
+const SAMPLE_SCENARIO: &str = "idle-leak";
+const SAMPLE_SECS: u32 = 720;
+/// The sample ships the NAT interface's log in the custom format (attribution, TCP flags) only.
+const SAMPLE_DROP: &[&str] = &["nat-eni-v2.log.gz", "clients-v2.log.gz"];
+
+fn sample() -> Result<()> {
+    use natgw_testkit::sim::{Scenario, Simulation};
+    let scenario = Scenario::builtin(SAMPLE_SCENARIO).context("sample scenario missing")?.with_duration(SAMPLE_SECS);
+    let sim = Simulation::run(&scenario)?;
+    let out = root().join("examples").join(SAMPLE_SCENARIO);
+    std::fs::create_dir_all(&out)?;
+    for path in sim.write_to(&out)? {
+        if path.file_name().is_some_and(|n| SAMPLE_DROP.iter().any(|d| n == *d)) {
+            std::fs::remove_file(&path)?;
+        }
+    }
+    eprintln!("wrote the sample incident to {}", out.display());
+    Ok(())
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+fn run(cmd: &mut Command) -> Result<()> {
+    eprintln!("$ {cmd:?}");
+    let status = cmd.current_dir(root()).status().with_context(|| format!("running {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed: {status}");
+    }
+    Ok(())
+}
+
+fn ci() -> Result<()> {
+    run(Command::new("cargo").args(["fmt", "--all", "--", "--check"]))?;
+    run(Command::new("cargo").args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    codegen(true)?;
+    run(Command::new("cargo").args(["test", "--workspace"]).env("INSTA_UPDATE", "no"))
+}
+
+fn simulate(name: &str, out: &Path, seed: Option<u64>, start: Option<u64>) -> Result<()> {
+    use natgw_testkit::sim::{Scenario, Simulation};
+    let mut scenario = Scenario::builtin(name)
+        .with_context(|| format!("unknown scenario {name:?}; known: {}", Scenario::builtin_names().join(", ")))?;
+    if let Some(seed) = seed {
+        scenario.seed = seed;
+    }
+    if let Some(start) = start {
+        scenario = scenario.with_start(start);
+    }
+    let sim = Simulation::run(&scenario).with_context(|| format!("simulating {name}"))?;
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    sim.write_to(out).with_context(|| format!("writing to {}", out.display()))?;
+    eprintln!("wrote scenario {name} to {}", out.display());
+    Ok(())
+}
+
+fn codegen(check: bool) -> Result<()> {
+    let schema = schemars::schema_for!(natgw_core::report::Report);
+    let text = serde_json::to_string_pretty(&schema)? + "\n";
+    let path = root().join("docs/report.schema.json");
+    let current = std::fs::read_to_string(&path).unwrap_or_default();
+    if current == text {
+        return Ok(());
+    }
+    if check {
+        bail!("{} is stale: run `cargo xtask codegen`", path.display());
+    }
+    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+    eprintln!("wrote {}", path.display());
+    Ok(())
+}

@@ -273,10 +273,8 @@ impl Analysis {
             t_min = t_min.min(o.start);
             t_max = t_max.max(o.end);
             let on_nat = nat_iface.is_none_or(|i| i == o.iface || o.iface == 0);
-            let src_nat = nat_set.contains(&o.src);
-            let dst_nat = nat_set.contains(&o.dst);
-            let src_in = internal.contains(&o.src);
-            let dst_in = internal.contains(&o.dst);
+            let sides = Sides::of(o, &nat_set, &internal);
+            let Sides { src_nat, dst_nat, src_in, dst_in } = sides;
             if on_nat && src_nat && !dst_in {
                 // NAT → destination.
                 let d = Destination { address: o.dst, port: o.dport, protocol: o.proto };
@@ -297,45 +295,15 @@ impl Analysis {
                 let used = o.pkt_dst.filter(|a| nat_set.contains(a));
                 replied.insert((used, o.dport, d));
                 *reply_bytes.entry(d).or_default() += o.bytes;
-            } else if on_nat && dst_nat && src_in && !src_nat {
-                // Client → NAT; pkt-dstaddr names the destination when the format has it.
-                let host = o.pkt_dst.filter(|h| *h != o.dst && !internal.contains(h));
-                let key = ClientKey { client: o.src, client_port: o.sport, host, host_port: o.dport, proto: o.proto };
-                let f = clients.entry(key).or_insert(ClientFlow { start: o.start, ..ClientFlow::default() });
-                f.start = f.start.min(o.start);
-                f.bytes += o.bytes;
-                f.seen_request = true;
-            } else if on_nat && src_nat && dst_in && !dst_nat {
-                // NAT → client.
-                let host = o.pkt_src.filter(|h| *h != o.src && !internal.contains(h));
-                let key = ClientKey { client: o.dst, client_port: o.dport, host, host_port: o.sport, proto: o.proto };
+            } else if let Some((key, request)) = client_leg(o, on_nat, sides, &internal) {
                 let f = clients.entry(key).or_insert(ClientFlow { start: o.start, ..ClientFlow::default() });
                 f.bytes += o.bytes;
-                f.answered = true;
-            } else if !on_nat && src_in && !src_nat && !dst_in {
-                // A client's own interface: client → destination.
-                let key = ClientKey {
-                    client: o.src,
-                    client_port: o.sport,
-                    host: Some(o.dst),
-                    host_port: o.dport,
-                    proto: o.proto,
-                };
-                let f = clients.entry(key).or_insert(ClientFlow { start: o.start, ..ClientFlow::default() });
-                f.start = f.start.min(o.start);
-                f.bytes += o.bytes;
-                f.seen_request = true;
-            } else if !on_nat && dst_in && !dst_nat && !src_in {
-                let key = ClientKey {
-                    client: o.dst,
-                    client_port: o.dport,
-                    host: Some(o.src),
-                    host_port: o.sport,
-                    proto: o.proto,
-                };
-                let f = clients.entry(key).or_insert(ClientFlow { start: o.start, ..ClientFlow::default() });
-                f.bytes += o.bytes;
-                f.answered = true;
+                if request {
+                    f.start = f.start.min(o.start);
+                    f.seen_request = true;
+                } else {
+                    f.answered = true;
+                }
             }
         }
         if dests.is_empty() {
@@ -648,6 +616,46 @@ pub fn thousands(n: u64) -> String {
         out.push(c);
     }
     out
+}
+
+/// Where a record's addresses are: on the NAT gateway, inside the VPC.
+#[derive(Debug, Clone, Copy)]
+struct Sides {
+    src_nat: bool,
+    dst_nat: bool,
+    src_in: bool,
+    dst_in: bool,
+}
+
+impl Sides {
+    fn of(o: &Obs, nat: &HashSet<IpAddr>, internal: &CidrSet) -> Sides {
+        Sides {
+            src_nat: nat.contains(&o.src),
+            dst_nat: nat.contains(&o.dst),
+            src_in: internal.contains(&o.src),
+            dst_in: internal.contains(&o.dst),
+        }
+    }
+}
+
+/// A client-side leg: the client flow it belongs to, and whether it is the request direction (else the
+/// answer). On the NAT interface: client → NAT (pkt-dstaddr names the destination when the format
+/// has it) and NAT → client (pkt-srcaddr); on a client's own interface: client → destination and back.
+fn client_leg(o: &Obs, on_nat: bool, sides: Sides, internal: &CidrSet) -> Option<(ClientKey, bool)> {
+    let Sides { src_nat, dst_nat, src_in, dst_in } = sides;
+    let named = |pkt: Option<IpAddr>, seen: IpAddr| pkt.filter(|h| *h != seen && !internal.contains(h));
+    let key = |client, client_port, host, host_port| ClientKey { client, client_port, host, host_port, proto: o.proto };
+    if on_nat && dst_nat && src_in && !src_nat {
+        Some((key(o.src, o.sport, named(o.pkt_dst, o.dst), o.dport), true))
+    } else if on_nat && src_nat && dst_in && !dst_nat {
+        Some((key(o.dst, o.dport, named(o.pkt_src, o.src), o.sport), false))
+    } else if !on_nat && src_in && !src_nat && !dst_in {
+        Some((key(o.src, o.sport, Some(o.dst), o.dport), true))
+    } else if !on_nat && dst_in && !dst_nat && !src_in {
+        Some((key(o.dst, o.dport, Some(o.src), o.sport), false))
+    } else {
+        None
+    }
 }
 
 /// Peak distinct NAT ports in one 60-second bin (by record start).

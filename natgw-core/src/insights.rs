@@ -161,59 +161,47 @@ fn assemble(kind: QueryKind, scope: &QueryScope, body: &[String]) -> Result<Insi
 const NAT_FIELDS: &[Field] =
     &[Field::InterfaceId, Field::SrcAddr, Field::DstAddr, Field::SrcPort, Field::DstPort, Field::Protocol];
 
-/// Query 1: the NAT gateway's top unique destinations over the range, by distinct NAT ports, with
-/// records and bytes.
-pub fn top_destinations(nat: &NatTarget, scope: &QueryScope, limit: u32) -> Result<InsightsQuery, QueryError> {
+/// A `stats` query over the NAT interface's egress legs, grouped by unique destination (and `extra_group`).
+fn nat_egress_stats(
+    kind: QueryKind,
+    nat: &NatTarget,
+    scope: &QueryScope,
+    aggregates: &str,
+    extra_group: &str,
+    sort: &str,
+    limit: u32,
+) -> Result<InsightsQuery, QueryError> {
     if nat.addresses.is_empty() {
         return Err(QueryError::NoNatAddress);
     }
     require(&scope.format, NAT_FIELDS)?;
-    let bytes = if scope.format.has(&Field::Bytes) {
-        format!(", sum({}) as bytes", name(&Field::Bytes))
-    } else {
-        String::new()
-    };
+    let by = format!("{}, {}, {}{extra_group}", name(&Field::DstAddr), name(&Field::DstPort), name(&Field::Protocol));
     assemble(
-        QueryKind::TopDestinations,
+        kind,
         scope,
         &[
             format!("filter {}", nat_egress_filter(nat, &scope.format)),
-            format!(
-                "stats count_distinct({}) as natPorts, count(*) as records{bytes} by {}, {}, {}",
-                nat_port_key(nat),
-                name(&Field::DstAddr),
-                name(&Field::DstPort),
-                name(&Field::Protocol)
-            ),
-            "sort natPorts desc, records desc".into(),
+            format!("stats count_distinct({}) as natPorts{aggregates} by {by}", nat_port_key(nat)),
+            format!("sort {sort}"),
             format!("limit {}", limit.clamp(1, MAX_ROWS)),
         ],
     )
 }
 
+/// Query 1: the NAT gateway's top unique destinations over the range, by distinct NAT ports, with
+/// records and bytes.
+pub fn top_destinations(nat: &NatTarget, scope: &QueryScope, limit: u32) -> Result<InsightsQuery, QueryError> {
+    let mut aggregates = ", count(*) as records".to_owned();
+    if scope.format.has(&Field::Bytes) {
+        aggregates += &format!(", sum({}) as bytes", name(&Field::Bytes));
+    }
+    nat_egress_stats(QueryKind::TopDestinations, nat, scope, &aggregates, "", "natPorts desc, records desc", limit)
+}
+
 /// Query 2a: distinct NAT ports per destination and 1-minute bin: ranks destinations and finds the
 /// minutes to look at closely.
 pub fn ports_per_minute(nat: &NatTarget, scope: &QueryScope, limit: u32) -> Result<InsightsQuery, QueryError> {
-    if nat.addresses.is_empty() {
-        return Err(QueryError::NoNatAddress);
-    }
-    require(&scope.format, NAT_FIELDS)?;
-    assemble(
-        QueryKind::PortsPerMinute,
-        scope,
-        &[
-            format!("filter {}", nat_egress_filter(nat, &scope.format)),
-            format!(
-                "stats count_distinct({}) as natPorts by {}, {}, {}, bin(1m) as minute",
-                nat_port_key(nat),
-                name(&Field::DstAddr),
-                name(&Field::DstPort),
-                name(&Field::Protocol)
-            ),
-            "sort natPorts desc".into(),
-            format!("limit {}", limit.clamp(1, MAX_ROWS)),
-        ],
-    )
+    nat_egress_stats(QueryKind::PortsPerMinute, nat, scope, "", ", bin(1m) as minute", "natPorts desc", limit)
 }
 
 /// Query 2b: the NAT → destination records of chosen destinations, each with its NAT address and

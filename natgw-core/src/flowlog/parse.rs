@@ -13,7 +13,7 @@ pub enum LineError {
     #[error("has {found} fields, the log format has {expected}")]
     FieldCount { expected: usize, found: usize },
     #[error("field {field} has invalid value {value:?}")]
-    BadValue { field: &'static str, value: String },
+    BadValue { field: String, value: String },
     #[error("is not text (binary data)")]
     NotText,
 }
@@ -26,110 +26,16 @@ pub struct BadLine {
     pub error: LineError,
 }
 
-/// What a parser does with the value at one position.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Slot {
-    Skip,
-    Version,
-    AccountId,
-    InterfaceId,
-    SrcAddr,
-    DstAddr,
-    SrcPort,
-    DstPort,
-    Protocol,
-    Packets,
-    Bytes,
-    Start,
-    End,
-    Action,
-    LogStatus,
-    VpcId,
-    SubnetId,
-    InstanceId,
-    TcpFlags,
-    PktSrcAddr,
-    PktDstAddr,
-    AzId,
-    PktSrcAwsService,
-    PktDstAwsService,
-    FlowDirection,
-}
-
-impl Slot {
-    fn of(field: &Field) -> Slot {
-        match field {
-            Field::Version => Slot::Version,
-            Field::AccountId => Slot::AccountId,
-            Field::InterfaceId => Slot::InterfaceId,
-            Field::SrcAddr => Slot::SrcAddr,
-            Field::DstAddr => Slot::DstAddr,
-            Field::SrcPort => Slot::SrcPort,
-            Field::DstPort => Slot::DstPort,
-            Field::Protocol => Slot::Protocol,
-            Field::Packets => Slot::Packets,
-            Field::Bytes => Slot::Bytes,
-            Field::Start => Slot::Start,
-            Field::End => Slot::End,
-            Field::Action => Slot::Action,
-            Field::LogStatus => Slot::LogStatus,
-            Field::VpcId => Slot::VpcId,
-            Field::SubnetId => Slot::SubnetId,
-            Field::InstanceId => Slot::InstanceId,
-            Field::TcpFlags => Slot::TcpFlags,
-            Field::PktSrcAddr => Slot::PktSrcAddr,
-            Field::PktDstAddr => Slot::PktDstAddr,
-            Field::AzId => Slot::AzId,
-            Field::PktSrcAwsService => Slot::PktSrcAwsService,
-            Field::PktDstAwsService => Slot::PktDstAwsService,
-            Field::FlowDirection => Slot::FlowDirection,
-            Field::Type | Field::Region | Field::TrafficPath | Field::Other(_) => Slot::Skip,
-        }
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            Slot::Skip => "(skipped)",
-            Slot::Version => "version",
-            Slot::AccountId => "account-id",
-            Slot::InterfaceId => "interface-id",
-            Slot::SrcAddr => "srcaddr",
-            Slot::DstAddr => "dstaddr",
-            Slot::SrcPort => "srcport",
-            Slot::DstPort => "dstport",
-            Slot::Protocol => "protocol",
-            Slot::Packets => "packets",
-            Slot::Bytes => "bytes",
-            Slot::Start => "start",
-            Slot::End => "end",
-            Slot::Action => "action",
-            Slot::LogStatus => "log-status",
-            Slot::VpcId => "vpc-id",
-            Slot::SubnetId => "subnet-id",
-            Slot::InstanceId => "instance-id",
-            Slot::TcpFlags => "tcp-flags",
-            Slot::PktSrcAddr => "pkt-srcaddr",
-            Slot::PktDstAddr => "pkt-dstaddr",
-            Slot::AzId => "az-id",
-            Slot::PktSrcAwsService => "pkt-src-aws-service",
-            Slot::PktDstAwsService => "pkt-dst-aws-service",
-            Slot::FlowDirection => "flow-direction",
-        }
-    }
-}
-
 /// Parses lines of one log format.
 #[derive(Debug, Clone)]
 pub struct LineParser {
     format: LogFormat,
-    slots: Vec<Slot>,
 }
 
 impl LineParser {
     /// A parser for `format`.
     pub fn new(format: LogFormat) -> LineParser {
-        let slots = format.fields().iter().map(Slot::of).collect();
-        LineParser { format, slots }
+        LineParser { format }
     }
 
     /// The format this parser reads.
@@ -139,39 +45,40 @@ impl LineParser {
 
     /// Parses one line (without its line ending). Fields are separated by runs of spaces or tabs.
     pub fn parse<'a>(&self, line: &'a [u8]) -> Result<Record<'a>, LineError> {
+        let fields = self.format.fields();
         let mut rec = Record::default();
         let mut n = 0;
         let mut first_error = None;
         for token in line.split(|&b| b == b' ' || b == b'\t').filter(|t| !t.is_empty()) {
-            if let Some(&slot) = self.slots.get(n) {
-                if slot != Slot::Skip && token != b"-" && first_error.is_none() {
-                    first_error = set(&mut rec, slot, token).err();
+            if let Some(field) = fields.get(n) {
+                if token != b"-" && first_error.is_none() {
+                    first_error = set(&mut rec, field, token).err();
                 }
             }
             n += 1;
         }
         // A wrong field count explains bad values better than the values do.
-        if n != self.slots.len() {
+        if n != fields.len() {
             if first_error == Some(LineError::NotText) {
                 return Err(LineError::NotText);
             }
-            return Err(LineError::FieldCount { expected: self.slots.len(), found: n });
+            return Err(LineError::FieldCount { expected: fields.len(), found: n });
         }
         first_error.map_or(Ok(rec), Err)
     }
 }
 
-fn bad(slot: Slot, token: &[u8]) -> LineError {
+fn bad(field: &Field, token: &[u8]) -> LineError {
     if std::str::from_utf8(token).is_err() {
         return LineError::NotText;
     }
     LineError::BadValue {
-        field: slot.name(),
+        field: field.name().to_owned(),
         value: String::from_utf8_lossy(&token[..token.len().min(64)]).into_owned(),
     }
 }
 
-fn num<T: TryFrom<u64>>(slot: Slot, token: &[u8]) -> Result<T, LineError> {
+fn num<T: TryFrom<u64>>(slot: &Field, token: &[u8]) -> Result<T, LineError> {
     if token.is_empty() || token.len() > 20 || !token.iter().all(u8::is_ascii_digit) {
         return Err(bad(slot, token));
     }
@@ -182,34 +89,34 @@ fn num<T: TryFrom<u64>>(slot: Slot, token: &[u8]) -> Result<T, LineError> {
     T::try_from(v).map_err(|_| bad(slot, token))
 }
 
-fn text(slot: Slot, token: &[u8]) -> Result<&str, LineError> {
+fn text<'a>(slot: &Field, token: &'a [u8]) -> Result<&'a str, LineError> {
     std::str::from_utf8(token).map_err(|_| bad(slot, token))
 }
 
-fn set<'a>(rec: &mut Record<'a>, slot: Slot, t: &'a [u8]) -> Result<(), LineError> {
+fn set<'a>(rec: &mut Record<'a>, slot: &Field, t: &'a [u8]) -> Result<(), LineError> {
     let ip = |t: &[u8]| parse_ip(t).ok_or_else(|| bad(slot, t));
     match slot {
-        Slot::Skip => {}
-        Slot::Version => rec.version = Some(num(slot, t)?),
-        Slot::AccountId => rec.account_id = Some(text(slot, t)?),
-        Slot::InterfaceId => rec.interface_id = Some(text(slot, t)?),
-        Slot::SrcAddr => rec.srcaddr = Some(ip(t)?),
-        Slot::DstAddr => rec.dstaddr = Some(ip(t)?),
-        Slot::SrcPort => rec.srcport = Some(num(slot, t)?),
-        Slot::DstPort => rec.dstport = Some(num(slot, t)?),
-        Slot::Protocol => rec.protocol = Some(Protocol(num(slot, t)?)),
-        Slot::Packets => rec.packets = Some(num(slot, t)?),
-        Slot::Bytes => rec.bytes = Some(num(slot, t)?),
-        Slot::Start => rec.start = Some(num(slot, t)?),
-        Slot::End => rec.end = Some(num(slot, t)?),
-        Slot::Action => {
+        Field::Type | Field::Region | Field::TrafficPath | Field::Other(_) => {}
+        Field::Version => rec.version = Some(num(slot, t)?),
+        Field::AccountId => rec.account_id = Some(text(slot, t)?),
+        Field::InterfaceId => rec.interface_id = Some(text(slot, t)?),
+        Field::SrcAddr => rec.srcaddr = Some(ip(t)?),
+        Field::DstAddr => rec.dstaddr = Some(ip(t)?),
+        Field::SrcPort => rec.srcport = Some(num(slot, t)?),
+        Field::DstPort => rec.dstport = Some(num(slot, t)?),
+        Field::Protocol => rec.protocol = Some(Protocol(num(slot, t)?)),
+        Field::Packets => rec.packets = Some(num(slot, t)?),
+        Field::Bytes => rec.bytes = Some(num(slot, t)?),
+        Field::Start => rec.start = Some(num(slot, t)?),
+        Field::End => rec.end = Some(num(slot, t)?),
+        Field::Action => {
             rec.action = Some(match t {
                 b"ACCEPT" => Action::Accept,
                 b"REJECT" => Action::Reject,
                 _ => return Err(bad(slot, t)),
             })
         }
-        Slot::LogStatus => {
+        Field::LogStatus => {
             rec.log_status = match t {
                 b"OK" => LogStatus::Ok,
                 b"NODATA" => LogStatus::NoData,
@@ -217,16 +124,16 @@ fn set<'a>(rec: &mut Record<'a>, slot: Slot, t: &'a [u8]) -> Result<(), LineErro
                 _ => return Err(bad(slot, t)),
             }
         }
-        Slot::VpcId => rec.vpc_id = Some(text(slot, t)?),
-        Slot::SubnetId => rec.subnet_id = Some(text(slot, t)?),
-        Slot::InstanceId => rec.instance_id = Some(text(slot, t)?),
-        Slot::TcpFlags => rec.tcp_flags = Some(TcpFlags(num(slot, t)?)),
-        Slot::PktSrcAddr => rec.pkt_srcaddr = Some(ip(t)?),
-        Slot::PktDstAddr => rec.pkt_dstaddr = Some(ip(t)?),
-        Slot::AzId => rec.az_id = Some(text(slot, t)?),
-        Slot::PktSrcAwsService => rec.pkt_src_aws_service = Some(text(slot, t)?),
-        Slot::PktDstAwsService => rec.pkt_dst_aws_service = Some(text(slot, t)?),
-        Slot::FlowDirection => {
+        Field::VpcId => rec.vpc_id = Some(text(slot, t)?),
+        Field::SubnetId => rec.subnet_id = Some(text(slot, t)?),
+        Field::InstanceId => rec.instance_id = Some(text(slot, t)?),
+        Field::TcpFlags => rec.tcp_flags = Some(TcpFlags(num(slot, t)?)),
+        Field::PktSrcAddr => rec.pkt_srcaddr = Some(ip(t)?),
+        Field::PktDstAddr => rec.pkt_dstaddr = Some(ip(t)?),
+        Field::AzId => rec.az_id = Some(text(slot, t)?),
+        Field::PktSrcAwsService => rec.pkt_src_aws_service = Some(text(slot, t)?),
+        Field::PktDstAwsService => rec.pkt_dst_aws_service = Some(text(slot, t)?),
+        Field::FlowDirection => {
             rec.flow_direction = Some(match t {
                 b"ingress" => FlowDirection::Ingress,
                 b"egress" => FlowDirection::Egress,

@@ -57,7 +57,7 @@ pub struct AnalyzeArgs {
     #[arg(long, value_name = "ENI", value_parser = parse_eni)]
     pub nat_interface: Option<InterfaceId>,
     /// A VPC CIDR block; repeat for every block (secondary blocks too). Default: the private ranges.
-    #[arg(long = "vpc-cidr", value_name = "CIDR")]
+    #[arg(long = "vpc-cidr", value_name = "CIDR", value_parser = parse_cidr)]
     pub vpc_cidrs: Vec<IpNet>,
     /// AWS's ip-ranges.json, to recognise S3 and DynamoDB destinations (gateway endpoint remedy).
     #[arg(long, value_name = "FILE")]
@@ -98,7 +98,7 @@ pub struct QueryArgs {
     #[arg(long = "nat-ip", value_name = "IP", required = true)]
     pub nat_ips: Vec<std::net::Ipv4Addr>,
     /// A VPC IPv4 CIDR block; repeat for every block.
-    #[arg(long = "vpc-cidr", value_name = "CIDR", required = true)]
+    #[arg(long = "vpc-cidr", value_name = "CIDR", required = true, value_parser = parse_cidr_v4)]
     pub vpc_cidrs: Vec<ipnet::Ipv4Net>,
     /// The flow log's format. Default: the version-2 default format.
     #[arg(long, value_name = "FORMAT", value_parser = parse_format)]
@@ -118,6 +118,17 @@ fn parse_format(s: &str) -> Result<LogFormat, String> {
     let f = LogFormat::parse(s).map_err(|e| e.to_string())?;
     natgw_core::analyze::check_format(&f).map_err(|e| e.to_string())?;
     Ok(f)
+}
+
+fn parse_cidr(s: &str) -> Result<IpNet, String> {
+    s.parse().map_err(|_| {
+        "not a CIDR block: expected ADDRESS/PREFIX such as 10.0.0.0/16 (IPv4 prefix 0-32, IPv6 0-128)".to_owned()
+    })
+}
+
+fn parse_cidr_v4(s: &str) -> Result<ipnet::Ipv4Net, String> {
+    s.parse()
+        .map_err(|_| "not an IPv4 CIDR block: expected ADDRESS/PREFIX such as 10.0.0.0/16 (prefix 0-32)".to_owned())
 }
 
 fn parse_eni(s: &str) -> Result<InterfaceId, String> {

@@ -1,0 +1,192 @@
+//! The `aws-natgw` binary end to end: outputs (snapshots), exit codes, bad input, pipes.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use insta_cmd::{assert_cmd_snapshot, get_cargo_bin};
+use natgw_testkit::sim::{Scenario, Simulation};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+fn natgw() -> Command {
+    let mut c = Command::new(get_cargo_bin("aws-natgw"));
+    c.current_dir(root());
+    c
+}
+
+const SAMPLE: &str = "examples/idle-leak/nat-eni-custom.log.gz";
+const RANGES: &str = "examples/idle-leak/ip-ranges.json";
+
+#[test]
+fn sample_table() {
+    assert_cmd_snapshot!(natgw().args(["analyze", SAMPLE, "--aws-ip-ranges", RANGES]));
+}
+
+#[test]
+fn sample_json() {
+    assert_cmd_snapshot!(natgw().args(["analyze", SAMPLE, "--aws-ip-ranges", RANGES, "--top", "3", "-o", "json"]));
+}
+
+#[test]
+fn sample_markdown() {
+    assert_cmd_snapshot!(natgw().args(["analyze", SAMPLE, "--aws-ip-ranges", RANGES, "--top", "2", "-o", "markdown"]));
+}
+
+#[test]
+fn sample_matches_the_truth_shipped_with_it() {
+    let out = natgw().args(["analyze", SAMPLE, "-o", "json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(5), "exhaustion found");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let truth: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root().join("examples/idle-leak/truth.json")).unwrap()).unwrap();
+    let hot = truth["destinations"].as_array().unwrap().iter().max_by_key(|d| d["peak"].as_u64()).unwrap();
+    let top = &report["destinations"][0];
+    assert_eq!(top["address"], hot["ip"]);
+    assert_eq!(top["peak_connections"], hot["peak"]);
+    assert_eq!(top["saturated"], true);
+    assert_eq!(report["verdict"]["status"], "exhausted");
+}
+
+/// A scratch folder with the inputs of the bad-input cases, named relatively in messages.
+fn scratch() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let sample = std::fs::read(root().join(SAMPLE)).unwrap();
+    std::fs::write(dir.path().join("empty.log"), b"").unwrap();
+    std::fs::write(dir.path().join("truncated.log.gz"), &sample[..sample.len() / 3]).unwrap();
+    let garbage: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    std::fs::write(dir.path().join("garbage.bin"), garbage).unwrap();
+    std::fs::write(dir.path().join("header-only.log"), b"version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end action log-status\n").unwrap();
+    std::fs::write(
+        dir.path().join("custom-no-header.log"),
+        b"10.0.1.5 10.0.0.7 40000 443 6 1780000000 1780000010 x y z\n",
+    )
+    .unwrap();
+    dir
+}
+
+fn in_dir(dir: &Path) -> Command {
+    let mut c = Command::new(get_cargo_bin("aws-natgw"));
+    c.current_dir(dir);
+    c
+}
+
+#[test]
+fn bad_inputs_get_one_clear_message_and_exit_code_3() {
+    let dir = scratch();
+    for (name, args) in [
+        ("missing", vec!["analyze", "missing.log"]),
+        ("empty", vec!["analyze", "empty.log"]),
+        ("truncated_gzip", vec!["analyze", "truncated.log.gz"]),
+        ("binary_garbage", vec!["analyze", "garbage.bin"]),
+        ("header_only", vec!["analyze", "header-only.log"]),
+        ("custom_format_without_header", vec!["analyze", "custom-no-header.log"]),
+        ("directory", vec!["analyze", "."]),
+    ] {
+        let mut settings = insta::Settings::clone_current();
+        settings.set_snapshot_suffix(name);
+        settings.bind(|| assert_cmd_snapshot!(in_dir(dir.path()).args(&args)));
+    }
+}
+
+#[test]
+fn bad_values_are_usage_errors_with_exit_code_2() {
+    let dir = scratch();
+    for (name, args) in [
+        ("cidr", vec!["analyze", "empty.log", "--vpc-cidr", "10.0.0.0/33"]),
+        ("log_format_token", vec!["analyze", "empty.log", "--log-format", "${srcaddr} dstaddr"]),
+        ("log_format_missing_fields", vec!["analyze", "empty.log", "--log-format", "${srcaddr} ${dstaddr}"]),
+        ("nat_ip", vec!["analyze", "empty.log", "--nat-ip", "10.0.0.300"]),
+        ("interface", vec!["analyze", "empty.log", "--nat-interface", "i-0123"]),
+        ("stdin_twice", vec!["analyze", "-", "-"]),
+    ] {
+        let mut settings = insta::Settings::clone_current();
+        settings.set_snapshot_suffix(name);
+        settings.bind(|| assert_cmd_snapshot!(in_dir(dir.path()).args(&args)));
+    }
+}
+
+#[test]
+fn a_file_with_some_bad_lines_is_analysed_and_the_lines_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Simulation::run(&Scenario::builtin("healthy").unwrap().with_duration(300)).unwrap();
+    let mut bytes = sim.nat_v2();
+    bytes.extend_from_slice(
+        b"2 123456789012 eni-0 10.0.0.1 not-an-ip 1 2 6 1 1 5 6 ACCEPT OK\n\xff\xfe\xfd binary junk\n",
+    );
+    std::fs::write(dir.path().join("nat.log"), bytes).unwrap();
+    let out = in_dir(dir.path()).args(["analyze", "nat.log", "-o", "json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["skipped_lines"], 2);
+    assert_eq!(r["bad_lines"][0]["reason"], "field dstaddr has invalid value \"not-an-ip\"");
+    assert_eq!(r["bad_lines"][1]["reason"], "is not text (binary data)");
+    assert!(r["findings"].as_array().unwrap().iter().any(|f| f["id"] == "skipped-lines"));
+}
+
+#[test]
+fn nat_and_client_logs_together_attribute_sources_and_stdin_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Simulation::run(&Scenario::builtin("udp-dns").unwrap()).unwrap();
+    std::fs::write(dir.path().join("nat.log"), sim.nat_v2()).unwrap();
+    let mut child = in_dir(dir.path())
+        .args(["analyze", "nat.log", "-", "-o", "json", "--vpc-cidr", "10.0.0.0/16"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let clients = sim.clients_v2();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || stdin.write_all(&clients));
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
+    assert_eq!(out.status.code(), Some(5));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["attribution"]["method"], "client-interfaces");
+    assert_eq!(r["input"]["sources"], serde_json::json!(["nat.log", "<stdin>"]));
+    let top = &r["destinations"][0];
+    let truth = sim.truth().destinations.iter().max_by_key(|d| d.peak).unwrap();
+    assert_eq!(top["address"], truth.ip.to_string());
+    assert_eq!(top["sources"][0]["address"], truth.top_clients[0].ip.to_string());
+    assert_eq!(top["sources"][0]["connections"], truth.top_clients[0].attempts);
+}
+
+#[test]
+fn a_closed_pipe_is_a_clean_exit() {
+    let mut child = natgw().args(["analyze", SAMPLE]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut first = [0u8; 16];
+    child.stdout.take().unwrap().read_exact(&mut first).unwrap(); // then drop: the pipe closes
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.stderr.is_empty(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn queries_for_the_console() {
+    let base =
+        ["query", "--nat-interface", "eni-0a1b2c3d4e5f60718", "--nat-ip", "10.0.0.7", "--vpc-cidr", "10.0.0.0/16"];
+    for (name, extra) in [
+        ("top_destinations", vec!["top-destinations"]),
+        (
+            "top_sources_custom",
+            vec![
+                "top-sources",
+                "--destination",
+                "52.216.8.10:443/tcp",
+                "--log-format",
+                natgw_core::findings::RECOMMENDED_LOG_FORMAT,
+            ],
+        ),
+        ("top_sources_default_needs_pkt_dstaddr", vec!["top-sources", "--destination", "52.216.8.10:443/tcp"]),
+        (
+            "destination_flows",
+            vec!["destination-flows", "--destination", "52.216.8.10:443/tcp", "--destination", "198.51.100.53:53/udp"],
+        ),
+    ] {
+        let mut settings = insta::Settings::clone_current();
+        settings.set_snapshot_suffix(name);
+        settings.bind(|| assert_cmd_snapshot!(natgw().args(base).args(&extra)));
+    }
+}

@@ -73,6 +73,9 @@ pub struct AnalyzeArgs {
     pub top: u16,
     #[arg(long, short, value_enum, default_value_t = Output::Table)]
     pub output: Output,
+    /// Worker threads for reading and parsing (default: one per core).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    pub threads: Option<u16>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

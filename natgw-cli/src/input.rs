@@ -1,94 +1,59 @@
-//! Reading flow-log inputs: files or standard input, plain or gzip (by magic bytes, multi-member
-//! streams included), streamed in chunks into the core parser. Every failure names the input.
+//! Reading flow-log inputs on all cores: files or standard input, plain or gzip (by magic bytes,
+//! multi-member streams included). Plain files are split into chunks at line boundaries, each gzip
+//! file and stdin is one task; worker threads parse into their own analyzer shards. Every failure
+//! names the input; line numbers in bad-line reports are those of the whole file.
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read};
-use std::path::Path;
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use flate2::bufread::MultiGzDecoder;
-use natgw_core::analyze::{Analyzer, check_format};
-use natgw_core::flowlog::{LogFormat, StreamParser};
+use natgw_core::analyze::{Analyzer, FIELDS, Shard, check_format};
+use natgw_core::flowlog::{LineError, LogFormat, ParseStats, StreamParser};
 
 /// A problem with one input, shown as one line and exit code 3.
 #[derive(Debug)]
 pub struct InputError(pub String);
 
-impl std::fmt::Display for InputError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
+/// Bytes per task of a plain file.
+const CHUNK: u64 = 8 << 20;
+/// Read buffer for streams.
+const BUF: usize = 1 << 20;
+
+#[derive(Debug)]
+enum Source {
+    Stdin,
+    Gzip,
+    /// A plain file of this size.
+    Plain(u64),
 }
 
-impl std::error::Error for InputError {}
+#[derive(Debug)]
+struct Input {
+    path: PathBuf,
+    name: String,
+    source: Source,
+    /// The format its records are read with (after a header line, if any).
+    format: LogFormat,
+    header: bool,
+}
 
-const CHUNK: usize = 1 << 20;
+#[derive(Debug)]
+struct Task {
+    input: usize,
+    /// Byte range of a plain file; the whole input otherwise.
+    range: Option<(u64, u64)>,
+    /// The first task of its input (may hold the header line).
+    first: bool,
+}
 
-/// Reads one input into the analyzer. `name` is how messages refer to it.
-pub fn read_into(path: &Path, format: &LogFormat, analyzer: &mut Analyzer) -> Result<(), InputError> {
-    let name = if path.as_os_str() == "-" { "<stdin>".to_owned() } else { path.display().to_string() };
-    let source: Box<dyn Read> = if path.as_os_str() == "-" {
-        Box::new(io::stdin().lock())
-    } else {
-        match File::open(path) {
-            Ok(f) if f.metadata().is_ok_and(|m| m.is_dir()) => {
-                return Err(InputError(format!("{name}: is a directory, not a flow-log file")));
-            }
-            Ok(f) => Box::new(f),
-            Err(e) => return Err(InputError(format!("cannot open {name}: {}", io_reason(&e)))),
-        }
-    };
-    let mut reader = BufReader::with_capacity(CHUNK, source);
-    let head = reader.fill_buf().map_err(|e| InputError(format!("cannot read {name}: {}", io_reason(&e))))?;
-    if head.is_empty() {
-        return Err(InputError(format!("{name} is empty")));
-    }
-    let gzip = head.starts_with(&[0x1f, 0x8b]);
-    let mut text: Box<dyn Read> = if gzip { Box::new(MultiGzDecoder::new(reader)) } else { Box::new(reader) };
-
-    let mut parser = StreamParser::new(format.clone(), false);
-    let mut buf = vec![0u8; CHUNK];
-    let mut total: u64 = 0;
-    loop {
-        let n = match text.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                let what = if gzip { "gzip data is truncated or corrupt" } else { "read failed" };
-                return Err(InputError(format!("{name}: {what} after {total} bytes of text: {}", io_reason(&e))));
-            }
-        };
-        total += n as u64;
-        parser.feed(&buf[..n], &mut |r| analyzer.push(r));
-        if parser.stats().lines == 0 && total > 4 * CHUNK as u64 {
-            return Err(InputError(format!(
-                "{name}: no line break in the first {} MiB: not a flow-log file",
-                total >> 20
-            )));
-        }
-    }
-    let effective = parser.format().clone();
-    let stats = parser.finish(&mut |r| analyzer.push(r));
-    if total == 0 {
-        return Err(InputError(format!("{name}: the gzip stream holds no data")));
-    }
-    check_format(&effective).map_err(|e| InputError(format!("{name}: {e}")))?;
-    if stats.records == 0 {
-        let reason = match stats.bad_lines.first() {
-            Some(b) => format!(": line {} {}", b.line, b.error),
-            None if stats.header => ": only a header line".into(),
-            None => String::new(),
-        };
-        let hint = match stats.bad_lines.first().map(|b| &b.error) {
-            Some(natgw_core::flowlog::LineError::FieldCount { .. }) => {
-                " (if this flow log uses a custom format, pass it with --log-format)"
-            }
-            _ => "",
-        };
-        return Err(InputError(format!("{name}: no flow-log records{reason}{hint}")));
-    }
-    analyzer.add_input(name, &effective, stats);
-    Ok(())
+/// What one task produced.
+struct Done {
+    task: usize,
+    stats: ParseStats,
+    format: LogFormat,
 }
 
 fn io_reason(e: &io::Error) -> String {
@@ -98,4 +63,216 @@ fn io_reason(e: &io::Error) -> String {
         io::ErrorKind::UnexpectedEof => "unexpected end of data".into(),
         _ => e.to_string(),
     }
+}
+
+/// Opens an input and looks at its start: empty, gzip, a header line.
+fn probe(path: &Path, given: &LogFormat) -> Result<Input, InputError> {
+    let stdin = path.as_os_str() == "-";
+    let name = if stdin { "<stdin>".to_owned() } else { path.display().to_string() };
+    if stdin {
+        return Ok(Input { path: path.to_owned(), name, source: Source::Stdin, format: given.clone(), header: false });
+    }
+    let file = File::open(path).map_err(|e| InputError(format!("cannot open {name}: {}", io_reason(&e))))?;
+    let meta = file.metadata().map_err(|e| InputError(format!("cannot read {name}: {}", io_reason(&e))))?;
+    if meta.is_dir() {
+        return Err(InputError(format!("{name}: is a directory, not a flow-log file")));
+    }
+    let mut reader = BufReader::with_capacity(64 << 10, file);
+    let head = reader.fill_buf().map_err(|e| InputError(format!("cannot read {name}: {}", io_reason(&e))))?;
+    if head.is_empty() {
+        return Err(InputError(format!("{name} is empty")));
+    }
+    if head.starts_with(&[0x1f, 0x8b]) {
+        return Ok(Input { path: path.to_owned(), name, source: Source::Gzip, format: given.clone(), header: false });
+    }
+    let first_line = head.split(|&b| b == b'\n').next().unwrap_or(head);
+    let first_line = first_line.strip_suffix(b"\r").unwrap_or(first_line);
+    let (format, header) = match LogFormat::from_header(first_line) {
+        Some(h) => (h, true),
+        None => (given.clone(), false),
+    };
+    Ok(Input { path: path.to_owned(), name, source: Source::Plain(meta.len()), format, header })
+}
+
+/// Splits a plain file into ranges that end at line boundaries.
+fn ranges(path: &Path, size: u64) -> io::Result<Vec<(u64, u64)>> {
+    let mut file = File::open(path)?;
+    let mut cuts = vec![0u64];
+    let mut at = CHUNK;
+    let mut probe = vec![0u8; 64 << 10];
+    while at < size {
+        file.seek(SeekFrom::Start(at))?;
+        let n = file.read(&mut probe)?;
+        match memchr::memchr(b'\n', &probe[..n]) {
+            Some(i) => {
+                cuts.push(at + i as u64 + 1);
+                at = at + i as u64 + 1 + CHUNK;
+            }
+            // A line longer than the probe: keep reading it in the same chunk.
+            None => at += n.max(1) as u64,
+        }
+    }
+    cuts.push(size);
+    cuts.dedup();
+    Ok(cuts.windows(2).map(|w| (w[0], w[1])).filter(|(a, b)| b > a).collect())
+}
+
+/// Parses one task into `shard`.
+fn run_task(
+    input: &Input,
+    task: &Task,
+    given: &LogFormat,
+    shard: &mut Shard,
+) -> Result<(ParseStats, LogFormat), String> {
+    let format = if task.first { given.clone() } else { input.format.clone() };
+    let mut parser = StreamParser::new(format, false).with_fields(FIELDS);
+    if !task.first {
+        parser = parser.without_header();
+    }
+    let mut push = |r: &natgw_core::flowlog::Record<'_>| shard.push(r);
+    match (&input.source, task.range) {
+        (Source::Plain(_), Some((a, b))) => {
+            let mut file =
+                File::open(&input.path).map_err(|e| format!("cannot open {}: {}", input.name, io_reason(&e)))?;
+            file.seek(SeekFrom::Start(a)).map_err(|e| format!("{}: {}", input.name, io_reason(&e)))?;
+            let mut buf = vec![0u8; (b - a) as usize];
+            file.read_exact(&mut buf).map_err(|e| format!("{}: read failed: {}", input.name, io_reason(&e)))?;
+            parser.feed(&buf, &mut push);
+        }
+        (source, _) => {
+            let raw: Box<dyn Read> = match source {
+                Source::Stdin => Box::new(io::stdin().lock()),
+                _ => Box::new(
+                    File::open(&input.path).map_err(|e| format!("cannot open {}: {}", input.name, io_reason(&e)))?,
+                ),
+            };
+            let mut reader = BufReader::with_capacity(BUF, raw);
+            let head = reader.fill_buf().map_err(|e| format!("cannot read {}: {}", input.name, io_reason(&e)))?;
+            if head.is_empty() {
+                return Err(format!("{} is empty", input.name));
+            }
+            let gzip = head.starts_with(&[0x1f, 0x8b]);
+            let mut text: Box<dyn Read> = if gzip { Box::new(MultiGzDecoder::new(reader)) } else { Box::new(reader) };
+            let mut buf = vec![0u8; BUF];
+            let mut total: u64 = 0;
+            loop {
+                let n = match text.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        let what = if gzip { "gzip data is truncated or corrupt" } else { "read failed" };
+                        return Err(format!("{}: {what} after {total} bytes of text: {}", input.name, io_reason(&e)));
+                    }
+                };
+                total += n as u64;
+                parser.feed(&buf[..n], &mut push);
+                if parser.stats().lines == 0 && total > 4 * BUF as u64 {
+                    return Err(format!(
+                        "{}: no line break in the first {} MiB: not a flow-log file",
+                        input.name,
+                        total >> 20
+                    ));
+                }
+            }
+            if total == 0 {
+                return Err(format!("{}: the gzip stream holds no data", input.name));
+            }
+        }
+    }
+    let format = parser.format().clone();
+    let stats = parser.finish(&mut push);
+    Ok((stats, format))
+}
+
+/// Reads every input into the analyzer with `threads` workers.
+pub fn read_all(
+    paths: &[PathBuf],
+    given: &LogFormat,
+    threads: usize,
+    analyzer: &mut Analyzer,
+) -> Result<(), InputError> {
+    let inputs: Vec<Input> = paths.iter().map(|p| probe(p, given)).collect::<Result<_, _>>()?;
+    let mut tasks = Vec::new();
+    for (i, input) in inputs.iter().enumerate() {
+        match input.source {
+            Source::Plain(size) => {
+                let rs = ranges(&input.path, size)
+                    .map_err(|e| InputError(format!("cannot read {}: {}", input.name, io_reason(&e))))?;
+                for (k, r) in rs.into_iter().enumerate() {
+                    tasks.push(Task { input: i, range: Some(r), first: k == 0 });
+                }
+            }
+            _ => tasks.push(Task { input: i, range: None, first: true }),
+        }
+    }
+    let next = AtomicUsize::new(0);
+    let done: Mutex<Vec<Result<Done, (usize, String)>>> = Mutex::new(Vec::new());
+    let shards: Mutex<Vec<Shard>> = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..threads.clamp(1, tasks.len().max(1)) {
+            scope.spawn(|| {
+                let mut shard = Shard::default();
+                loop {
+                    let t = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(task) = tasks.get(t) else { break };
+                    let result = run_task(&inputs[task.input], task, given, &mut shard)
+                        .map(|(stats, format)| Done { task: t, stats, format })
+                        .map_err(|e| (t, e));
+                    let failed = result.is_err();
+                    done.lock().unwrap_or_else(|p| p.into_inner()).push(result);
+                    if failed {
+                        break;
+                    }
+                }
+                shards.lock().unwrap_or_else(|p| p.into_inner()).push(shard);
+            });
+        }
+    });
+    let mut results = done.into_inner().unwrap_or_else(|p| p.into_inner());
+    results.sort_by_key(|r| match r {
+        Ok(d) => d.task,
+        Err((t, _)) => *t,
+    });
+    if let Some(Err((_, e))) = results.iter().find(|r| r.is_err()) {
+        return Err(InputError(e.clone()));
+    }
+    // Per input, in order: join its tasks' counts, offsetting line numbers.
+    let mut per_input: Vec<(ParseStats, Option<LogFormat>)> =
+        inputs.iter().map(|_| (ParseStats::default(), None)).collect();
+    for d in results.into_iter().flatten() {
+        let (stats, format) = &mut per_input[tasks[d.task].input];
+        let offset = stats.lines;
+        let mut s = d.stats;
+        for b in &mut s.bad_lines {
+            b.line += offset;
+        }
+        stats.merge(s);
+        if format.is_none() {
+            *format = Some(d.format);
+        }
+    }
+    for (input, (stats, format)) in inputs.iter().zip(per_input) {
+        let format = format.unwrap_or_else(|| input.format.clone());
+        check_format(&format).map_err(|e| InputError(format!("{}: {e}", input.name)))?;
+        if stats.records == 0 {
+            let reason = match stats.bad_lines.first() {
+                Some(b) => format!(": line {} {}", b.line, b.error),
+                None if stats.header || input.header => ": only a header line".into(),
+                None => String::new(),
+            };
+            let hint = match stats.bad_lines.first().map(|b| &b.error) {
+                Some(LineError::FieldCount { .. }) => {
+                    " (if this flow log uses a custom format, pass it with --log-format)"
+                }
+                _ => "",
+            };
+            return Err(InputError(format!("{}: no flow-log records{reason}{hint}", input.name)));
+        }
+        analyzer.add_input(input.name.clone(), &format, stats);
+    }
+    for shard in shards.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        analyzer.absorb(shard);
+    }
+    Ok(())
 }

@@ -90,9 +90,8 @@ fn analyze(a: AnalyzeArgs) -> Result<u8, Failure> {
     };
     let format = a.log_format.clone().unwrap_or_default();
     let mut analyzer = Analyzer::new(config);
-    for path in &a.files {
-        input::read_into(path, &format, &mut analyzer).map_err(|e| Failure::new(exit::INPUT, e.0))?;
-    }
+    let threads = a.threads.map_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()), usize::from);
+    input::read_all(&a.files, &format, threads, &mut analyzer).map_err(|e| Failure::new(exit::INPUT, e.0))?;
     let report = analyzer.finish().map_err(|e| Failure::new(exit::INPUT, e.to_string()))?;
     let mut out = io::stdout().lock();
     match a.output {

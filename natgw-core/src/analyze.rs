@@ -6,8 +6,10 @@
 //! form; `finish` does the rest. The live AWS path reuses [`estimate`](crate::estimate) and
 //! [`findings`](crate::findings) on the results of Logs Insights queries, so no rule exists twice.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
+
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use crate::estimate::{self, EndObs, Estimate, EstimateContext, NatFlowObs};
 use crate::findings::{self, FindingContext};
@@ -20,6 +22,24 @@ use crate::report::{
     SCHEMA_VERSION, SourceReport, Status, Verdict,
 };
 use crate::time::Timestamp;
+
+/// The fields the analysis reads; a parser can skip the rest ([`crate::flowlog::LineParser::with_fields`]).
+pub const FIELDS: &[Field] = &[
+    Field::InterfaceId,
+    Field::SrcAddr,
+    Field::DstAddr,
+    Field::SrcPort,
+    Field::DstPort,
+    Field::Protocol,
+    Field::Bytes,
+    Field::Start,
+    Field::End,
+    Field::Action,
+    Field::LogStatus,
+    Field::TcpFlags,
+    Field::PktSrcAddr,
+    Field::PktDstAddr,
+];
 
 /// The fields a log format must have for the analysis.
 pub const REQUIRED_FIELDS: &[Field] =
@@ -92,36 +112,18 @@ struct Obs {
     bytes: u64,
 }
 
-/// The local analyzer. Push records, then [`finish`](Analyzer::finish).
-#[derive(Debug)]
-pub struct Analyzer {
-    config: AnalyzeConfig,
+/// Records collected by one thread; [`Analyzer::absorb`] merges it. Lets several threads parse at once.
+#[derive(Debug, Default)]
+pub struct Shard {
     obs: Vec<Obs>,
     ifaces: HashMap<String, u32>,
-    inputs: Vec<(String, ParseStats)>,
-    formats: Vec<String>,
     records: u64,
     no_data: u64,
     rejected: u64,
     incomplete: u64,
 }
 
-impl Analyzer {
-    /// A new analysis.
-    pub fn new(config: AnalyzeConfig) -> Analyzer {
-        Analyzer {
-            config,
-            obs: Vec::new(),
-            ifaces: HashMap::new(),
-            inputs: Vec::new(),
-            formats: Vec::new(),
-            records: 0,
-            no_data: 0,
-            rejected: 0,
-            incomplete: 0,
-        }
-    }
-
+impl Shard {
     /// Adds one record.
     pub fn push(&mut self, r: &Record<'_>) {
         self.records += 1;
@@ -164,6 +166,53 @@ impl Analyzer {
             end: end.max(start),
             bytes: r.bytes.unwrap_or(0),
         });
+    }
+
+    /// Moves `other`'s records into this shard (interface numbers remapped).
+    fn absorb(&mut self, other: Shard) {
+        let mut remap: HashMap<u32, u32> = HashMap::default();
+        remap.insert(0, 0);
+        for (name, id) in other.ifaces {
+            let next = self.ifaces.len() as u32 + 1;
+            let mine = *self.ifaces.entry(name).or_insert(next);
+            remap.insert(id, mine);
+        }
+        self.obs.reserve(other.obs.len());
+        self.obs.extend(other.obs.into_iter().map(|mut o| {
+            o.iface = remap.get(&o.iface).copied().unwrap_or(0);
+            o
+        }));
+        self.records += other.records;
+        self.no_data += other.no_data;
+        self.rejected += other.rejected;
+        self.incomplete += other.incomplete;
+    }
+}
+
+/// The local analyzer. Push records (or [`absorb`](Analyzer::absorb) shards filled by other threads),
+/// then [`finish`](Analyzer::finish).
+#[derive(Debug)]
+pub struct Analyzer {
+    config: AnalyzeConfig,
+    main: Shard,
+    inputs: Vec<(String, ParseStats)>,
+    formats: Vec<String>,
+}
+
+impl Analyzer {
+    /// A new analysis.
+    pub fn new(config: AnalyzeConfig) -> Analyzer {
+        Analyzer { config, main: Shard::default(), inputs: Vec::new(), formats: Vec::new() }
+    }
+
+    /// Adds one record.
+    pub fn push(&mut self, r: &Record<'_>) {
+        self.main.push(r);
+    }
+
+    /// Merges the records another thread collected.
+    pub fn absorb(&mut self, shard: Shard) {
+        self.main.absorb(shard);
     }
 
     /// Records that one input (a file, stdin) was read, with its format and parse counts.
@@ -214,24 +263,26 @@ impl Analysis {
         let assumed_cidrs = cfg.vpc_cidrs.is_empty();
         let internal = if assumed_cidrs { CidrSet::private_ranges() } else { cfg.vpc_cidrs.clone() };
         let mut notes = Vec::new();
-        if a.obs.is_empty() {
-            let hint = match (a.records, a.no_data, a.rejected) {
+        if a.main.obs.is_empty() {
+            let hint = match (a.main.records, a.main.no_data, a.main.rejected) {
                 (0, ..) => String::new(),
-                (_, n, r) => format!(" ({n} NODATA/SKIPDATA, {r} REJECT, {} incomplete records only)", a.incomplete),
+                (_, n, r) => {
+                    format!(" ({n} NODATA/SKIPDATA, {r} REJECT, {} incomplete records only)", a.main.incomplete)
+                }
             };
             return Err(AnalyzeError::NoRecords { hint });
         }
-        let iface_names: HashMap<u32, &str> = a.ifaces.iter().map(|(k, v)| (*v, k.as_str())).collect();
+        let iface_names: HashMap<u32, &str> = a.main.ifaces.iter().map(|(k, v)| (*v, k.as_str())).collect();
 
         // 1. The NAT gateway: its interface and addresses.
         let want_iface = match &cfg.nat_interface {
             Some(id) => {
-                Some(a.ifaces.get(id.as_str()).copied().ok_or_else(|| AnalyzeError::NatNotSeen(id.to_string()))?)
+                Some(a.main.ifaces.get(id.as_str()).copied().ok_or_else(|| AnalyzeError::NatNotSeen(id.to_string()))?)
             }
             None => None,
         };
         let (nat_iface, nat_addrs) = if cfg.nat_addresses.is_empty() {
-            let (iface, addrs) = infer_nat(&a.obs, &internal, want_iface).ok_or(AnalyzeError::NoNatGateway)?;
+            let (iface, addrs) = infer_nat(&a.main.obs, &internal, want_iface).ok_or(AnalyzeError::NoNatGateway)?;
             let shown: Vec<String> = addrs.iter().map(ToString::to_string).collect();
             notes.push(format!(
                 "NAT address{} {} inferred from the records{}; pass --nat-ip to set {}",
@@ -243,8 +294,8 @@ impl Analysis {
             (Some(iface), addrs)
         } else {
             let set: HashSet<IpAddr> = cfg.nat_addresses.iter().copied().collect();
-            let iface = want_iface.or_else(|| most_common_iface(&a.obs, &set));
-            if !a.obs.iter().any(|o| set.contains(&o.src) || set.contains(&o.dst)) {
+            let iface = want_iface.or_else(|| most_common_iface(&a.main.obs, &set));
+            if !a.main.obs.iter().any(|o| set.contains(&o.src) || set.contains(&o.dst)) {
                 let shown: Vec<String> = cfg.nat_addresses.iter().map(ToString::to_string).collect();
                 return Err(AnalyzeError::NatNotSeen(shown.join(", ")));
             }
@@ -262,14 +313,14 @@ impl Analysis {
         let limit = destination_limit(nat_addrs.len() as u32);
 
         // 2. Classify legs and aggregate.
-        let mut dests: HashMap<Destination, DestAgg> = HashMap::new();
+        let mut dests: HashMap<Destination, DestAgg> = HashMap::default();
         // Replies to a secondary NAT address are logged with the primary in dstaddr: the address used
         // is in pkt-dstaddr when the format has it, else only the NAT port identifies the flow.
-        let mut replied: HashSet<(Option<IpAddr>, u16, Destination)> = HashSet::new();
-        let mut reply_bytes: HashMap<Destination, u64> = HashMap::new();
-        let mut clients: HashMap<ClientKey, ClientFlow> = HashMap::new();
+        let mut replied: HashSet<(Option<IpAddr>, u16, Destination)> = HashSet::default();
+        let mut reply_bytes: HashMap<Destination, u64> = HashMap::default();
+        let mut clients: HashMap<ClientKey, ClientFlow> = HashMap::default();
         let (mut t_min, mut t_max) = (u64::MAX, 0u64);
-        for o in &a.obs {
+        for o in &a.main.obs {
             t_min = t_min.min(o.start);
             t_max = t_max.max(o.end);
             let on_nat = nat_iface.is_none_or(|i| i == o.iface || o.iface == 0);
@@ -314,7 +365,7 @@ impl Analysis {
         // Which client legs to use: named destinations (pkt-dstaddr or client interfaces) when any.
         let known_host = clients.keys().any(|k| k.host.is_some());
         clients.retain(|k, f| f.seen_request && (k.host.is_some() == known_host));
-        let from_client_ifaces = a.obs.iter().any(|o| nat_iface.is_some_and(|i| i != o.iface && o.iface != 0));
+        let from_client_ifaces = a.main.obs.iter().any(|o| nat_iface.is_some_and(|i| i != o.iface && o.iface != 0));
         let attribution = if !known_host {
             Attribution {
                 method: AttributionMethod::Unavailable,
@@ -325,7 +376,7 @@ impl Analysis {
                         .into(),
                 ),
             }
-        } else if a.obs.iter().any(|o| o.pkt_dst.is_some()) {
+        } else if a.main.obs.iter().any(|o| o.pkt_dst.is_some()) {
             Attribution { method: AttributionMethod::PktDstaddr, note: None }
         } else {
             let note = from_client_ifaces.then(|| {
@@ -345,8 +396,8 @@ impl Analysis {
             data_end: t_max,
             fallback_share: estimate::fit_reuse(&pooled).map(|f| f.abandoned_share),
         };
-        let mut estimates: HashMap<Destination, Estimate> = HashMap::new();
-        let mut nat_unanswered: HashMap<(Destination, u64), u64> = HashMap::new();
+        let mut estimates: HashMap<Destination, Estimate> = HashMap::default();
+        let mut nat_unanswered: HashMap<(Destination, u64), u64> = HashMap::default();
         for (d, agg) in dests.iter_mut() {
             estimates.insert(*d, estimate::estimate(&mut agg.flows, d.protocol, &ctx));
             // NAT flows the destination never answered (flows are sorted by NAT 5-tuple now).
@@ -377,7 +428,7 @@ impl Analysis {
                 e.0 += 1;
             }
         }
-        let mut drops: HashMap<Destination, (u64, u64)> = HashMap::new(); // (count, first minute)
+        let mut drops: HashMap<Destination, (u64, u64)> = HashMap::default(); // (count, first minute)
         let mut unexplained = 0u64;
         for (&(host, port, proto, minute), &(u, total)) in &unanswered {
             let nat_side: u64 = match host {
@@ -426,7 +477,7 @@ impl Analysis {
 
         // 5. Sources per destination.
         let top_sources = if cfg.top_sources == 0 { 10 } else { cfg.top_sources };
-        let mut sources: HashMap<Destination, HashMap<IpAddr, (u64, u64)>> = HashMap::new();
+        let mut sources: HashMap<Destination, HashMap<IpAddr, (u64, u64)>> = HashMap::default();
         if known_host {
             for (k, f) in &clients {
                 if let Some(h) = k.host {
@@ -519,7 +570,7 @@ impl Analysis {
             limit_per_destination: limit,
             vpc_cidrs: internal.blocks().iter().map(ToString::to_string).collect(),
             log_formats: a.formats.clone(),
-            records: a.records,
+            records: a.main.records,
             start: (t_min != u64::MAX).then_some(Timestamp(t_min)),
             end: (t_max > 0).then_some(Timestamp(t_max)),
         };
@@ -674,7 +725,7 @@ fn max_ports_per_minute(flows: &[NatFlowObs]) -> u64 {
 }
 
 fn most_common_iface(obs: &[Obs], nat: &HashSet<IpAddr>) -> Option<u32> {
-    let mut counts: HashMap<u32, u64> = HashMap::new();
+    let mut counts: HashMap<u32, u64> = HashMap::default();
     for o in obs {
         if nat.contains(&o.src) || nat.contains(&o.dst) {
             *counts.entry(o.iface).or_default() += 1;
@@ -687,7 +738,7 @@ fn most_common_iface(obs: &[Obs], nat: &HashSet<IpAddr>) -> Option<u32> {
 /// and sends to outside ones on the same interface; every private address that sends to outside
 /// addresses on that interface is a NAT address (secondary addresses appear only as sources there).
 fn infer_nat(obs: &[Obs], internal: &CidrSet, only_iface: Option<u32>) -> Option<(u32, Vec<IpAddr>)> {
-    let mut score: HashMap<(u32, IpAddr), (u64, u64)> = HashMap::new();
+    let mut score: HashMap<(u32, IpAddr), (u64, u64)> = HashMap::default();
     for o in obs.iter().filter(|o| only_iface.is_none_or(|i| i == o.iface)) {
         let (src_in, dst_in) = (internal.contains(&o.src), internal.contains(&o.dst));
         if src_in && dst_in && o.src != o.dst {

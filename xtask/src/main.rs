@@ -7,6 +7,9 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 
+mod bench;
+mod bench_data;
+
 #[derive(Parser)]
 #[command(name = "xtask", about = "natgw project automation")]
 struct Cli {
@@ -36,6 +39,13 @@ enum Task {
     },
     /// Regenerate the bundled sample incident under examples/.
     Sample,
+    /// Benchmark `aws-natgw analyze` against DuckDB, polars, mawk, pigz, wc and cat on simulated flow
+    /// logs (10 M lines), and write docs/benchmarks.md.
+    Bench {
+        /// Timed runs per tool (after one warm-up); the median is reported.
+        #[arg(long, default_value_t = 5)]
+        runs: u32,
+    },
     /// Regenerate generated files (docs/report.schema.json); with --check, fail if they are stale.
     Codegen {
         #[arg(long)]
@@ -57,6 +67,7 @@ fn main() -> Result<()> {
             simulate(&scenario, &out, seed, start)
         }
         Task::Sample => sample(),
+        Task::Bench { runs } => bench::run(&root(), runs),
         Task::Codegen { check } => codegen(check),
     }
 }

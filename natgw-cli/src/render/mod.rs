@@ -10,10 +10,12 @@ use natgw_core::report::Report;
 pub use markdown::markdown;
 pub use table::table;
 
-/// The report as pretty JSON, newline-terminated.
+/// The report as pretty JSON, newline-terminated. Serialised first, then written, so that a write
+/// error (a closed pipe) reaches the caller as the `io::Error` it is, not wrapped in a serde error.
 pub fn json(report: &Report, out: &mut dyn Write) -> io::Result<()> {
-    serde_json::to_writer_pretty(&mut *out, report).map_err(io::Error::other)?;
-    writeln!(out)
+    let mut text = serde_json::to_vec_pretty(report).map_err(io::Error::other)?;
+    text.push(b'\n');
+    out.write_all(&text)
 }
 
 /// `1536` → `1.5 KiB`.

@@ -155,7 +155,21 @@ fn nat_and_client_logs_together_attribute_sources_and_stdin_works() {
 
 #[test]
 fn a_closed_pipe_is_a_clean_exit() {
-    let mut child = natgw().args(["analyze", SAMPLE]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    // Output far larger than a pipe's buffer (5,000 destinations as JSON), so the tool is still
+    // writing when the reader goes away, whatever the timing.
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = String::new();
+    for i in 0..5_000u32 {
+        let (a, b) = (i / 256, i % 256);
+        log += &format!("2 1 eni-0a 10.0.0.7 203.0.{a}.{b} {} 443 6 1 100 1780000000 1780000001 ACCEPT OK\n", 2000 + i);
+    }
+    std::fs::write(dir.path().join("many.log"), log).unwrap();
+    let mut child = in_dir(dir.path())
+        .args(["analyze", "many.log", "--nat-ip", "10.0.0.7", "--top", "5000", "-o", "json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let mut first = [0u8; 16];
     child.stdout.take().unwrap().read_exact(&mut first).unwrap(); // then drop: the pipe closes
     let out = child.wait_with_output().unwrap();

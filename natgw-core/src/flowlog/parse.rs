@@ -30,12 +30,22 @@ pub struct BadLine {
 #[derive(Debug, Clone)]
 pub struct LineParser {
     format: LogFormat,
+    /// Per position: whether the consumer reads this field (others are counted, not parsed).
+    wanted: Vec<bool>,
 }
 
 impl LineParser {
-    /// A parser for `format`.
+    /// A parser for `format` that parses every field natgw knows.
     pub fn new(format: LogFormat) -> LineParser {
-        LineParser { format }
+        let wanted = format.fields().iter().map(|f| !matches!(f, Field::Other(_))).collect();
+        LineParser { format, wanted }
+    }
+
+    /// A parser that parses only `fields` (the rest are left `None`): the fast path for a consumer
+    /// that needs a few fields of a wide format.
+    pub fn with_fields(format: LogFormat, fields: &[Field]) -> LineParser {
+        let wanted = format.fields().iter().map(|f| fields.contains(f)).collect();
+        LineParser { format, wanted }
     }
 
     /// The format this parser reads.
@@ -49,17 +59,32 @@ impl LineParser {
         let mut rec = Record::default();
         let mut n = 0;
         let mut first_error = None;
-        for token in line.split(|&b| b == b' ' || b == b'\t').filter(|t| !t.is_empty()) {
-            if let Some(field) = fields.get(n) {
-                if token != b"-" && first_error.is_none() {
-                    first_error = set(&mut rec, field, token).err();
+        // Flow logs separate fields by single spaces: one vectorised scan finds them all (runs of
+        // separators and tabs are accepted too, tabs on a slower path).
+        let mut start = 0;
+        let mut take = |end: usize, start: &mut usize| {
+            if end > *start {
+                let token = &line[*start..end];
+                if n < fields.len() && self.wanted[n] && token != b"-" && first_error.is_none() {
+                    first_error = set(&mut rec, &fields[n], token).err();
                 }
+                n += 1;
             }
-            n += 1;
+            *start = end + 1;
+        };
+        if memchr(b'\t', line).is_none() {
+            for i in memchr::memchr_iter(b' ', line) {
+                take(i, &mut start);
+            }
+        } else {
+            for (i, _) in line.iter().enumerate().filter(|(_, b)| **b == b' ' || **b == b'\t') {
+                take(i, &mut start);
+            }
         }
+        take(line.len(), &mut start);
         // A wrong field count explains bad values better than the values do.
         if n != fields.len() {
-            if first_error == Some(LineError::NotText) {
+            if first_error == Some(LineError::NotText) || std::str::from_utf8(line).is_err() {
                 return Err(LineError::NotText);
             }
             return Err(LineError::FieldCount { expected: fields.len(), found: n });
@@ -181,6 +206,9 @@ impl ParseStats {
 pub struct StreamParser {
     parser: LineParser,
     explicit: bool,
+    fields: Option<Vec<Field>>,
+    /// 1 when the stream starts at the top of an input (a header may come), 0 for a later chunk.
+    first_line: u64,
     carry: Vec<u8>,
     stats: ParseStats,
 }
@@ -190,7 +218,28 @@ impl StreamParser {
     /// at the top of the stream replaces it; when true, a header is still recognised and skipped but
     /// the given format stays.
     pub fn new(format: LogFormat, explicit: bool) -> StreamParser {
-        StreamParser { parser: LineParser::new(format), explicit, carry: Vec::new(), stats: ParseStats::default() }
+        StreamParser {
+            parser: LineParser::new(format),
+            explicit,
+            fields: None,
+            first_line: 1,
+            carry: Vec::new(),
+            stats: ParseStats::default(),
+        }
+    }
+
+    /// Parses only `fields` (see [`LineParser::with_fields`]), also after a header line.
+    pub fn with_fields(mut self, fields: &[Field]) -> StreamParser {
+        self.parser = LineParser::with_fields(self.parser.format().clone(), fields);
+        self.fields = Some(fields.to_vec());
+        self
+    }
+
+    /// A stream that starts in the middle of an input (a chunk after the first): no header is looked
+    /// for. Line numbers in bad-line reports count from 1 within the chunk; the caller offsets them.
+    pub fn without_header(mut self) -> StreamParser {
+        self.first_line = 0;
+        self
     }
 
     /// The format records are read with (after any header).
@@ -245,11 +294,14 @@ impl StreamParser {
         if line.iter().all(|b| b.is_ascii_whitespace()) {
             return;
         }
-        if self.stats.lines == 1 {
+        if self.stats.lines == 1 && self.first_line == 1 {
             if let Some(header) = LogFormat::from_header(line) {
                 self.stats.header = true;
                 if !self.explicit {
-                    self.parser = LineParser::new(header);
+                    self.parser = match &self.fields {
+                        Some(f) => LineParser::with_fields(header, f),
+                        None => LineParser::new(header),
+                    };
                 }
                 return;
             }

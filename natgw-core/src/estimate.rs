@@ -177,30 +177,30 @@ fn segments(obs: &mut [NatFlowObs], protocol: Protocol, addrs: &[IpAddr]) -> Vec
         let addr = addrs.binary_search(&o.nat_address).unwrap_or(0);
         let flags = o.tcp_flags;
         let closes = flags.map(TcpFlags::closes);
-        if prev_key == Some(key) {
-            if let Some(last) = out.last_mut() {
-                let gap = o.start.saturating_sub(last.end);
-                let same = if !tcp {
-                    gap <= IDLE_TIMEOUT_SECS
-                } else if let Some(f) = flags {
-                    last.closed != Some(true) && !f.opens() && gap <= IDLE_TIMEOUT_SECS
-                } else {
-                    gap <= CONTINUATION_GAP_SECS
-                };
-                if same {
-                    last.end = last.end.max(o.end);
-                    if tcp && flags.is_some() {
-                        last.closed = closes;
-                    }
-                    continue;
+        if prev_key == Some(key)
+            && let Some(last) = out.last_mut()
+        {
+            let gap = o.start.saturating_sub(last.end);
+            let same = if !tcp {
+                gap <= IDLE_TIMEOUT_SECS
+            } else if let Some(f) = flags {
+                last.closed != Some(true) && !f.opens() && gap <= IDLE_TIMEOUT_SECS
+            } else {
+                gap <= CONTINUATION_GAP_SECS
+            };
+            if same {
+                last.end = last.end.max(o.end);
+                if tcp && flags.is_some() {
+                    last.closed = closes;
                 }
-                // A port reused inside one window merges the old connection's FIN with the new one's
-                // SYN in one record: the old connection closed there.
-                if tcp && flags.is_some_and(|f| f.opens() && f.closes()) && gap <= MERGE_WINDOW_SECS {
-                    last.closed = Some(true);
-                }
-                last.next_start = Some(o.start);
+                continue;
             }
+            // A port reused inside one window merges the old connection's FIN with the new one's
+            // SYN in one record: the old connection closed there.
+            if tcp && flags.is_some_and(|f| f.opens() && f.closes()) && gap <= MERGE_WINDOW_SECS {
+                last.closed = Some(true);
+            }
+            last.next_start = Some(o.start);
         }
         prev_key = Some(key);
         let closed = if !tcp { Some(false) } else { closes };

@@ -14,3 +14,4 @@ pub mod net;
 pub mod prefixes;
 pub mod report;
 pub mod time;
+pub mod topology;

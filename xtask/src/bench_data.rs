@@ -52,12 +52,13 @@ fn scenario(times: u32) -> Result<Scenario> {
 /// Makes the inputs under `dir` unless they are there already.
 pub fn ensure(dir: &Path) -> Result<BenchInputs> {
     let manifest = dir.join("inputs.json");
-    if let Ok(text) = std::fs::read_to_string(&manifest) {
-        if let Ok(inputs) = serde_json::from_str::<BenchInputs>(&text) {
-            if inputs.plain.exists() && inputs.custom.exists() && inputs.gz_dir.exists() {
-                return Ok(inputs);
-            }
-        }
+    if let Ok(text) = std::fs::read_to_string(&manifest)
+        && let Ok(inputs) = serde_json::from_str::<BenchInputs>(&text)
+        && inputs.plain.exists()
+        && inputs.custom.exists()
+        && inputs.gz_dir.exists()
+    {
+        return Ok(inputs);
     }
     std::fs::create_dir_all(dir)?;
     eprintln!("generating benchmark inputs in {} (once)…", dir.display());

@@ -110,7 +110,7 @@ fn ci() -> Result<()> {
     run(Command::new("cargo").args(["fmt", "--all", "--", "--check"]))?;
     run(Command::new("cargo").args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
     codegen(true)?;
-    run(Command::new("cargo").args(["test", "--workspace"]).env("INSTA_UPDATE", "no"))
+    run(Command::new("cargo").args(["test", "--workspace", "--all-features"]).env("INSTA_UPDATE", "no"))
 }
 
 fn simulate(name: &str, out: &Path, seed: Option<u64>, start: Option<u64>) -> Result<()> {

@@ -294,17 +294,18 @@ impl StreamParser {
         if line.iter().all(|b| b.is_ascii_whitespace()) {
             return;
         }
-        if self.stats.lines == 1 && self.first_line == 1 {
-            if let Some(header) = LogFormat::from_header(line) {
-                self.stats.header = true;
-                if !self.explicit {
-                    self.parser = match &self.fields {
-                        Some(f) => LineParser::with_fields(header, f),
-                        None => LineParser::new(header),
-                    };
-                }
-                return;
+        if self.stats.lines == 1
+            && self.first_line == 1
+            && let Some(header) = LogFormat::from_header(line)
+        {
+            self.stats.header = true;
+            if !self.explicit {
+                self.parser = match &self.fields {
+                    Some(f) => LineParser::with_fields(header, f),
+                    None => LineParser::new(header),
+                };
             }
+            return;
         }
         match self.parser.parse(line) {
             Ok(rec) => {

@@ -207,8 +207,8 @@ pub struct StreamParser {
     parser: LineParser,
     explicit: bool,
     fields: Option<Vec<Field>>,
-    /// 1 when the stream starts at the top of an input (a header may come), 0 for a later chunk.
-    first_line: u64,
+    /// The stream starts at the top of an input, so its first line may be a header.
+    header_allowed: bool,
     carry: Vec<u8>,
     stats: ParseStats,
 }
@@ -222,7 +222,7 @@ impl StreamParser {
             parser: LineParser::new(format),
             explicit,
             fields: None,
-            first_line: 1,
+            header_allowed: true,
             carry: Vec::new(),
             stats: ParseStats::default(),
         }
@@ -238,7 +238,7 @@ impl StreamParser {
     /// A stream that starts in the middle of an input (a chunk after the first): no header is looked
     /// for. Line numbers in bad-line reports count from 1 within the chunk; the caller offsets them.
     pub fn without_header(mut self) -> StreamParser {
-        self.first_line = 0;
+        self.header_allowed = false;
         self
     }
 
@@ -295,7 +295,7 @@ impl StreamParser {
             return;
         }
         if self.stats.lines == 1
-            && self.first_line == 1
+            && self.header_allowed
             && let Some(header) = LogFormat::from_header(line)
         {
             self.stats.header = true;

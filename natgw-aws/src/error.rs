@@ -42,6 +42,9 @@ pub enum Error {
     /// The request was refused before sending it (bad arguments).
     #[error("invalid request to {operation}: {message}")]
     InvalidRequest { operation: &'static str, message: String },
+    /// A Logs Insights query ended without results.
+    #[error("the Logs Insights {kind} query ended {status}: {hint}")]
+    QueryFailed { kind: String, status: String, hint: String },
 }
 
 /// `Result` with the adapter's [`Error`].

@@ -10,6 +10,8 @@
 pub mod actions;
 mod convert;
 mod error;
+pub mod live;
+pub mod runner;
 mod sdk;
 
 use async_trait::async_trait;

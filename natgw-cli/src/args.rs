@@ -28,8 +28,116 @@ pub struct Cli {
 pub enum Command {
     /// Analyse flow-log files (plain or gzip; S3 or CloudWatch exports) on this machine: no AWS account needed.
     Analyze(AnalyzeArgs),
+    /// Diagnose a NAT gateway in AWS: metrics, discovery, prerequisites, Logs Insights, estimate, remedy plan.
+    Diagnose(DiagnoseArgs),
+    /// Check a NAT gateway's flow-log prerequisites, with the commands that fix each gap.
+    Doctor(DoctorArgs),
+    /// A NAT gateway's CloudWatch metrics per minute.
+    Metrics(MetricsArgs),
+    /// Every NAT gateway of a region (or all regions) with its port allocation errors, worst first.
+    Scan(ScanArgs),
     /// Print a CloudWatch Logs Insights query for copy-paste into the console.
     Query(QueryArgs),
+}
+
+/// Where and as whom to call AWS. Without flags the standard chain decides: AWS_PROFILE, AWS_REGION,
+/// AWS_ENDPOINT_URL, the shared config files, SSO, instance roles (the AWS CLI does not pass its own
+/// --profile/--region to an alias: `AWS_PROFILE=x aws natgw …`, or these flags after the command).
+#[derive(Debug, Clone, Args)]
+pub struct AwsArgs {
+    /// The AWS region (default: AWS_REGION or the profile's region).
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+    /// A named profile from the shared config files (default: AWS_PROFILE).
+    #[arg(long, value_name = "PROFILE")]
+    pub profile: Option<String>,
+    /// Send every AWS call to this endpoint (default: AWS_ENDPOINT_URL).
+    #[arg(long, value_name = "URL")]
+    pub endpoint_url: Option<String>,
+}
+
+/// The time range to look at.
+#[derive(Debug, Clone, Args)]
+pub struct TimeArgs {
+    /// How far back from now: 30m, 3h, 2d.
+    #[arg(long, value_name = "DURATION", default_value = "3h", value_parser = parse_duration, conflicts_with = "start")]
+    pub since: u64,
+    /// Range start, RFC 3339 (2026-11-26T08:00:00Z); with --end.
+    #[arg(long, value_name = "TIME", value_parser = parse_time, requires = "end")]
+    pub start: Option<u64>,
+    /// Range end, RFC 3339 (default: now).
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub end: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EngineArg {
+    /// CloudWatch Logs Insights scans the logs in AWS (billed per GB scanned; nothing large is downloaded).
+    Insights,
+    /// Pull the windows' records with FilterLogEvents and analyse them here (small windows, or where
+    /// Insights is not allowed).
+    Local,
+}
+
+#[derive(Debug, Args)]
+pub struct DiagnoseArgs {
+    /// The NAT gateway: its ID (nat-…) or its Name tag.
+    #[arg(value_name = "NAT_GATEWAY")]
+    pub nat: String,
+    #[command(flatten)]
+    pub time: TimeArgs,
+    #[arg(long, value_enum, default_value_t = EngineArg::Insights)]
+    pub engine: EngineArg,
+    /// How many destinations to list.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..))]
+    pub top: u16,
+    /// With --engine local: stop after this many log events.
+    #[arg(long, default_value_t = 2_000_000)]
+    pub max_events: usize,
+    #[arg(long, short, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// The NAT gateway: its ID (nat-…) or its Name tag.
+    #[arg(value_name = "NAT_GATEWAY")]
+    pub nat: String,
+    #[arg(long, short, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct MetricsArgs {
+    /// The NAT gateway: its ID (nat-…) or its Name tag.
+    #[arg(value_name = "NAT_GATEWAY")]
+    pub nat: String,
+    #[command(flatten)]
+    pub time: TimeArgs,
+    #[arg(long, short, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// Every region enabled for the account.
+    #[arg(long, conflicts_with = "region")]
+    pub all_regions: bool,
+    #[command(flatten)]
+    pub time: TimeArgs,
+    /// Metric reads in flight at once.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub concurrency: u16,
+    #[arg(long, short, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+    #[command(flatten)]
+    pub aws: AwsArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -136,4 +244,19 @@ fn parse_cidr_v4(s: &str) -> Result<ipnet::Ipv4Net, String> {
 
 fn parse_eni(s: &str) -> Result<InterfaceId, String> {
     s.parse()
+}
+
+fn parse_duration(s: &str) -> Result<u64, String> {
+    let d = humantime::parse_duration(s)
+        .map_err(|e| format!("not a duration ({e}): expected a number and a unit, such as 30m, 3h or 2d"))?;
+    match d.as_secs() {
+        0 => Err("the duration must be at least one second".into()),
+        n => Ok(n),
+    }
+}
+
+fn parse_time(s: &str) -> Result<u64, String> {
+    let t = humantime::parse_rfc3339_weak(s)
+        .map_err(|e| format!("not a time ({e}): expected RFC 3339 such as 2026-11-26T08:00:00Z"))?;
+    t.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).map_err(|_| "the time is before 1970".into())
 }

@@ -4,6 +4,7 @@
 mod args;
 mod exit;
 mod input;
+mod live;
 mod render;
 
 use std::io::{self, Write};
@@ -16,7 +17,7 @@ use natgw_core::net::CidrSet;
 use natgw_core::prefixes::ServicePrefixes;
 use natgw_core::report::Status;
 
-use args::{AnalyzeArgs, Cli, Command, Output, QueryArgs, QueryKindArg};
+use args::{AnalyzeArgs, Cli, Command, QueryArgs, QueryKindArg};
 
 /// An error with its exit code.
 struct Failure {
@@ -52,6 +53,10 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Analyze(a) => analyze(a),
+        Command::Diagnose(a) => live::diagnose(a),
+        Command::Doctor(a) => live::doctor(a),
+        Command::Metrics(a) => live::metrics(a),
+        Command::Scan(a) => live::scan(a),
         Command::Query(q) => query(q),
     };
     match result {
@@ -94,11 +99,7 @@ fn analyze(a: AnalyzeArgs) -> Result<u8, Failure> {
     input::read_all(&a.files, &format, threads, &mut analyzer).map_err(|e| Failure::new(exit::INPUT, e.0))?;
     let report = analyzer.finish().map_err(|e| Failure::new(exit::INPUT, e.to_string()))?;
     let mut out = io::stdout().lock();
-    match a.output {
-        Output::Table => render::table(&report, &mut out)?,
-        Output::Json => render::json(&report, &mut out)?,
-        Output::Markdown => render::markdown(&report, &mut out)?,
-    }
+    render::report(&report, a.output, &mut out)?;
     out.flush()?;
     Ok(match report.verdict.status {
         Status::Healthy => exit::HEALTHY,

@@ -15,6 +15,7 @@ use crate::estimate::{self, EndObs, Estimate, EstimateContext, NatFlowObs};
 use crate::findings::{self, FindingContext};
 use crate::flowlog::{Action, Field, LogFormat, LogStatus, ParseStats, Record, TcpFlags};
 use crate::limits::{Thresholds, destination_limit};
+use crate::metrics::ErrorWindow;
 use crate::net::{CidrSet, Destination, InterfaceId, Protocol};
 use crate::prefixes::ServicePrefixes;
 use crate::report::{
@@ -64,6 +65,18 @@ pub struct AnalyzeConfig {
     /// For commands in remedies, when known.
     pub nat_gateway_id: Option<String>,
     pub vpc_id: Option<String>,
+    /// Evidence from the AWS APIs, on the live path.
+    pub live: Option<LiveEvidence>,
+}
+
+/// What the live path knows besides the records: CloudWatch's port allocation errors, and sources
+/// counted by Logs Insights rather than from pushed client legs.
+#[derive(Debug, Clone, Default)]
+pub struct LiveEvidence {
+    /// `ErrorPortAllocation` windows in the analysed range.
+    pub error_windows: Vec<ErrorWindow>,
+    /// Sources per destination and how they were found; `None`: from the pushed records.
+    pub sources: Option<(Attribution, Vec<(Destination, Vec<SourceReport>)>)>,
 }
 
 /// Why an analysis could not produce a report.
@@ -475,10 +488,51 @@ impl Analysis {
             }
         }
 
+        // 4b. Port allocation errors from CloudWatch (live path). The metric does not name the
+        // destination: the ones near their limit take the errors (by the estimate's high bound, or by
+        // distinct NAT ports in one minute, which over-counts short connections but cannot reach 90 %
+        // of the limit without heavy use), else the busiest if it is at half of it; errors no
+        // destination explains are reported as such.
+        let mut metric_errors: HashMap<Destination, u64> = HashMap::default();
+        let mut unexplained_errors = 0u64;
+        let live_errors: u64 = cfg.live.iter().flat_map(|l| &l.error_windows).map(|w| w.errors).sum();
+        if live_errors > 0 {
+            let high_share = |d: &Destination| {
+                let by_minute = dests.get(d).map_or(0, |a| max_ports_per_minute(&a.flows)) as f64;
+                estimates.get(d).map_or(0.0, |e| (e.high as f64).max(by_minute) / limit as f64)
+            };
+            let mut ranked: Vec<Destination> = dests.keys().copied().collect();
+            ranked.sort_by(|a, b| high_share(b).total_cmp(&high_share(a)).then(a.cmp(b)));
+            let near: Vec<Destination> = ranked.iter().copied().filter(|d| high_share(d) >= 0.9).collect();
+            let chosen = if near.is_empty() {
+                ranked.first().copied().filter(|d| high_share(d) >= 0.5).into_iter().collect()
+            } else {
+                near
+            };
+            if chosen.is_empty() {
+                unexplained_errors = live_errors;
+            }
+            for d in chosen {
+                metric_errors.insert(d, live_errors);
+                if let Some(e) = estimates.get_mut(&d) {
+                    e.pin_to_limit();
+                }
+            }
+        }
+
         // 5. Sources per destination.
         let top_sources = if cfg.top_sources == 0 { 10 } else { cfg.top_sources };
         let mut sources: HashMap<Destination, HashMap<IpAddr, (u64, u64)>> = HashMap::default();
-        if known_host {
+        let mut attribution = attribution;
+        if let Some((method, found)) = cfg.live.as_ref().and_then(|l| l.sources.as_ref()) {
+            attribution = method.clone();
+            for (d, list) in found {
+                let m = sources.entry(*d).or_default();
+                for s in list {
+                    m.insert(s.address, (s.connections, s.bytes));
+                }
+            }
+        } else if known_host {
             for (k, f) in &clients {
                 if let Some(h) = k.host {
                     let d = Destination { address: h, port: k.host_port, protocol: k.proto };
@@ -534,7 +588,7 @@ impl Analysis {
                         abandoned_share: e.abandoned_share.map(|s| (s * 1000.0).round() / 1000.0),
                         dropped_attempts: dropped,
                         first_drop_at: first_drop,
-                        error_port_allocation: None,
+                        error_port_allocation: metric_errors.get(d).copied(),
                         max_ports_per_minute: max_ports_per_minute(&agg.flows),
                     },
                 }
@@ -562,7 +616,7 @@ impl Analysis {
         }
 
         let input = InputSummary {
-            engine: "local".into(),
+            engine: if cfg.live.is_some() { "live" } else { "local" }.into(),
             sources: a.inputs.iter().map(|(n, _)| n.clone()).collect(),
             nat_gateway_id: cfg.nat_gateway_id.clone(),
             nat_interface: nat_iface.and_then(|i| iface_names.get(&i).map(|s| (*s).to_owned())),
@@ -584,11 +638,22 @@ impl Analysis {
             thresholds: cfg.thresholds,
             attribution: &attribution,
             unexplained_drops: unexplained,
+            unexplained_errors,
             skipped_lines,
             first_bad_line: bad_lines.first(),
         };
         let findings = findings::evaluate(&rows, &fctx);
-        let verdict = verdict(&rows);
+        let mut verdict = verdict(&rows);
+        if unexplained_errors > 0 && verdict.status != Status::Exhausted {
+            verdict = Verdict {
+                status: Status::Exhausted,
+                summary: format!(
+                    "Port exhaustion: CloudWatch counted {} port allocation errors; no destination in the flow logs \
+                     explains them",
+                    thousands(unexplained_errors)
+                ),
+            };
+        }
         Ok(Report {
             schema_version: SCHEMA_VERSION,
             verdict,
@@ -599,6 +664,7 @@ impl Analysis {
             skipped_lines,
             bad_lines,
             notes,
+            live: None,
         })
     }
 }

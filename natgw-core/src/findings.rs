@@ -26,6 +26,8 @@ pub struct FindingContext<'a> {
     pub attribution: &'a Attribution,
     /// Dropped attempts that could not be pinned on a destination.
     pub unexplained_drops: u64,
+    /// CloudWatch port allocation errors no destination in the logs explains (live path).
+    pub unexplained_errors: u64,
     pub skipped_lines: u64,
     pub first_bad_line: Option<&'a BadLineReport>,
 }
@@ -118,6 +120,22 @@ pub fn evaluate(rows: &[DestinationReport], ctx: &FindingContext<'_>) -> Vec<Fin
             }],
         });
     }
+    if ctx.unexplained_errors > 0 {
+        out.push(Finding {
+            id: "unexplained-errors".into(),
+            severity: Severity::Critical,
+            summary: format!(
+                "CloudWatch counted {} port allocation errors, but no destination in the flow logs comes near its \
+                 limit: the logs miss part of the traffic (another interface, a 600-s aggregation, delivery gaps)",
+                thousands(ctx.unexplained_errors)
+            ),
+            destination: None,
+            remedies: vec![Remedy {
+                summary: "Check the flow-log prerequisites".into(),
+                command: Some(format!("aws-natgw doctor {}", ctx.nat_gateway_id.unwrap_or("<nat-gateway-id>"))),
+            }],
+        });
+    }
     if ctx.skipped_lines > 0 {
         let first = ctx
             .first_bad_line
@@ -140,7 +158,7 @@ pub fn evaluate(rows: &[DestinationReport], ctx: &FindingContext<'_>) -> Vec<Fin
             }],
         });
     }
-    if !hot {
+    if !hot && ctx.unexplained_errors == 0 {
         let summary = match rows.first() {
             Some(d) => format!(
                 "No destination above {:.0}% of its limit; the busiest, {}, peaked at {:.0}%",

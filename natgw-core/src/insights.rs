@@ -32,16 +32,30 @@ pub struct InsightsQuery {
     pub start: u64,
     /// Unix seconds, inclusive.
     pub end: u64,
+    /// The destinations it is restricted to (destination-flows, top-sources), for reports and errors.
+    pub destinations: Vec<Destination>,
 }
 
 /// The questions natgw asks Logs Insights.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum QueryKind {
     TopDestinations,
     PortsPerMinute,
     DestinationFlows,
     TopSources,
+}
+
+impl QueryKind {
+    /// The kebab-case name (`top-destinations`), as in JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            QueryKind::TopDestinations => "top-destinations",
+            QueryKind::PortsPerMinute => "ports-per-minute",
+            QueryKind::DestinationFlows => "destination-flows",
+            QueryKind::TopSources => "top-sources",
+        }
+    }
 }
 
 /// The NAT gateway as the queries see it.
@@ -155,6 +169,7 @@ fn assemble(kind: QueryKind, scope: &QueryScope, body: &[String]) -> Result<Insi
         log_groups: scope.log_groups.clone(),
         start: scope.start,
         end: scope.end,
+        destinations: Vec::new(),
     })
 }
 
@@ -245,7 +260,7 @@ pub fn destination_flows(
     } else {
         String::new()
     };
-    assemble(
+    let mut q = assemble(
         QueryKind::DestinationFlows,
         scope,
         &[
@@ -261,7 +276,39 @@ pub fn destination_flows(
             format!("sort {} asc", name(&Field::Start)),
             format!("limit {MAX_ROWS}"),
         ],
-    )
+    )?;
+    q.destinations = destinations.to_vec();
+    Ok(q)
+}
+
+/// The rows of a `fields …` query ([`destination_flows`]) as flow-log lines, with the format that
+/// reads them: one column per Insights field name seen (Insights leaves empty fields out of a row),
+/// `-` where a row lacks it. The local analyzer's parser then reads them like lines of a file, so
+/// records have one code path. `None` when there are no rows.
+pub fn rows_as_lines(rows: &[Vec<(String, String)>]) -> Option<(LogFormat, Vec<String>)> {
+    let mut names: Vec<&str> = Vec::new();
+    for row in rows {
+        for (n, _) in row {
+            if !n.starts_with('@') && !names.contains(&n.as_str()) {
+                names.push(n);
+            }
+        }
+    }
+    let format = LogFormat::from_fields(names.iter().map(|n| Field::from_insights_name(n))).ok()?;
+    let lines = rows
+        .iter()
+        .map(|row| {
+            let cols: Vec<&str> = names
+                .iter()
+                .map(|n| match row.iter().find(|(f, _)| f == n).map(|(_, v)| v.trim()) {
+                    Some(v) if !v.is_empty() && !v.contains(char::is_whitespace) => v,
+                    _ => "-",
+                })
+                .collect();
+            cols.join(" ")
+        })
+        .collect();
+    Some((format, lines))
 }
 
 /// Where the source clients of a destination can be seen.
@@ -340,7 +387,7 @@ pub fn top_sources(
     } else {
         String::new()
     };
-    assemble(
+    let mut q = assemble(
         QueryKind::TopSources,
         scope,
         &[
@@ -353,7 +400,9 @@ pub fn top_sources(
             "sort connections desc".into(),
             format!("limit {}", limit.clamp(1, MAX_ROWS)),
         ],
-    )
+    )?;
+    q.destinations = vec![*destination];
+    Ok(q)
 }
 
 #[cfg(test)]
@@ -443,6 +492,19 @@ mod tests {
         assert!(matches!(top_destinations(&nat(&["10.0.0.7"]), &bad, 10), Err(QueryError::BadRange { .. })));
         let no_iface = scope("${srcaddr} ${dstaddr} ${srcport} ${dstport} ${protocol}");
         assert_eq!(top_destinations(&nat(&["10.0.0.7"]), &no_iface, 10), Err(QueryError::MissingField("interface-id")));
+    }
+
+    #[test]
+    fn rows_become_lines_the_parser_reads() {
+        let row = |cols: &[(&str, &str)]| cols.iter().map(|(f, v)| ((*f).to_owned(), (*v).to_owned())).collect();
+        let rows: Vec<Vec<(String, String)>> = vec![
+            row(&[("srcAddr", "10.0.0.7"), ("srcPort", "40001"), ("tcpFlags", "2"), ("@ptr", "x")]),
+            row(&[("srcAddr", "10.0.0.7"), ("srcPort", "40002")]),
+        ];
+        let (format, lines) = rows_as_lines(&rows).unwrap();
+        assert_eq!(format.to_string(), "${srcaddr} ${srcport} ${tcp-flags}");
+        assert_eq!(lines, ["10.0.0.7 40001 2", "10.0.0.7 40002 -"]);
+        assert_eq!(rows_as_lines(&[]), None);
     }
 
     #[test]

@@ -7,10 +7,13 @@ use std::net::IpAddr;
 use serde::Serialize;
 
 use crate::estimate::HoldModel;
+use crate::insights::QueryKind;
 use crate::limits::Level;
+use crate::metrics::{ErrorWindow, MetricSummary};
 use crate::net::Protocol;
 use crate::prefixes::GatewayService;
 use crate::time::Timestamp;
+use crate::topology::QueryStatus;
 
 /// The version of this JSON shape.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -34,6 +37,51 @@ pub struct Report {
     pub bad_lines: Vec<BadLineReport>,
     /// Notes on assumptions the analysis made (an inferred NAT address, assumed VPC ranges).
     pub notes: Vec<String>,
+    /// What the AWS APIs showed, on the live path (`diagnose`); absent for local files.
+    pub live: Option<LiveReport>,
+}
+
+/// The live path's evidence and costs.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct LiveReport {
+    pub region: Option<String>,
+    /// `insights` (Logs Insights scans the logs in AWS) or `local` (records pulled and analysed here).
+    pub engine: String,
+    /// The metrics' range `[start, end)` and period.
+    pub metrics_start: Timestamp,
+    pub metrics_end: Timestamp,
+    pub period_secs: u32,
+    pub metrics: Vec<MetricSummary>,
+    /// Minutes with port allocation errors, grouped.
+    pub error_windows: Vec<ErrorWindow>,
+    /// The flow-log ranges read, `[start, end]`.
+    pub analysed_ranges: Vec<[Timestamp; 2]>,
+    /// The log group read, if any.
+    pub log_group: Option<String>,
+    /// Logs Insights queries run (empty for the local engine).
+    pub queries: Vec<QueryRun>,
+    /// Logs Insights bytes scanned, over all queries.
+    pub bytes_scanned: u64,
+    /// What those bytes cost at the list price of [`INSIGHTS_USD_PER_GB`] per GB scanned.
+    pub estimated_cost_usd: f64,
+    /// Log events pulled to this machine (local engine).
+    pub events_pulled: u64,
+}
+
+/// Logs Insights' list price per GB scanned (US East; other regions differ slightly).
+pub const INSIGHTS_USD_PER_GB: f64 = 0.005;
+
+/// One Logs Insights query as it ran.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct QueryRun {
+    pub kind: QueryKind,
+    pub start: Timestamp,
+    pub end: Timestamp,
+    /// `complete`, `failed`, `cancelled`, `timeout`.
+    pub status: QueryStatus,
+    pub rows: u64,
+    pub records_scanned: u64,
+    pub bytes_scanned: u64,
 }
 
 /// The overall answer.

@@ -15,6 +15,34 @@ impl Timestamp {
         format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
     }
 
+    /// Reads `YYYY-MM-DD[T ]HH:MM:SS[.fff][Z]` in UTC: RFC 3339 as natgw writes it, and the
+    /// `2026-11-26 10:00:00.000` of Logs Insights' `bin()` and `@timestamp`. `None` otherwise.
+    pub fn parse(s: &str) -> Option<Timestamp> {
+        let b = s.trim().as_bytes();
+        if b.len() < 19
+            || b[4] != b'-'
+            || b[7] != b'-'
+            || !matches!(b[10], b'T' | b' ')
+            || b[13] != b':'
+            || b[16] != b':'
+        {
+            return None;
+        }
+        let num = |r: std::ops::Range<usize>| -> Option<u64> {
+            std::str::from_utf8(&b[r]).ok().filter(|t| t.bytes().all(|c| c.is_ascii_digit()))?.parse().ok()
+        };
+        let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+        let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+        let rest = &b[19..];
+        let rest = rest.strip_suffix(b"Z").unwrap_or(rest);
+        let frac_ok = rest.is_empty() || (rest[0] == b'.' && rest[1..].iter().all(u8::is_ascii_digit));
+        if !frac_ok || !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
+            return None;
+        }
+        let days = days_from_civil(y as i64, mo as u32, d as u32);
+        u64::try_from(days).ok().map(|days| Timestamp(days * 86_400 + h * 3600 + mi * 60 + sec))
+    }
+
     /// `HH:MM` of the day (UTC), for compact tables.
     pub fn hh_mm(self) -> String {
         let rem = self.0 % 86_400;
@@ -67,5 +95,32 @@ mod tests {
         assert_eq!(Timestamp(951_782_400).rfc3339(), "2000-02-29T00:00:00Z");
         assert_eq!(Timestamp(1_795_687_200).rfc3339(), "2026-11-26T10:00:00Z");
         assert_eq!(Timestamp(1_795_687_200 + 3661).hh_mm(), "11:01");
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (i64::from(m) + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+#[cfg(test)]
+mod parse_tests {
+    use super::*;
+
+    #[test]
+    fn parses_what_it_writes_and_what_insights_writes() {
+        for t in [0u64, 951_782_400, 1_780_000_000, 4_102_444_799] {
+            assert_eq!(Timestamp::parse(&Timestamp(t).rfc3339()), Some(Timestamp(t)));
+        }
+        assert_eq!(Timestamp::parse("2026-05-28 20:26:00.000"), Some(Timestamp(1_779_999_960)));
+        for bad in ["", "2026-05-28", "2026-13-01T00:00:00Z", "2026-05-28T20:26:00+02:00", "2026-05-28T2a:26:00Z"] {
+            assert_eq!(Timestamp::parse(bad), None, "{bad}");
+        }
     }
 }

@@ -249,7 +249,7 @@ pub struct MetricSeries {
 }
 
 /// State of a Logs Insights query.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum QueryStatus {
     Scheduled,
@@ -319,7 +319,7 @@ pub struct LogEvents {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn addr(ip: [u8; 4], eni: &str, primary: Option<bool>) -> NatAddress {
@@ -334,7 +334,8 @@ mod tests {
         }
     }
 
-    fn nat(addresses: Vec<NatAddress>) -> NatGatewayInfo {
+    /// A zonal public gateway `nat-1` in `vpc-1`, subnet `subnet-1` (also for other modules' tests).
+    pub(crate) fn nat(addresses: Vec<NatAddress>) -> NatGatewayInfo {
         NatGatewayInfo {
             id: "nat-1".into(),
             name: None,

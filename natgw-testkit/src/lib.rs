@@ -1,3 +1,6 @@
-//! natgw-testkit: the seeded NAT gateway scenario simulator with ground truth, used to test the analyzer.
+//! natgw-testkit: the seeded NAT gateway scenario simulator with ground truth, used to test the analyzer,
+//! and (feature `aws`) a simulated AWS account behind the adapter's mockall mock.
 
+#[cfg(feature = "aws")]
+pub mod aws;
 pub mod sim;

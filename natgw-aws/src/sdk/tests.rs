@@ -603,6 +603,7 @@ fn query(groups: usize) -> InsightsQuery {
         log_groups: (0..groups).map(|i| format!("/vpc/flow-{i}")).collect(),
         start: 1_790_000_000,
         end: 1_790_003_600,
+        destinations: Vec::new(),
     }
 }
 

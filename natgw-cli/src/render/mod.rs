@@ -8,14 +8,30 @@ use std::io::{self, Write};
 use natgw_core::report::Report;
 
 pub use markdown::markdown;
-pub use table::table;
+pub use table::{findings, metric_lines, table};
+
+use crate::args::Output;
+
+/// The report in the chosen output.
+pub fn report(r: &Report, output: Output, out: &mut dyn Write) -> io::Result<()> {
+    match output {
+        Output::Table => table(r, out),
+        Output::Json => json(r, out),
+        Output::Markdown => markdown(r, out),
+    }
+}
+
+/// Any serialisable value as pretty JSON, fields in declaration order (see [`json`]).
+pub fn json_value<T: serde::Serialize + ?Sized>(v: &T, out: &mut dyn Write) -> io::Result<()> {
+    let mut text = serde_json::to_vec_pretty(v).map_err(io::Error::other)?;
+    text.push(b'\n');
+    out.write_all(&text)
+}
 
 /// The report as pretty JSON, newline-terminated. Serialised first, then written, so that a write
 /// error (a closed pipe) reaches the caller as the `io::Error` it is, not wrapped in a serde error.
 pub fn json(report: &Report, out: &mut dyn Write) -> io::Result<()> {
-    let mut text = serde_json::to_vec_pretty(report).map_err(io::Error::other)?;
-    text.push(b'\n');
-    out.write_all(&text)
+    json_value(report, out)
 }
 
 /// `1536` → `1.5 KiB`.

@@ -4,7 +4,8 @@
 use std::io::{self, Write};
 
 use natgw_core::analyze::thousands;
-use natgw_core::report::{AttributionMethod, Report, Severity, Status};
+use natgw_core::metrics::{MetricSummary, sparkline};
+use natgw_core::report::{AttributionMethod, Finding, LiveReport, Report, Severity, Status};
 
 use super::{bar, bytes};
 
@@ -40,6 +41,9 @@ pub fn table(r: &Report, out: &mut dyn Write) -> io::Result<()> {
         thousands(i.limit_per_destination)
     )?;
     writeln!(out)?;
+    if let Some(l) = &r.live {
+        live_section(l, out)?;
+    }
 
     // Destinations.
     let names: Vec<String> = r.destinations.iter().map(|d| d.display_destination()).collect();
@@ -103,8 +107,21 @@ pub fn table(r: &Report, out: &mut dyn Write) -> io::Result<()> {
 
     // Remedy plan.
     writeln!(out)?;
+    findings(&r.findings, out)?;
+    if !r.notes.is_empty() {
+        writeln!(out)?;
+        writeln!(out, "NOTES")?;
+        for n in &r.notes {
+            writeln!(out, "  - {n}")?;
+        }
+    }
+    Ok(())
+}
+
+/// The findings as a numbered remedy plan.
+pub fn findings(list: &[Finding], out: &mut dyn Write) -> io::Result<()> {
     writeln!(out, "FINDINGS AND REMEDY PLAN")?;
-    for (n, f) in r.findings.iter().enumerate() {
+    for (n, f) in list.iter().enumerate() {
         let sev = match f.severity {
             Severity::Critical => "critical",
             Severity::Warning => "warning",
@@ -118,12 +135,66 @@ pub fn table(r: &Report, out: &mut dyn Write) -> io::Result<()> {
             }
         }
     }
-    if !r.notes.is_empty() {
-        writeln!(out)?;
-        writeln!(out, "NOTES")?;
-        for n in &r.notes {
-            writeln!(out, "  - {n}")?;
-        }
+    Ok(())
+}
+
+/// One line per metric: a sparkline over the range and its total or peak.
+pub fn metric_lines(metrics: &[MetricSummary], start: u64, end: u64, out: &mut dyn Write) -> io::Result<()> {
+    let w = metrics.iter().map(|m| m.metric.len()).max().unwrap_or(0);
+    for m in metrics {
+        let line = sparkline(&m.points, start, end, 48);
+        let value = if m.statistic == "Sum" {
+            format!("total {}", thousands(m.total.round() as u64))
+        } else {
+            format!("peak {}", thousands(m.max.round() as u64))
+        };
+        let at = m
+            .max_at
+            .filter(|_| m.max > 0.0)
+            .map(|t| format!(", max {} at {}", thousands(m.max.round() as u64), t.hh_mm()));
+        writeln!(
+            out,
+            "  {}  {line}  {value}{}",
+            pad(&m.metric, w),
+            if m.statistic == "Sum" { at.unwrap_or_default() } else { String::new() }
+        )?;
     }
     Ok(())
+}
+
+/// The live path's evidence: metrics with sparklines, error windows, what was read and what it cost.
+fn live_section(l: &LiveReport, out: &mut dyn Write) -> io::Result<()> {
+    writeln!(
+        out,
+        "METRICS  {} → {} ({}-s periods{})",
+        l.metrics_start,
+        l.metrics_end,
+        l.period_secs,
+        l.region.as_deref().map(|r| format!(", {r}")).unwrap_or_default()
+    )?;
+    metric_lines(&l.metrics, l.metrics_start.0, l.metrics_end.0, out)?;
+    if l.metrics.iter().any(|m| m.metric == "ActiveConnectionCount") {
+        writeln!(out, "  (ActiveConnectionCount sums every destination; the limit is per destination)")?;
+    }
+    for w in &l.error_windows {
+        writeln!(out, "  error window {}–{} UTC: {} errors", w.start.hh_mm(), w.end.hh_mm(), thousands(w.errors))?;
+    }
+    let ranges: Vec<String> = l.analysed_ranges.iter().map(|[s, e]| format!("{}–{}", s.hh_mm(), e.hh_mm())).collect();
+    let read = match l.engine.as_str() {
+        "insights" => format!(
+            "Logs Insights, {} quer{}, {} scanned (~${:.4})",
+            l.queries.len(),
+            if l.queries.len() == 1 { "y" } else { "ies" },
+            bytes(l.bytes_scanned),
+            l.estimated_cost_usd
+        ),
+        _ => format!("FilterLogEvents, {} events pulled", thousands(l.events_pulled)),
+    };
+    writeln!(
+        out,
+        "FLOW LOGS  {} {}; {read}",
+        l.log_group.as_deref().unwrap_or("(none readable)"),
+        if ranges.is_empty() { String::new() } else { format!("at {} UTC", ranges.join(", ")) }
+    )?;
+    writeln!(out)
 }

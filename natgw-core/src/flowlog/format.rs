@@ -107,6 +107,14 @@ impl Field {
         }
     }
 
+    /// The field named `name` in Logs Insights ([`Field::insights_name`]); unknown names are kept.
+    pub fn from_insights_name(name: &str) -> Field {
+        NAMES
+            .iter()
+            .find(|(_, f)| f.insights_name() == name)
+            .map_or_else(|| Field::Other(name.to_owned()), |(_, f)| f.clone())
+    }
+
     fn is_name_char(b: u8) -> bool {
         b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_'
     }
@@ -156,6 +164,18 @@ impl LogFormat {
                 .filter(|n| !n.is_empty() && n.bytes().all(Field::is_name_char))
                 .ok_or_else(|| FormatError::BadToken { index: index + 1, token: token.to_owned() })?;
             Self::push_unique(&mut fields, Field::from_name(name))?;
+        }
+        if fields.is_empty() {
+            return Err(FormatError::Empty);
+        }
+        Ok(LogFormat { fields })
+    }
+
+    /// A format of these fields, in order; duplicates are refused.
+    pub fn from_fields(list: impl IntoIterator<Item = Field>) -> Result<LogFormat, FormatError> {
+        let mut fields = Vec::new();
+        for f in list {
+            Self::push_unique(&mut fields, f)?;
         }
         if fields.is_empty() {
             return Err(FormatError::Empty);

@@ -1,0 +1,286 @@
+"""Tests of cbor_proxy.py against a real moto_server, with requests built byte for byte as
+aws-sdk-cloudwatch (Rust, aws-smithy-cbor) builds them: structures as indefinite-length maps,
+lists as definite-length arrays, timestamps as tag 1 + float64, the SDK's headers.
+
+Run: <venv>/bin/python -m unittest test_cbor_proxy   (from this directory; `natgw-testkit`'s
+`moto` integration test runs it too).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import http.client
+import json
+import os
+import socket
+import struct
+import subprocess
+import sys
+import time
+import unittest
+import urllib.request
+
+import cbor2
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+BIN = os.path.dirname(sys.executable)
+SERVICE = "GraniteServiceVersion20100801"
+
+
+# --- a minimal CBOR encoder with aws-smithy-cbor's layout ----------------------------------------
+class Tag1:
+    """A timestamp, written as tag 1 + float64 like aws-smithy-cbor's Encoder::timestamp."""
+
+    def __init__(self, secs: float):
+        self.secs = secs
+
+
+def _head(major: int, n: int) -> bytes:
+    if n < 24:
+        return bytes([major << 5 | n])
+    if n < 0x100:
+        return bytes([major << 5 | 24, n])
+    if n < 0x10000:
+        return bytes([major << 5 | 25]) + struct.pack(">H", n)
+    if n < 0x100000000:
+        return bytes([major << 5 | 26]) + struct.pack(">I", n)
+    return bytes([major << 5 | 27]) + struct.pack(">Q", n)
+
+
+def sdk_cbor(v) -> bytes:
+    if isinstance(v, dict):  # a structure: begin_map() ... end()
+        return b"\xbf" + b"".join(sdk_cbor(k) + sdk_cbor(x) for k, x in v.items()) + b"\xff"
+    if isinstance(v, list):  # encoder.array(len)
+        return _head(4, len(v)) + b"".join(sdk_cbor(x) for x in v)
+    if isinstance(v, Tag1):
+        return b"\xc1\xfb" + struct.pack(">d", v.secs)
+    if isinstance(v, bool):
+        return b"\xf5" if v else b"\xf4"
+    if isinstance(v, int):
+        return _head(0, v) if v >= 0 else _head(1, -1 - v)
+    if isinstance(v, float):
+        return b"\xfb" + struct.pack(">d", v)
+    if isinstance(v, str):
+        b = v.encode()
+        return _head(3, len(b)) + b
+    raise TypeError(v)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, timeout: float = 20.0) -> None:
+    deadline = time.time() + timeout
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=1).read()
+            return
+        except urllib.error.HTTPError:
+            return  # answering
+        except OSError:
+            if time.time() > deadline:
+                raise RuntimeError(f"{url} did not answer within {timeout} s")
+            time.sleep(0.1)
+
+
+class ProxyTest(unittest.TestCase):
+    procs: list[subprocess.Popen] = []
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        cls.moto_port, cls.proxy_port = free_port(), free_port()
+        cls.procs = [
+            subprocess.Popen(
+                [os.path.join(BIN, "moto_server"), "-H", "127.0.0.1", "-p", str(cls.moto_port)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            ),
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    os.path.join(HERE, "cbor_proxy.py"),
+                    "--port",
+                    str(cls.proxy_port),
+                    "--moto",
+                    f"http://127.0.0.1:{cls.moto_port}",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            ),
+        ]
+        wait_http(f"http://127.0.0.1:{cls.moto_port}/moto-api/")
+        wait_http(f"http://127.0.0.1:{cls.proxy_port}/__proxy/health")
+        cls.now = int(time.time()) // 60 * 60
+        # Five minutes of one NAT gateway's metrics, via CBOR PutMetricData.
+        data = []
+        for i in range(5):
+            t = float(cls.now - 600 + 60 * i)
+            dims = [{"Name": "NatGatewayId", "Value": "nat-0proxytest"}]
+            data.append({"MetricName": "ErrorPortAllocation", "Dimensions": dims, "Timestamp": Tag1(t), "Value": float(i), "Unit": "Count"})
+            data.append({"MetricName": "ActiveConnectionCount", "Dimensions": dims, "Timestamp": Tag1(t), "Value": 1000.0 + i, "Unit": "Count"})
+        status, headers, body = cls.cbor("PutMetricData", {"Namespace": "AWS/NATGateway", "MetricData": data})
+        assert status == 200, (status, body)
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        for p in cls.procs:
+            p.kill()
+            p.wait()
+
+    @classmethod
+    def cbor(cls, op: str, payload: dict, port: int | None = None):
+        body = sdk_cbor(payload)
+        amz_date = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        headers = {
+            "content-type": "application/cbor",
+            "smithy-protocol": "rpc-v2-cbor",
+            "accept": "application/cbor",
+            "x-amzn-query-mode": "true",
+            "content-length": str(len(body)),
+            "x-amz-user-agent": "aws-sdk-rust/1.3.9 api/cloudwatch/1.140.0 os/linux lang/rust/1.94.1",
+            "user-agent": "aws-sdk-rust/1.3.9 os/linux lang/rust/1.94.1",
+            "amz-sdk-invocation-id": "5f3d7c2e-0000-4000-8000-000000000001",
+            "amz-sdk-request": "attempt=1; max=5",
+            "x-amz-date": amz_date,
+            "authorization": (
+                f"AWS4-HMAC-SHA256 Credential=AKIDTEST/{amz_date[:8]}/us-east-1/monitoring/aws4_request, "
+                "SignedHeaders=accept;content-length;content-type;host;smithy-protocol;x-amz-date, Signature=00"
+            ),
+        }
+        conn = http.client.HTTPConnection("127.0.0.1", port or cls.proxy_port, timeout=30)
+        conn.request("POST", f"/service/{SERVICE}/operation/{op}", body=body, headers=headers)
+        resp = conn.getresponse()
+        out = resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
+        conn.close()
+        return out
+
+    def query(self, **extra) -> dict:
+        q = {
+            "MetricDataQueries": [
+                {
+                    "Id": name.lower(),
+                    "MetricStat": {
+                        "Metric": {
+                            "Namespace": "AWS/NATGateway",
+                            "MetricName": name,
+                            "Dimensions": [{"Name": "NatGatewayId", "Value": "nat-0proxytest"}],
+                        },
+                        "Period": 60,
+                        "Stat": stat,
+                    },
+                    "ReturnData": True,
+                }
+                for name, stat in (("ErrorPortAllocation", "Sum"), ("ActiveConnectionCount", "Maximum"))
+            ],
+            "StartTime": Tag1(float(self.now - 900)),
+            "EndTime": Tag1(float(self.now)),
+            "ScanBy": "TimestampAscending",
+        }
+        q.update(extra)
+        return q
+
+    def test_get_metric_data_speaks_rpcv2_cbor(self) -> None:
+        status, headers, body = self.cbor("GetMetricData", self.query())
+        self.assertEqual(status, 200, body)
+        self.assertEqual(headers["smithy-protocol"], "rpc-v2-cbor")
+        self.assertEqual(headers["content-type"], "application/cbor")
+        out = cbor2.loads(body)
+        results = {r["Id"]: r for r in out["MetricDataResults"]}
+        self.assertNotIn("NextToken", out)
+        err = results["errorportallocation"]
+        self.assertEqual(err["StatusCode"], "Complete")
+        self.assertEqual(err["Values"], [0.0, 1.0, 2.0, 3.0, 4.0])
+        self.assertTrue(all(isinstance(v, float) for v in err["Values"]), "doubles must be CBOR floats")
+        # Tag 1 (cbor2 decodes it to an aware datetime) with an unsigned 32-bit epoch-seconds value.
+        self.assertIn(b"\xc1\x1a" + struct.pack(">I", self.now - 600), body)
+        self.assertEqual(
+            [int(t.timestamp()) for t in err["Timestamps"]], [self.now - 600 + 60 * i for i in range(5)]
+        )
+        self.assertEqual(results["activeconnectioncount"]["Values"], [1000.0, 1001.0, 1002.0, 1003.0, 1004.0])
+
+    def test_get_metric_data_pages_with_next_token(self) -> None:
+        pages, token = [], None
+        while True:
+            extra = {"MaxDatapoints": 3}
+            if token:
+                extra["NextToken"] = token
+            status, _, body = self.cbor("GetMetricData", self.query(**extra))
+            self.assertEqual(status, 200, body)
+            page = cbor2.loads(body)
+            pages.append(page)
+            token = page.get("NextToken")
+            if not token:
+                break
+        self.assertEqual(len(pages), 4)  # 10 datapoints, 3 per page
+        merged: dict[str, list] = {}
+        for page in pages:
+            self.assertLessEqual(sum(len(r["Values"]) for r in page["MetricDataResults"]), 3)
+            for r in page["MetricDataResults"]:
+                merged.setdefault(r["Id"], []).extend(r["Values"])
+        self.assertEqual(merged["errorportallocation"], [0.0, 1.0, 2.0, 3.0, 4.0])
+        self.assertEqual(merged["activeconnectioncount"], [1000.0, 1001.0, 1002.0, 1003.0, 1004.0])
+        first = {r["Id"]: r["StatusCode"] for r in pages[0]["MetricDataResults"]}
+        self.assertEqual(first["errorportallocation"], "PartialData")
+        last = {r["Id"]: r["StatusCode"] for r in pages[-1]["MetricDataResults"]}
+        self.assertEqual(set(last.values()), {"Complete"})
+
+    def test_invalid_next_token_is_a_modelled_error(self) -> None:
+        status, headers, body = self.cbor("GetMetricData", self.query(NextToken="bogus"))
+        self.assertEqual(status, 400)
+        self.assertEqual(headers["smithy-protocol"], "rpc-v2-cbor")
+        self.assertEqual(headers["content-type"], "application/cbor")
+        self.assertEqual(headers["x-amzn-query-error"], "InvalidNextToken;Sender")
+        err = cbor2.loads(body)
+        self.assertEqual(err["__type"], "com.amazonaws.cloudwatch#InvalidNextToken")
+        self.assertTrue(err["message"])
+
+    def test_moto_validation_error_comes_back_as_cbor(self) -> None:
+        status, headers, body = self.cbor(
+            "GetMetricData", {"MetricDataQueries": [{"Id": "a"}], "StartTime": Tag1(1.0), "EndTime": Tag1(2.0)}
+        )
+        self.assertEqual(status, 400)
+        self.assertEqual(headers["x-amzn-query-error"], "ValidationError;Sender")
+        err = cbor2.loads(body)
+        # moto's ValidationError is the model's ValidationException shape (query code ValidationError).
+        self.assertEqual(err["__type"], "com.amazonaws.cloudwatch#ValidationException")
+        self.assertIn("MetricStat", err["message"])
+
+    def test_modelled_error_uses_shape_id_and_query_code(self) -> None:
+        status, headers, body = self.cbor("GetDashboard", {"DashboardName": "nope"})
+        self.assertEqual(status, 404)
+        self.assertEqual(headers["x-amzn-query-error"], "ResourceNotFound;Sender")
+        self.assertEqual(cbor2.loads(body)["__type"], "com.amazonaws.cloudwatch#DashboardNotFoundError")
+
+    def test_unknown_operation(self) -> None:
+        status, headers, body = self.cbor("NoSuchOperation", {})
+        self.assertEqual(status, 404)
+        self.assertEqual(headers["smithy-protocol"], "rpc-v2-cbor")
+        self.assertEqual(cbor2.loads(body)["__type"], "UnknownOperationException")
+
+    def test_moto_itself_lacks_rpcv2_cbor(self) -> None:
+        # Why the proxy exists: the same request straight to moto is not routed.
+        status, _, _ = self.cbor("GetMetricData", self.query(), port=self.moto_port)
+        self.assertEqual(status, 404)
+
+    def test_other_requests_pass_through(self) -> None:
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{self.proxy_port}/",
+            data=json.dumps({"Namespace": "AWS/NATGateway"}).encode(),
+            method="POST",
+            headers={
+                "Content-Type": "application/x-amz-json-1.0",
+                "X-Amz-Target": f"{SERVICE}.ListMetrics",
+                "Authorization": "AWS4-HMAC-SHA256 Credential=AKIDTEST/20260101/us-east-1/monitoring/aws4_request, "
+                "SignedHeaders=host, Signature=00",
+            },
+        )
+        out = json.loads(urllib.request.urlopen(req, timeout=30).read())
+        names = {m["MetricName"] for m in out["Metrics"]}
+        self.assertIn("ErrorPortAllocation", names)
+
+
+if __name__ == "__main__":
+    unittest.main()

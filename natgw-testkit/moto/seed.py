@@ -155,6 +155,20 @@ class Seeder:
             raise SystemExit(f"CreateFlowLogs failed: {out['Unsuccessful']}")
         return out["FlowLogIds"][0]
 
+    def interface_flow_log(self, eni: str, group: str, log_format: str | None, interval: int) -> str:
+        """A new log group and a flow log of one interface into it (default format when None)."""
+        self.logs.create_log_group(logGroupName=group)
+        kw: dict[str, Any] = {"LogFormat": log_format} if log_format else {}
+        return self.flow_log(
+            "NetworkInterface",
+            eni,
+            LogDestinationType="cloud-watch-logs",
+            LogGroupName=group,
+            DeliverLogsPermissionArn=ROLE_ARN,
+            MaxAggregationInterval=interval,
+            **kw,
+        )
+
     def put_records(self, group: str, stream: str, lines: list[str], start_field: int) -> int:
         """PutLogEvents in chronological batches within the API limits; returns the count written."""
         events = sorted(
@@ -217,6 +231,40 @@ def rewrite(lines: list[str], header: list[str], mapping: dict[str, str], shift:
     return out
 
 
+def doctor(s: Seeder, sc: dict, name: str, topo: dict, cases: list) -> None:
+    """The doctor mode's gateways: the scenario's own without any flow log, one whose VPC logs to S3
+    only, and one whose interface logs to CloudWatch Logs in the default format every 600 s."""
+
+    def case(kind: str, t: dict, flow_log_id: str | None, detail: str) -> None:
+        cases.append(
+            {
+                "case": kind,
+                "nat_gateway_id": t["nat_gateway_id"],
+                "vpc_id": t["vpc_id"],
+                "nat_interface": t["nat_interface"],
+                "flow_log_id": flow_log_id,
+                "detail": detail,
+            }
+        )
+
+    case("no-flow-log", topo, None, "no flow log on the NAT interface, its subnet or its VPC")
+    # A VPC-level flow log delivered to S3 only: Logs Insights / FilterLogEvents cannot read it.
+    t = s.topology(dict(sc, name=f"{sc['name']}-s3-only"), f"{name}-s3-only")
+    t.pop("subnet_map")
+    bucket = f"natgw-e2e-flow-logs-{t['vpc_id']}"
+    s.s3.create_bucket(Bucket=bucket)
+    flow = s.flow_log(
+        "VPC", t["vpc_id"], LogDestinationType="s3", LogDestination=f"arn:aws:s3:::{bucket}", MaxAggregationInterval=60
+    )
+    case("s3-only", t, flow, f"VPC flow log to s3://{bucket}/ only (default format, 60 s)")
+    # The NAT interface logged to CloudWatch Logs, but in the default format and every 600 s.
+    t = s.topology(dict(sc, name=f"{sc['name']}-default-600s"), f"{name}-default-600s")
+    t.pop("subnet_map")
+    group = f"/natgw-e2e/{sc['name']}-default-600s/flow-logs"
+    flow = s.interface_flow_log(t["nat_interface"], group, None, 600)
+    case("default-format-600s", t, flow, f"NAT interface flow log to {group}, default format, 600 s aggregation")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description="Seed moto with a simulated NAT gateway incident.")
     ap.add_argument("--endpoint", required=True, help="moto's URL, http://127.0.0.1:PORT")
@@ -265,16 +313,7 @@ def main() -> None:
         header, lines = text[0].split(" "), [line for line in text[1:] if line]
         group = f"/natgw-e2e/{sc['name']}/flow-logs"
         stream = f"{topo['nat_interface']}-all"
-        s.logs.create_log_group(logGroupName=group)
-        flow_log_id = s.flow_log(
-            "NetworkInterface",
-            topo["nat_interface"],
-            LogDestinationType="cloud-watch-logs",
-            LogGroupName=group,
-            DeliverLogsPermissionArn=ROLE_ARN,
-            LogFormat=log_format,
-            MaxAggregationInterval=60,
-        )
+        flow_log_id = s.interface_flow_log(topo["nat_interface"], group, log_format, 60)
         nat = sc["nat"]
         mapping = {
             nat["interface_id"]: topo["nat_interface"],
@@ -289,61 +328,7 @@ def main() -> None:
             log_group=group, log_stream=stream, flow_log_id=flow_log_id, log_format=log_format, records_written=written
         )
     else:
-        result["doctor_cases"].append(
-            {
-                "case": "no-flow-log",
-                "nat_gateway_id": topo["nat_gateway_id"],
-                "vpc_id": topo["vpc_id"],
-                "nat_interface": topo["nat_interface"],
-                "flow_log_id": None,
-                "detail": "no flow log on the NAT interface, its subnet or its VPC",
-            }
-        )
-        # A VPC-level flow log delivered to S3 only: Logs Insights / FilterLogEvents cannot read it.
-        s3_sc = dict(sc, name=f"{sc['name']}-s3-only")
-        s3_topo = s.topology(s3_sc, f"{name}-s3-only")
-        bucket = f"natgw-e2e-flow-logs-{s3_topo['vpc_id']}"
-        s.s3.create_bucket(Bucket=bucket)
-        s3_flow = s.flow_log(
-            "VPC",
-            s3_topo["vpc_id"],
-            LogDestinationType="s3",
-            LogDestination=f"arn:aws:s3:::{bucket}",
-            MaxAggregationInterval=60,
-        )
-        result["doctor_cases"].append(
-            {
-                "case": "s3-only",
-                "nat_gateway_id": s3_topo["nat_gateway_id"],
-                "vpc_id": s3_topo["vpc_id"],
-                "nat_interface": s3_topo["nat_interface"],
-                "flow_log_id": s3_flow,
-                "detail": f"VPC flow log to s3://{bucket}/ only (default format, 60 s)",
-            }
-        )
-        # The NAT interface logged to CloudWatch Logs, but in the default format and every 600 s.
-        coarse_sc = dict(sc, name=f"{sc['name']}-default-600s")
-        coarse_topo = s.topology(coarse_sc, f"{name}-default-600s")
-        coarse_group = f"/natgw-e2e/{sc['name']}-default-600s/flow-logs"
-        s.logs.create_log_group(logGroupName=coarse_group)
-        coarse_flow = s.flow_log(
-            "NetworkInterface",
-            coarse_topo["nat_interface"],
-            LogDestinationType="cloud-watch-logs",
-            LogGroupName=coarse_group,
-            DeliverLogsPermissionArn=ROLE_ARN,
-            MaxAggregationInterval=600,
-        )
-        result["doctor_cases"].append(
-            {
-                "case": "default-format-600s",
-                "nat_gateway_id": coarse_topo["nat_gateway_id"],
-                "vpc_id": coarse_topo["vpc_id"],
-                "nat_interface": coarse_topo["nat_interface"],
-                "flow_log_id": coarse_flow,
-                "detail": f"NAT interface flow log to {coarse_group}, default format, 600 s aggregation",
-            }
-        )
+        doctor(s, sc, name, topo, result["doctor_cases"])
     result["seconds"] = round(time.time() - began, 2)
     json.dump(result, sys.stdout)
     sys.stdout.write("\n")

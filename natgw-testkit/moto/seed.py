@@ -13,6 +13,9 @@ mode `diagnose`
     record start in ms), with the simulator's NAT interface, private IP, VPC, subnet and AZ id
     rewritten to the ones moto assigned, so the records agree with DescribeNatGateways;
   - the simulator's per-minute AWS/NATGateway metrics (dimension NatGatewayId = moto's ID).
+  With --records-between, only the records starting in that span are written (an exhaustion needs
+  55,000 held ports, so >= 220,000 NAT-interface records, and moto's FilterLogEvents rescans the whole
+  stream for each 10,000-event page: a slice keeps an end-to-end test to seconds).
 
 mode `doctor`
   - the same topology and metrics but no flow log, plus two more NAT gateways (each in its own VPC)
@@ -273,6 +276,13 @@ def main() -> None:
     ap.add_argument("--metrics", required=True, help="metrics.json")
     ap.add_argument("--records", help="the NAT interface's flow log in the custom format (header first)")
     ap.add_argument("--format", help="its LogFormat (one line)")
+    ap.add_argument(
+        "--records-between",
+        nargs=2,
+        type=int,
+        metavar=("FROM", "TO"),
+        help="only records whose start is in [FROM, TO) (simulation times, before any shift)",
+    )
     ap.add_argument("--now", type=int, default=None, help="unix seconds (default: the clock)")
     args = ap.parse_args()
 
@@ -311,6 +321,10 @@ def main() -> None:
         log_format = read_text(args.format).strip()
         text = read_text(args.records).splitlines()
         header, lines = text[0].split(" "), [line for line in text[1:] if line]
+        if args.records_between:
+            lo, hi = args.records_between
+            k = header.index("start")
+            lines = [line for line in lines if lo <= int(line.split(" ", k + 1)[k]) < hi]
         group = f"/natgw-e2e/{sc['name']}/flow-logs"
         stream = f"{topo['nat_interface']}-all"
         flow_log_id = s.interface_flow_log(topo["nat_interface"], group, log_format, 60)

@@ -8,8 +8,6 @@ Run: <venv>/bin/python -m unittest test_cbor_proxy   (from this directory; `natg
 
 from __future__ import annotations
 
-import datetime as dt
-import http.client
 import json
 import os
 import socket
@@ -21,49 +19,10 @@ import unittest
 import urllib.request
 
 import cbor2
+from sdk_cbor import SERVICE, Tag1, post
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BIN = os.path.dirname(sys.executable)
-SERVICE = "GraniteServiceVersion20100801"
-
-
-# --- a minimal CBOR encoder with aws-smithy-cbor's layout ----------------------------------------
-class Tag1:
-    """A timestamp, written as tag 1 + float64 like aws-smithy-cbor's Encoder::timestamp."""
-
-    def __init__(self, secs: float):
-        self.secs = secs
-
-
-def _head(major: int, n: int) -> bytes:
-    if n < 24:
-        return bytes([major << 5 | n])
-    if n < 0x100:
-        return bytes([major << 5 | 24, n])
-    if n < 0x10000:
-        return bytes([major << 5 | 25]) + struct.pack(">H", n)
-    if n < 0x100000000:
-        return bytes([major << 5 | 26]) + struct.pack(">I", n)
-    return bytes([major << 5 | 27]) + struct.pack(">Q", n)
-
-
-def sdk_cbor(v) -> bytes:
-    if isinstance(v, dict):  # a structure: begin_map() ... end()
-        return b"\xbf" + b"".join(sdk_cbor(k) + sdk_cbor(x) for k, x in v.items()) + b"\xff"
-    if isinstance(v, list):  # encoder.array(len)
-        return _head(4, len(v)) + b"".join(sdk_cbor(x) for x in v)
-    if isinstance(v, Tag1):
-        return b"\xc1\xfb" + struct.pack(">d", v.secs)
-    if isinstance(v, bool):
-        return b"\xf5" if v else b"\xf4"
-    if isinstance(v, int):
-        return _head(0, v) if v >= 0 else _head(1, -1 - v)
-    if isinstance(v, float):
-        return b"\xfb" + struct.pack(">d", v)
-    if isinstance(v, str):
-        b = v.encode()
-        return _head(3, len(b)) + b
-    raise TypeError(v)
 
 
 def free_port() -> int:
@@ -132,30 +91,7 @@ class ProxyTest(unittest.TestCase):
 
     @classmethod
     def cbor(cls, op: str, payload: dict, port: int | None = None):
-        body = sdk_cbor(payload)
-        amz_date = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-        headers = {
-            "content-type": "application/cbor",
-            "smithy-protocol": "rpc-v2-cbor",
-            "accept": "application/cbor",
-            "x-amzn-query-mode": "true",
-            "content-length": str(len(body)),
-            "x-amz-user-agent": "aws-sdk-rust/1.3.9 api/cloudwatch/1.140.0 os/linux lang/rust/1.94.1",
-            "user-agent": "aws-sdk-rust/1.3.9 os/linux lang/rust/1.94.1",
-            "amz-sdk-invocation-id": "5f3d7c2e-0000-4000-8000-000000000001",
-            "amz-sdk-request": "attempt=1; max=5",
-            "x-amz-date": amz_date,
-            "authorization": (
-                f"AWS4-HMAC-SHA256 Credential=AKIDTEST/{amz_date[:8]}/us-east-1/monitoring/aws4_request, "
-                "SignedHeaders=accept;content-length;content-type;host;smithy-protocol;x-amz-date, Signature=00"
-            ),
-        }
-        conn = http.client.HTTPConnection("127.0.0.1", port or cls.proxy_port, timeout=30)
-        conn.request("POST", f"/service/{SERVICE}/operation/{op}", body=body, headers=headers)
-        resp = conn.getresponse()
-        out = resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
-        conn.close()
-        return out
+        return post(port or cls.proxy_port, op, payload)
 
     def query(self, **extra) -> dict:
         q = {

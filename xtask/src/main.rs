@@ -1,4 +1,4 @@
-//! cargo xtask: project automation (`cargo xtask ci`, `simulate`, `sample`, `codegen`).
+//! cargo xtask: project automation (`cargo xtask ci`, `simulate`, `sample`, `codegen`, `moto-venv`).
 #![allow(clippy::print_stdout, clippy::print_stderr)] // a developer tool that talks on the terminal
 
 use std::path::{Path, PathBuf};
@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 
 mod bench;
 mod bench_data;
+mod moto_venv;
 
 #[derive(Parser)]
 #[command(name = "xtask", about = "natgw project automation")]
@@ -51,6 +52,16 @@ enum Task {
         #[arg(long)]
         check: bool,
     },
+    /// Create or update the Python venv of the moto end-to-end tests (moto, boto3, cbor2 from
+    /// natgw-testkit/moto/requirements.txt); does nothing when it matches the requirements already.
+    MotoVenv {
+        /// Where; default: $NATGW_MOTO_VENV, else target/moto-venv.
+        #[arg(long)]
+        venv: Option<PathBuf>,
+        /// The Python that creates it.
+        #[arg(long, default_value = "python3")]
+        python: String,
+    },
 }
 
 fn main() -> Result<()> {
@@ -69,6 +80,10 @@ fn main() -> Result<()> {
         Task::Sample => sample(),
         Task::Bench { runs } => bench::run(&root(), runs),
         Task::Codegen { check } => codegen(check),
+        Task::MotoVenv { venv, python } => {
+            let venv = std::path::absolute(venv.unwrap_or_else(natgw_testkit::moto::venv_dir))?;
+            moto_venv::ensure(&venv, &python)
+        }
     }
 }
 

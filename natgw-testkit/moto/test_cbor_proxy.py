@@ -8,6 +8,7 @@ Run: <venv>/bin/python -m unittest test_cbor_proxy   (from this directory; `natg
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import socket
@@ -19,7 +20,7 @@ import unittest
 import urllib.request
 
 import cbor2
-from sdk_cbor import SERVICE, Tag1, post
+from sdk_cbor import SERVICE, Tag1, post, sdk_cbor
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BIN = os.path.dirname(sys.executable)
@@ -189,6 +190,23 @@ class ProxyTest(unittest.TestCase):
         self.assertEqual(status, 404)
         self.assertEqual(headers["x-amzn-query-error"], "ResourceNotFound;Sender")
         self.assertEqual(cbor2.loads(body)["__type"], "com.amazonaws.cloudwatch#DashboardNotFoundError")
+
+    def test_a_chunked_body_is_read_whole(self) -> None:
+        body = sdk_cbor(self.query())
+        conn = http.client.HTTPConnection("127.0.0.1", self.proxy_port, timeout=30)
+        headers = {"content-type": "application/cbor", "smithy-protocol": "rpc-v2-cbor", "accept": "application/cbor"}
+        conn.request(
+            "POST",
+            f"/service/{SERVICE}/operation/GetMetricData",
+            body=iter([body[:7], body[7:]]),
+            headers=headers,
+            encode_chunked=True,
+        )
+        resp = conn.getresponse()
+        out = cbor2.loads(resp.read())
+        conn.close()
+        self.assertEqual(resp.status, 200)
+        self.assertEqual(len(out["MetricDataResults"]), 2)
 
     def test_unknown_operation(self) -> None:
         status, headers, body = self.cbor("NoSuchOperation", {})

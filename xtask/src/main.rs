@@ -20,7 +20,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Task {
-    /// What CI runs: rustfmt check, clippy with -D warnings, the whole test suite.
+    /// What CI runs: rustfmt check, clippy with -D warnings, the moto venv, the whole test suite.
     Ci,
     /// Run a simulator scenario and write its flow logs, metrics and truth to a folder.
     Simulate {
@@ -125,6 +125,7 @@ fn ci() -> Result<()> {
     run(Command::new("cargo").args(["fmt", "--all", "--", "--check"]))?;
     run(Command::new("cargo").args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
     codegen(true)?;
+    moto_venv::ensure(&std::path::absolute(natgw_testkit::moto::venv_dir())?, "python3")?;
     run(Command::new("cargo").args(["test", "--workspace", "--all-features"]).env("INSTA_UPDATE", "no"))
 }
 

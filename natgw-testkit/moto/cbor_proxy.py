@@ -28,6 +28,7 @@ opaque `NextToken`; a token the proxy did not issue gets CloudWatch's `InvalidNe
 Requests not on the rpcv2Cbor path are forwarded to moto unchanged.
 
 Usage: python cbor_proxy.py --port PORT --moto http://127.0.0.1:MOTO_PORT [--max-datapoints N]
+       [--exit-with-parent]
 Prints `ready <port>` on stdout once listening.
 """
 
@@ -358,7 +359,12 @@ def main() -> None:
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--moto", required=True, help="moto's base URL, http://127.0.0.1:PORT")
     ap.add_argument("--max-datapoints", type=int, default=DEFAULT_MAX_DATAPOINTS)
+    ap.add_argument("--exit-with-parent", action="store_true", help="exit once the parent process is gone")
     args = ap.parse_args()
+    if args.exit_with_parent:
+        import orphan_guard
+
+        orphan_guard.install()
     Handler.proxy = Proxy(args.moto, args.max_datapoints)
     server = ThreadingHTTPServer((args.host, args.port), Handler)
     server.daemon_threads = True

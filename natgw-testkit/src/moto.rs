@@ -1,7 +1,7 @@
 //! The moto end-to-end test bed: moto and the CloudWatch CBOR proxy as a guard, and seeding of a
 //! simulated incident into them.
 //!
-//! [`Moto::start`] runs `moto_server` (EC2, CloudWatch Logs, CloudWatch over JSON/query) and
+//! [`Moto::start`] runs moto's server (EC2, CloudWatch Logs, CloudWatch over JSON/query) and
 //! `moto/cbor_proxy.py` (CloudWatch over Smithy RPC v2 CBOR, which `aws-sdk-cloudwatch` speaks and
 //! moto does not) on free ports of 127.0.0.1, from the Python venv that `cargo xtask moto-venv`
 //! builds. [`Moto::env`] / [`Moto::apply`] point a child process (`aws-natgw`) at them with dummy
@@ -229,7 +229,8 @@ impl Moto {
         Self::start_with(MotoOptions::default())
     }
 
-    /// Starts moto and the proxy, waiting until both answer.
+    /// Starts moto and the proxy, waiting until both answer. Both exit by themselves if this
+    /// process dies without dropping the guard.
     pub fn start_with(options: MotoOptions) -> Result<Moto, MotoError> {
         let venv = options.venv.clone().unwrap_or_else(venv_dir);
         let python = python_in(&venv);
@@ -245,9 +246,16 @@ impl Moto {
         fs::write(dir.path().join("aws-credentials"), "")?;
 
         let moto_port = free_port()?;
+        // moto_server's own entry point behind the orphan guard: a test killed outright (no Drop)
+        // leaves no server behind.
         let mut moto = spawn(
             "moto_server",
-            Command::new(&moto_server).args(["-H", "127.0.0.1", "-p", &moto_port.to_string()]),
+            Command::new(&python).arg(moto_dir().join("serve_moto.py")).args([
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &moto_port.to_string(),
+            ]),
             &dir.path().join("moto.log"),
         )?;
         if let Err(e) =
@@ -263,6 +271,7 @@ impl Moto {
             &proxy_port.to_string(),
             "--moto",
             &format!("http://127.0.0.1:{moto_port}"),
+            "--exit-with-parent",
         ]);
         if let Some(n) = options.max_datapoints {
             cmd.args(["--max-datapoints", &n.to_string()]);

@@ -159,11 +159,11 @@ fn doctor_mode_seeds_gateways_without_usable_flow_logs() {
 }
 
 #[test]
-fn the_cbor_proxy_passes_its_own_tests() {
+fn the_python_side_passes_its_own_tests() {
     let python = natgw_testkit::moto::python_in(&natgw_testkit::moto::venv_dir());
     assert!(python.exists(), "no {}: run `cargo xtask moto-venv`", python.display());
     let out = Command::new(python)
-        .args(["-m", "unittest", "-q", "test_cbor_proxy"])
+        .args(["-m", "unittest", "-q", "test_cbor_proxy", "test_orphan_guard"])
         .current_dir(Moto::scripts_dir())
         .output()
         .unwrap();

@@ -8,7 +8,7 @@
   them out, following NextToken, per metric: points, sum, max, pages.
 
 Usage: python inspect_moto.py --endpoint URL --cloudwatch-endpoint URL --nat-gateway-id ID
-       [--log-group G] --start S --end E [--max-datapoints N]
+       [--log-group G [--dump FILE]] --start S --end E [--max-datapoints N]
 """
 
 from __future__ import annotations
@@ -88,6 +88,7 @@ def main() -> None:
     ap.add_argument("--start", type=int, required=True)
     ap.add_argument("--end", type=int, required=True)
     ap.add_argument("--max-datapoints", type=int)
+    ap.add_argument("--dump", help="write every event's message to this file, one per line")
     args = ap.parse_args()
     kw = dict(
         endpoint_url=args.endpoint, region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing"
@@ -109,6 +110,7 @@ def main() -> None:
     }
     if args.log_group:
         count, first, first_ok, pages, token = 0, None, None, 0, None
+        dump = open(args.dump, "w") if args.dump else None
         while True:
             req = dict(logGroupName=args.log_group, startTime=args.start * 1000, endTime=args.end * 1000 - 1)
             if token:
@@ -120,9 +122,13 @@ def main() -> None:
                 first = page["events"][0]["message"]
             if first_ok is None:
                 first_ok = next((e["message"] for e in page["events"] if " OK " in e["message"]), None)
+            if dump:
+                dump.writelines(e["message"] + "\n" for e in page["events"])
             token = page.get("nextToken")
             if not token:
                 break
+        if dump:
+            dump.close()
         result["log_events"] = {"count": count, "pages": pages, "first_message": first, "first_ok_message": first_ok}
     port = urllib.parse.urlparse(args.cloudwatch_endpoint).port
     result["metrics"] = metrics_via_proxy(port, args.nat_gateway_id, args.start, args.end, args.max_datapoints)

@@ -4,9 +4,15 @@
 //! `cargo xtask moto-venv`; no network beyond 127.0.0.1.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
+use std::net::IpAddr;
+use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
+use natgw_core::analyze::{AnalyzeConfig, Analyzer};
+use natgw_core::flowlog::{LogFormat, parse_all};
+use natgw_core::net::CidrSet;
+use natgw_core::report::{Report, Status};
 use natgw_testkit::moto::{Moto, MotoOptions, SeedMode, SeedOptions, Seeded, recent};
 use natgw_testkit::sim::{NAT_CUSTOM_HEADER, Scenario, Simulation};
 use serde_json::Value;
@@ -22,7 +28,7 @@ fn idle_leak() -> Simulation {
     Simulation::run(&scenario).unwrap()
 }
 
-fn inspect(moto: &Moto, seeded: &Seeded, max_datapoints: Option<u32>) -> Value {
+fn inspect(moto: &Moto, seeded: &Seeded, max_datapoints: Option<u32>, dump: Option<&Path>) -> Value {
     let mut args = vec![
         "--endpoint".to_owned(),
         moto.endpoint_url(),
@@ -41,6 +47,9 @@ fn inspect(moto: &Moto, seeded: &Seeded, max_datapoints: Option<u32>) -> Value {
     }
     if let Some(n) = max_datapoints {
         args.extend(["--max-datapoints".to_owned(), n.to_string()]);
+    }
+    if let Some(path) = dump {
+        args.extend(["--dump".to_owned(), path.display().to_string()]);
     }
     moto.run_script("inspect_moto.py", &args).unwrap_or_else(|e| panic!("{e}\n{}", moto.logs()))
 }
@@ -71,7 +80,8 @@ fn a_seeded_incident_reads_back_as_simulated() {
     assert_eq!(seeded.nat_is_primary, None, "moto omits IsPrimary");
 
     let t = Instant::now();
-    let got = inspect(&moto, &seeded, Some(20));
+    let dump = tempfile::NamedTempFile::new().unwrap();
+    let got = inspect(&moto, &seeded, Some(20), Some(dump.path()));
     eprintln!("read back in {:?}", t.elapsed());
 
     let addr = &got["nat_gateways"]["NatGatewayAddresses"][0];
@@ -120,6 +130,54 @@ fn a_seeded_incident_reads_back_as_simulated() {
         assert_eq!(series[name]["points"].as_u64().unwrap(), metrics.get(name).unwrap().len() as u64, "{name}");
     }
     assert!(series["ErrorPortAllocation"]["sum"].as_f64().unwrap() > 0.0);
+
+    // The slice holds the failed attempts but not the connections opened earlier that hold the
+    // ports: the logs alone show the leak's destination, not the exhaustion (the full test does).
+    let (report, parsed) = local_analysis(&seeded, scenario, &std::fs::read(dump.path()).unwrap());
+    assert_eq!(parsed, records);
+    let leak = &scenario.destinations[0];
+    assert_eq!((report.destinations[0].address, report.destinations[0].port), (IpAddr::V4(leak.ip), leak.port));
+}
+
+/// What `diagnose --engine local` does with the events: parse them with the flow log's LogFormat
+/// and analyze them with what DescribeNatGateways and DescribeVpcs say. Returns the report and the
+/// records parsed.
+fn local_analysis(seeded: &Seeded, scenario: &Scenario, events: &[u8]) -> (Report, u64) {
+    let format = LogFormat::parse(seeded.log_format.as_deref().unwrap()).unwrap();
+    let mut analyzer = Analyzer::new(AnalyzeConfig {
+        nat_addresses: vec![IpAddr::V4(seeded.nat_private_ip)],
+        nat_interface: Some(seeded.nat_interface.parse().unwrap()),
+        vpc_cidrs: CidrSet::new(scenario.vpc_cidrs.iter().map(|c| c.parse().unwrap())),
+        nat_gateway_id: Some(seeded.nat_gateway_id.clone()),
+        vpc_id: Some(seeded.vpc_id.clone()),
+        ..AnalyzeConfig::default()
+    });
+    let stats = parse_all(events, format.clone(), true, &mut |r| analyzer.push(r));
+    assert_eq!(stats.skipped, 0, "{:?}", stats.bad_lines);
+    let records = stats.records;
+    analyzer.add_input(seeded.log_group.clone().unwrap(), &format, stats);
+    (analyzer.finish().unwrap(), records)
+}
+
+/// The whole 8 minutes (~320,000 records: ~10 s to seed, ~20 s to page through moto): the local
+/// analysis of the events moto serves finds the exhaustion, although moto's NAT IP lies outside
+/// the VPC's CIDRs.
+#[test]
+fn the_local_analysis_of_what_moto_serves_finds_the_exhaustion() {
+    let sim = idle_leak();
+    let moto = Moto::start().unwrap();
+    let seeded = moto.seed(&sim, SeedMode::Diagnose).unwrap_or_else(|e| panic!("{e}\n{}", moto.logs()));
+    let dump = tempfile::NamedTempFile::new().unwrap();
+    let got = inspect(&moto, &seeded, None, Some(dump.path()));
+    assert_eq!(got["log_events"]["count"], seeded.records_written);
+    let scenario = sim.scenario();
+    let (report, parsed) = local_analysis(&seeded, scenario, &std::fs::read(dump.path()).unwrap());
+    assert_eq!(parsed, seeded.records_written);
+    let leak = &scenario.destinations[0];
+    let top = &report.destinations[0];
+    eprintln!("{:#?}\n{:#?}", report.verdict, top.evidence);
+    assert_eq!(report.verdict.status, Status::Exhausted, "{:#?}", report.verdict);
+    assert_eq!((top.address, top.port), (IpAddr::V4(leak.ip), leak.port));
 }
 
 #[test]
@@ -133,14 +191,14 @@ fn doctor_mode_seeds_gateways_without_usable_flow_logs() {
     assert_eq!(cases, ["no-flow-log", "s3-only", "default-format-600s"]);
     assert_eq!(seeded.doctor_cases[0].nat_gateway_id, seeded.nat_gateway_id);
 
-    let got = inspect(&moto, &seeded, None);
+    let got = inspect(&moto, &seeded, None, None);
     assert_eq!(got["flow_logs"].as_array().unwrap().len(), 0, "{:#}", got["flow_logs"]);
     // The proxy's own page size applies when the request sets none.
     assert!(got["metrics"]["pages"].as_u64().unwrap() > 1);
 
     for case in &seeded.doctor_cases[1..] {
         let other = Seeded { nat_gateway_id: case.nat_gateway_id.clone(), log_group: None, ..seeded.clone() };
-        let got = inspect(&moto, &other, None);
+        let got = inspect(&moto, &other, None, None);
         let fl = &got["flow_logs"].as_array().unwrap()[0];
         assert_eq!(fl["FlowLogId"], case.flow_log_id.as_deref().unwrap());
         match case.case.as_str() {

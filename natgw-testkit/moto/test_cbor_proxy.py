@@ -8,6 +8,7 @@ Run: <venv>/bin/python -m unittest test_cbor_proxy   (from this directory; `natg
 
 from __future__ import annotations
 
+import datetime as dt
 import http.client
 import json
 import os
@@ -207,6 +208,68 @@ class ProxyTest(unittest.TestCase):
         conn.close()
         self.assertEqual(resp.status, 200)
         self.assertEqual(len(out["MetricDataResults"]), 2)
+
+    def test_botocores_own_rpcv2_cbor_client_agrees(self) -> None:
+        """botocore implements rpcv2Cbor too (AWS's code, independent of the Rust SDK and of this
+        proxy); forced to use it, its serializer, parser, paginator and error handling must work."""
+        import boto3
+        import botocore.exceptions
+        import botocore.model
+
+        saved = botocore.model.PRIORITY_ORDERED_SUPPORTED_PROTOCOLS
+        botocore.model.PRIORITY_ORDERED_SUPPORTED_PROTOCOLS = ("smithy-rpc-v2-cbor",) + tuple(
+            p for p in saved if p != "smithy-rpc-v2-cbor"
+        )
+        try:
+            cw = boto3.session.Session().client(
+                "cloudwatch",
+                endpoint_url=f"http://127.0.0.1:{self.proxy_port}",
+                region_name="us-east-1",
+                aws_access_key_id="testing",
+                aws_secret_access_key="testing",
+            )
+        finally:
+            botocore.model.PRIORITY_ORDERED_SUPPORTED_PROTOCOLS = saved
+        self.assertEqual(cw.meta.service_model.resolved_protocol, "smithy-rpc-v2-cbor")
+        sent: list[tuple[str, str]] = []
+        cw.meta.events.register(
+            "before-send",
+            lambda request, **_: sent.append((request.url, request.headers.get("smithy-protocol"))),
+        )
+        start = dt.datetime.fromtimestamp(self.now - 900, dt.timezone.utc)
+        cw.put_metric_data(
+            Namespace="AWS/NATGateway",
+            MetricData=[
+                {
+                    "MetricName": "IdleTimeoutCount",
+                    "Dimensions": [{"Name": "NatGatewayId", "Value": "nat-0proxytest"}],
+                    "Timestamp": start + dt.timedelta(seconds=60 * i),
+                    "Value": float(10 * i),
+                }
+                for i in range(4)
+            ],
+        )
+        query = self.query()
+        query["MetricDataQueries"][0]["MetricStat"]["Metric"]["MetricName"] = "IdleTimeoutCount"
+        del query["MetricDataQueries"][1]
+        query.update(StartTime=start, EndTime=start + dt.timedelta(minutes=15), MaxDatapoints=3)
+        pages = list(cw.get_paginator("get_metric_data").paginate(**query))
+        self.assertEqual(len(pages), 2)
+        values = [v for p in pages for r in p["MetricDataResults"] for v in r["Values"]]
+        stamps = [t for p in pages for r in p["MetricDataResults"] for t in r["Timestamps"]]
+        self.assertEqual(values, [0.0, 10.0, 20.0, 30.0])
+        self.assertEqual(stamps[0], start)
+        with self.assertRaises(cw.exceptions.InvalidNextToken):
+            cw.get_metric_data(**query, NextToken="bogus")
+        # The query-compatible code from x-amzn-query-error (botocore then picks the ResourceNotFound
+        # class: DashboardNotFoundError shares that code).
+        with self.assertRaises(botocore.exceptions.ClientError) as caught:
+            cw.get_dashboard(DashboardName="nope")
+        self.assertEqual(caught.exception.response["Error"]["Code"], "ResourceNotFound")
+        self.assertEqual(caught.exception.response["ResponseMetadata"]["HTTPStatusCode"], 404)
+        self.assertTrue(sent and all(u.split("/service/")[1].startswith(SERVICE) for u, _ in sent), sent)
+        # botocore keeps header values as it set them (bytes here).
+        self.assertEqual({h.decode() if isinstance(h, bytes) else h for _, h in sent}, {"rpc-v2-cbor"})
 
     def test_unknown_operation(self) -> None:
         status, headers, body = self.cbor("NoSuchOperation", {})

@@ -4,8 +4,9 @@ the process that started it is gone."""
 import sys
 
 import orphan_guard
-from moto.server import main
 
 if __name__ == "__main__":
-    orphan_guard.install()
+    orphan_guard.install()  # before the slow import of moto
+    from moto.server import main
+
     sys.exit(main(sys.argv[1:]))

@@ -497,6 +497,8 @@ fn spawn(what: &'static str, cmd: &mut Command, log: &Path) -> Result<Child, Mot
         .stdout(out)
         .stderr(err)
         .env("PYTHONUNBUFFERED", "1")
+        // For moto/orphan_guard.py: exit once this process is gone.
+        .env("NATGW_MOTO_PARENT_PID", std::process::id().to_string())
         .spawn()
         .map_err(|source| MotoError::Spawn { what, source })
 }

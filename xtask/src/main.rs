@@ -1,4 +1,4 @@
-//! cargo xtask: project automation (`cargo xtask ci`, `simulate`, `sample`, `codegen`).
+//! cargo xtask: project automation (`cargo xtask ci`, `simulate`, `sample`, `codegen`, `moto-venv`).
 #![allow(clippy::print_stdout, clippy::print_stderr)] // a developer tool that talks on the terminal
 
 use std::path::{Path, PathBuf};
@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 
 mod bench;
 mod bench_data;
+mod moto_venv;
 
 #[derive(Parser)]
 #[command(name = "xtask", about = "natgw project automation")]
@@ -19,8 +20,11 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Task {
-    /// What CI runs: rustfmt check, clippy with -D warnings, the whole test suite.
+    /// What CI runs: rustfmt check, clippy with -D warnings, codegen check, then `test`.
     Ci,
+    /// The whole test suite: makes sure the moto venv exists (PyPI, once), then runs
+    /// `cargo test --workspace --all-features` (no network beyond 127.0.0.1).
+    Test,
     /// Run a simulator scenario and write its flow logs, metrics and truth to a folder.
     Simulate {
         /// Scenario name (see `--list`).
@@ -51,11 +55,22 @@ enum Task {
         #[arg(long)]
         check: bool,
     },
+    /// Create or update the Python venv of the moto end-to-end tests (moto, boto3, cbor2 from
+    /// natgw-testkit/moto/requirements.txt); does nothing when it matches the requirements already.
+    MotoVenv {
+        /// Where; default: $NATGW_MOTO_VENV, else target/moto-venv.
+        #[arg(long)]
+        venv: Option<PathBuf>,
+        /// The Python that creates it.
+        #[arg(long, default_value = "python3")]
+        python: String,
+    },
 }
 
 fn main() -> Result<()> {
     match Cli::parse().task {
         Task::Ci => ci(),
+        Task::Test => test(),
         Task::Simulate { scenario, out, seed, start, list } => {
             if list {
                 for name in natgw_testkit::sim::Scenario::builtin_names() {
@@ -69,6 +84,10 @@ fn main() -> Result<()> {
         Task::Sample => sample(),
         Task::Bench { runs } => bench::run(&root(), runs),
         Task::Codegen { check } => codegen(check),
+        Task::MotoVenv { venv, python } => {
+            let venv = std::path::absolute(venv.unwrap_or_else(natgw_testkit::moto::venv_dir))?;
+            moto_venv::ensure(&venv, &python)
+        }
     }
 }
 
@@ -110,6 +129,11 @@ fn ci() -> Result<()> {
     run(Command::new("cargo").args(["fmt", "--all", "--", "--check"]))?;
     run(Command::new("cargo").args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
     codegen(true)?;
+    test()
+}
+
+fn test() -> Result<()> {
+    moto_venv::ensure(&std::path::absolute(natgw_testkit::moto::venv_dir())?, "python3")?;
     run(Command::new("cargo").args(["test", "--workspace", "--all-features"]).env("INSTA_UPDATE", "no"))
 }
 

@@ -11,7 +11,7 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
-fn natgw() -> Command {
+pub fn natgw() -> Command {
     let mut c = Command::new(get_cargo_bin("aws-natgw"));
     c.current_dir(root());
     c

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use futures_util::future::{join, join_all, try_join4};
-use natgw_core::analyze::{AnalyzeConfig, AnalyzeError, Analyzer, LiveEvidence};
+use natgw_core::analyze::{AnalyzeConfig, AnalyzeError, Analyzer, CountedSources, LiveEvidence};
 use natgw_core::flowlog::{Field, LogFormat, parse_all};
 use natgw_core::insights::{self, InsightsQuery, NatTarget, QueryScope, SourceView};
 use natgw_core::metrics::{self, ErrorWindow, MetricSummary};
@@ -547,9 +547,9 @@ async fn via_insights(
             let note = (method == AttributionMethod::ClientInterfaces).then(|| {
                 "Attributed from the clients' own flow logs: clients without flow logs are not counted.".to_owned()
             });
-            Some((
-                Attribution { method, note },
-                by_dest
+            Some(CountedSources {
+                attribution: Attribution { method, note },
+                by_destination: by_dest
                     .into_iter()
                     .map(|(d, m)| {
                         let list = m
@@ -559,7 +559,7 @@ async fn via_insights(
                         (d, list)
                     })
                     .collect(),
-            ))
+            })
         }
     };
     if let (Some(s), Some(live)) = (sources, config.live.as_mut()) {

@@ -75,8 +75,15 @@ pub struct AnalyzeConfig {
 pub struct LiveEvidence {
     /// `ErrorPortAllocation` windows in the analysed range.
     pub error_windows: Vec<ErrorWindow>,
-    /// Sources per destination and how they were found; `None`: from the pushed records.
-    pub sources: Option<(Attribution, Vec<(Destination, Vec<SourceReport>)>)>,
+    /// Sources counted outside the records (by Logs Insights); `None`: from the pushed records.
+    pub sources: Option<CountedSources>,
+}
+
+/// Source clients per destination, counted elsewhere, and how.
+#[derive(Debug, Clone)]
+pub struct CountedSources {
+    pub attribution: Attribution,
+    pub by_destination: Vec<(Destination, Vec<SourceReport>)>,
 }
 
 /// Why an analysis could not produce a report.
@@ -524,9 +531,9 @@ impl Analysis {
         let top_sources = if cfg.top_sources == 0 { 10 } else { cfg.top_sources };
         let mut sources: HashMap<Destination, HashMap<IpAddr, (u64, u64)>> = HashMap::default();
         let mut attribution = attribution;
-        if let Some((method, found)) = cfg.live.as_ref().and_then(|l| l.sources.as_ref()) {
-            attribution = method.clone();
-            for (d, list) in found {
+        if let Some(counted) = cfg.live.as_ref().and_then(|l| l.sources.as_ref()) {
+            attribution = counted.attribution.clone();
+            for (d, list) in &counted.by_destination {
                 let m = sources.entry(*d).or_default();
                 for s in list {
                     m.insert(s.address, (s.connections, s.bytes));

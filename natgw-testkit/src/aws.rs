@@ -184,7 +184,9 @@ impl Account {
         let mut scanned = 0u64;
         let rows: Vec<Vec<(String, String)>> = match q.kind {
             QueryKind::TopDestinations | QueryKind::PortsPerMinute => {
-                let mut by: BTreeMap<(Destination, u64), (BTreeSet<(IpAddr, u16)>, u64, u64)> = BTreeMap::new();
+                // (destination, minute) → (NAT address:port pairs, records, bytes)
+                type Group = (BTreeSet<(IpAddr, u16)>, u64, u64);
+                let mut by: BTreeMap<(Destination, u64), Group> = BTreeMap::new();
                 for r in self.egress(q) {
                     scanned += 1;
                     let d = Destination { address: r.dst, port: r.dport, protocol: Protocol(r.proto) };

@@ -55,6 +55,9 @@ enum Task {
         #[arg(long)]
         check: bool,
     },
+    /// The smoke test against a real AWS account with your own credentials (read-only calls; Logs
+    /// Insights bills per GB scanned): `NATGW_LIVE_NAT=nat-… NATGW_LIVE_SINCE=30m AWS_PROFILE=…`.
+    LiveTest,
     /// Create or update the Python venv of the moto end-to-end tests (moto, boto3, cbor2 from
     /// natgw-testkit/moto/requirements.txt); does nothing when it matches the requirements already.
     MotoVenv {
@@ -71,6 +74,17 @@ fn main() -> Result<()> {
     match Cli::parse().task {
         Task::Ci => ci(),
         Task::Test => test(),
+        Task::LiveTest => run(Command::new("cargo").args([
+            "test",
+            "-p",
+            "natgw-cli",
+            "--test",
+            "it",
+            "live_account",
+            "--",
+            "--ignored",
+            "--nocapture",
+        ])),
         Task::Simulate { scenario, out, seed, start, list } => {
             if list {
                 for name in natgw_testkit::sim::Scenario::builtin_names() {

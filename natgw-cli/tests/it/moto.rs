@@ -105,3 +105,25 @@ fn doctor_names_each_gap_with_the_command_that_closes_it() {
         assert!(first.as_str().unwrap().contains(&c.nat_interface), "{case}: the NAT's own interface");
     }
 }
+
+#[test]
+fn runs_as_aws_natgw_through_an_aws_cli_alias() {
+    let sim = Simulation::run(&recent(Scenario::builtin("healthy").unwrap().with_duration(120))).unwrap();
+    let moto = Moto::start().unwrap();
+    let seeded = moto.seed(&sim, SeedMode::Doctor).unwrap_or_else(|e| panic!("{e}\n{}", moto.logs()));
+    let case = seeded.doctor_cases.iter().find(|c| c.case == "no-flow-log").unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let alias_dir = home.path().join(".aws").join("cli");
+    std::fs::create_dir_all(&alias_dir).unwrap();
+    let bin = insta_cmd::get_cargo_bin("aws-natgw");
+    std::fs::write(alias_dir.join("alias"), format!("[toplevel]\nnatgw = !{}\n", bin.display())).unwrap();
+    let aws = moto.python().with_file_name("aws");
+    let mut c = Command::new(aws);
+    moto.apply(&mut c);
+    let out = c.env("HOME", home.path()).args(["natgw", "doctor", &case.nat_gateway_id]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // The alias passes the arguments and the exit code through (6: the flow logs cannot be queried).
+    assert_eq!(out.status.code(), Some(6), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.starts_with(&format!("NOT READY  {}", case.nat_gateway_id)), "{stdout}");
+    assert!(stdout.contains("$ aws ec2 create-flow-logs --resource-type NetworkInterface"), "{stdout}");
+}

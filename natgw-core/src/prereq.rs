@@ -289,11 +289,7 @@ pub fn check(input: &PrereqInput<'_>) -> Prerequisites {
         );
     }
     findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
-    Prerequisites {
-        findings,
-        nat_source: best_nat.and_then(&source),
-        client_source: best_client.and_then(source),
-    }
+    Prerequisites { findings, nat_source: best_nat.and_then(&source), client_source: best_client.and_then(source) }
 }
 
 #[cfg(test)]

@@ -35,7 +35,9 @@ fn live_account_smoke() {
     assert!(live.is_object(), "a live report carries its evidence");
     eprintln!(
         "{}; {} queries, {} bytes scanned (~${})",
-        report["verdict"]["summary"], live["queries"].as_array().map_or(0, Vec::len), live["bytes_scanned"],
+        report["verdict"]["summary"],
+        live["queries"].as_array().map_or(0, Vec::len),
+        live["bytes_scanned"],
         live["estimated_cost_usd"]
     );
 }

@@ -7,7 +7,7 @@ use std::error::Error as StdError;
 use std::fmt::Debug;
 
 use aws_credential_types::provider::error::CredentialsError;
-use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
 
 /// What went wrong talking to AWS.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -112,16 +112,10 @@ where
         SdkError::TimeoutError(_) => {
             Error::Transport { operation: action, message: "timed out (after the SDK's retries)".to_owned() }
         }
-        SdkError::DispatchFailure(_) => {
-            Error::Transport { operation: action, message: DisplayErrorContext(&err).to_string() }
-        }
-        SdkError::ResponseError(_) => {
-            Error::InvalidResponse { operation: action, message: DisplayErrorContext(&err).to_string() }
-        }
-        SdkError::ConstructionFailure(_) => {
-            Error::InvalidRequest { operation: action, message: DisplayErrorContext(&err).to_string() }
-        }
-        _ => Error::Transport { operation: action, message: DisplayErrorContext(&err).to_string() },
+        SdkError::DispatchFailure(_) => Error::Transport { operation: action, message: one_line(&err) },
+        SdkError::ResponseError(_) => Error::InvalidResponse { operation: action, message: one_line(&err) },
+        SdkError::ConstructionFailure(_) => Error::InvalidRequest { operation: action, message: one_line(&err) },
+        _ => Error::Transport { operation: action, message: one_line(&err) },
     }
 }
 
@@ -148,11 +142,30 @@ fn credentials_failure(err: &(dyn StdError + 'static)) -> Option<String> {
     let mut cur: Option<&(dyn StdError + 'static)> = Some(err);
     while let Some(e) = cur {
         if let Some(c) = e.downcast_ref::<CredentialsError>() {
-            return Some(DisplayErrorContext(c).to_string());
+            return Some(one_line(c));
         }
         cur = e.source();
     }
     None
+}
+
+/// An error and its sources' messages on one line, without the SDK's Debug dumps: what a person
+/// reads in a terminal (`no credentials found in chain. Attempted: Environment: …; Profile: …`).
+fn one_line(err: &(dyn StdError + 'static)) -> String {
+    const NOT_ENABLED: &str = "the credential provider was not enabled";
+    let mut parts = vec![err.to_string()];
+    let mut cur = err.source();
+    while let Some(e) = cur {
+        parts.push(e.to_string());
+        cur = e.source();
+    }
+    parts.dedup();
+    if parts.len() > 1 && parts[0] == NOT_ENABLED {
+        parts.remove(0);
+    }
+    let text = parts.join(": ");
+    let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    lines.join("; ").replace("Attempted:;", "Attempted:").replace(&format!(": {NOT_ENABLED}: "), ": ")
 }
 
 #[cfg(test)]

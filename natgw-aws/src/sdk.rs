@@ -35,6 +35,22 @@ const STREAM_NAMES_PER_CALL: usize = 100;
 /// Events per `FilterLogEvents` page (API limit).
 const EVENTS_PER_PAGE: usize = 10_000;
 
+/// Every page of a paginated call: `$request` is the operation's fluent builder (cloned per page),
+/// `$what` names the resource in errors.
+macro_rules! paged {
+    ($op:expr, $what:expr, $request:expr) => {
+        all_pages($op, |token| {
+            let req = $request;
+            let what: String = $what;
+            async move {
+                let page = req.set_next_token(token).send().await.map_err(|e| from_sdk($op, || what, e))?;
+                let next = page.next_token().map(str::to_owned);
+                Ok((page, next))
+            }
+        })
+    };
+}
+
 /// Where and as whom to call AWS. `None` leaves the choice to the standard chain (`AWS_REGION`,
 /// `AWS_PROFILE`, `AWS_ENDPOINT_URL`, the shared config files, SSO, IMDS).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -118,15 +134,11 @@ impl SdkAws {
 
     async fn nat_gateways(&self, filters: Vec<Filter>, what: String) -> Result<Vec<NatGatewayInfo>> {
         const OP: &str = actions::DESCRIBE_NAT_GATEWAYS;
-        let pages = all_pages(OP, |token| {
-            let req = self.ec2.describe_nat_gateways().set_filter(Some(filters.clone())).max_results(1000);
-            let what = what.clone();
-            async move {
-                let page = req.set_next_token(token).send().await.map_err(|e| from_sdk(OP, || what, e))?;
-                let next = page.next_token().map(str::to_owned);
-                Ok((page, next))
-            }
-        })
+        let pages = paged!(
+            OP,
+            what.clone(),
+            self.ec2.describe_nat_gateways().set_filter(Some(filters.clone())).max_results(1000)
+        )
         .await?;
         pages.iter().flat_map(|p| p.nat_gateways()).map(convert::nat_gateway).collect()
     }
@@ -201,57 +213,33 @@ impl AwsApi for SdkAws {
 
     async fn describe_subnets(&self, vpc_id: &str) -> Result<Vec<SubnetInfo>> {
         const OP: &str = actions::DESCRIBE_SUBNETS;
-        let pages = all_pages(OP, |token| {
-            let req = self.ec2.describe_subnets().filters(filter("vpc-id", [vpc_id])).max_results(1000);
-            let vpc_id = vpc_id.to_owned();
-            async move {
-                let page = req
-                    .set_next_token(token)
-                    .send()
-                    .await
-                    .map_err(|e| from_sdk(OP, || format!("subnets of VPC {vpc_id}"), e))?;
-                let next = page.next_token().map(str::to_owned);
-                Ok((page, next))
-            }
-        })
+        let pages = paged!(
+            OP,
+            format!("subnets of VPC {vpc_id}"),
+            self.ec2.describe_subnets().filters(filter("vpc-id", [vpc_id])).max_results(1000)
+        )
         .await?;
         pages.iter().flat_map(|p| p.subnets()).map(convert::subnet).collect()
     }
 
     async fn describe_route_tables(&self, vpc_id: &str) -> Result<Vec<RouteTableInfo>> {
         const OP: &str = actions::DESCRIBE_ROUTE_TABLES;
-        let pages = all_pages(OP, |token| {
-            let req = self.ec2.describe_route_tables().filters(filter("vpc-id", [vpc_id])).max_results(100);
-            let vpc_id = vpc_id.to_owned();
-            async move {
-                let page = req
-                    .set_next_token(token)
-                    .send()
-                    .await
-                    .map_err(|e| from_sdk(OP, || format!("route tables of VPC {vpc_id}"), e))?;
-                let next = page.next_token().map(str::to_owned);
-                Ok((page, next))
-            }
-        })
+        let pages = paged!(
+            OP,
+            format!("route tables of VPC {vpc_id}"),
+            self.ec2.describe_route_tables().filters(filter("vpc-id", [vpc_id])).max_results(100)
+        )
         .await?;
         pages.iter().flat_map(|p| p.route_tables()).map(convert::route_table).collect()
     }
 
     async fn describe_vpc_endpoints(&self, vpc_id: &str) -> Result<Vec<VpcEndpointInfo>> {
         const OP: &str = actions::DESCRIBE_VPC_ENDPOINTS;
-        let pages = all_pages(OP, |token| {
-            let req = self.ec2.describe_vpc_endpoints().filters(filter("vpc-id", [vpc_id])).max_results(1000);
-            let vpc_id = vpc_id.to_owned();
-            async move {
-                let page = req
-                    .set_next_token(token)
-                    .send()
-                    .await
-                    .map_err(|e| from_sdk(OP, || format!("VPC endpoints of {vpc_id}"), e))?;
-                let next = page.next_token().map(str::to_owned);
-                Ok((page, next))
-            }
-        })
+        let pages = paged!(
+            OP,
+            format!("VPC endpoints of {vpc_id}"),
+            self.ec2.describe_vpc_endpoints().filters(filter("vpc-id", [vpc_id])).max_results(1000)
+        )
         .await?;
         pages.iter().flat_map(|p| p.vpc_endpoints()).map(convert::vpc_endpoint).collect()
     }
@@ -259,37 +247,21 @@ impl AwsApi for SdkAws {
     async fn prefix_list_cidrs(&self, service_name: &str) -> Result<Vec<IpNet>> {
         const LISTS: &str = actions::DESCRIBE_MANAGED_PREFIX_LISTS;
         const ENTRIES: &str = actions::GET_MANAGED_PREFIX_LIST_ENTRIES;
-        let pages = all_pages(LISTS, |token| {
-            let req = self.ec2.describe_managed_prefix_lists().filters(filter("prefix-list-name", [service_name]));
-            let name = service_name.to_owned();
-            async move {
-                let page = req
-                    .set_next_token(token)
-                    .send()
-                    .await
-                    .map_err(|e| from_sdk(LISTS, || format!("prefix list {name}"), e))?;
-                let next = page.next_token().map(str::to_owned);
-                Ok((page, next))
-            }
-        })
+        let pages = paged!(
+            LISTS,
+            format!("prefix list {service_name}"),
+            self.ec2.describe_managed_prefix_lists().filters(filter("prefix-list-name", [service_name]))
+        )
         .await?;
         let ids: Vec<String> =
             pages.iter().flat_map(|p| p.prefix_lists()).filter_map(|l| l.prefix_list_id()).map(str::to_owned).collect();
         let mut out: Vec<IpNet> = Vec::new();
         for id in ids {
-            let pages = all_pages(ENTRIES, |token| {
-                let req = self.ec2.get_managed_prefix_list_entries().prefix_list_id(&id);
-                let id = id.clone();
-                async move {
-                    let page = req
-                        .set_next_token(token)
-                        .send()
-                        .await
-                        .map_err(|e| from_sdk(ENTRIES, || format!("prefix list {id}"), e))?;
-                    let next = page.next_token().map(str::to_owned);
-                    Ok((page, next))
-                }
-            })
+            let pages = paged!(
+                ENTRIES,
+                format!("prefix list {id}"),
+                self.ec2.get_managed_prefix_list_entries().prefix_list_id(&id)
+            )
             .await?;
             for cidr in pages.iter().flat_map(|p| p.entries()).filter_map(|e| e.cidr()) {
                 let net: IpNet = cidr.parse().map_err(|_| Error::InvalidResponse {
@@ -310,19 +282,11 @@ impl AwsApi for SdkAws {
             // An empty filter would list every flow log of the region.
             return Ok(Vec::new());
         }
-        let pages = all_pages(OP, |token| {
-            let req = self
-                .ec2
-                .describe_flow_logs()
-                .filter(filter("resource-id", resource_ids.iter().cloned()))
-                .max_results(1000);
-            async move {
-                let page =
-                    req.set_next_token(token).send().await.map_err(|e| from_sdk(OP, || "flow logs".to_owned(), e))?;
-                let next = page.next_token().map(str::to_owned);
-                Ok((page, next))
-            }
-        })
+        let pages = paged!(
+            OP,
+            "flow logs".to_owned(),
+            self.ec2.describe_flow_logs().filter(filter("resource-id", resource_ids.iter().cloned())).max_results(1000)
+        )
         .await?;
         pages.iter().flat_map(|p| p.flow_logs()).map(convert::flow_log).collect()
     }
@@ -368,25 +332,16 @@ impl AwsApi for SdkAws {
                         .build()
                 })
                 .collect();
-            let pages = all_pages(OP, |token| {
-                let req = self
-                    .cloudwatch
+            let pages = paged!(
+                OP,
+                format!("metrics of {nat_gateway_id}"),
+                self.cloudwatch
                     .get_metric_data()
                     .set_metric_data_queries(Some(data_queries.clone()))
                     .start_time(DateTime::from_secs(start))
                     .end_time(DateTime::from_secs(end))
-                    .scan_by(ScanBy::TimestampAscending);
-                let nat = nat_gateway_id.to_owned();
-                async move {
-                    let page = req
-                        .set_next_token(token)
-                        .send()
-                        .await
-                        .map_err(|e| from_sdk(OP, || format!("metrics of {nat}"), e))?;
-                    let next = page.next_token().map(str::to_owned);
-                    Ok((page, next))
-                }
-            })
+                    .scan_by(ScanBy::TimestampAscending)
+            )
             .await?;
             for result in pages.iter().flat_map(|p| p.metric_data_results()) {
                 let id = result.id().unwrap_or_default();
@@ -486,17 +441,7 @@ impl AwsApi for SdkAws {
 
     async fn get_query_results(&self, query_id: &str) -> Result<QueryResults> {
         const OP: &str = actions::GET_QUERY_RESULTS;
-        let pages = all_pages(OP, |token| {
-            let req = self.logs.get_query_results().query_id(query_id);
-            let id = query_id.to_owned();
-            async move {
-                let page =
-                    req.set_next_token(token).send().await.map_err(|e| from_sdk(OP, || format!("query {id}"), e))?;
-                let next = page.next_token().map(str::to_owned);
-                Ok((page, next))
-            }
-        })
-        .await?;
+        let pages = paged!(OP, format!("query {query_id}"), self.logs.get_query_results().query_id(query_id)).await?;
         let last = pages.last().ok_or_else(|| Error::InvalidResponse { operation: OP, message: "no page".into() })?;
         let stats = last.statistics();
         Ok(QueryResults {

@@ -183,7 +183,7 @@ pub fn metrics(a: MetricsArgs) -> Result<u8, Failure> {
         }
         Output::Table | Output::Markdown => {
             writeln!(out, "{}  {} → {}", nat.id, Timestamp(start), Timestamp(end))?;
-            render::metric_lines(&summaries, start, end, &mut out)?;
+            render::metric_lines(&summaries, start, end, live::period_for(start, end), &mut out)?;
         }
     }
     out.flush()?;

@@ -138,11 +138,19 @@ pub fn findings(list: &[Finding], out: &mut dyn Write) -> io::Result<()> {
     Ok(())
 }
 
-/// One line per metric: a sparkline over the range and its total or peak.
-pub fn metric_lines(metrics: &[MetricSummary], start: u64, end: u64, out: &mut dyn Write) -> io::Result<()> {
+/// One line per metric: a sparkline over the range (one column per period, at most 60) and its
+/// total or peak.
+pub fn metric_lines(
+    metrics: &[MetricSummary],
+    start: u64,
+    end: u64,
+    period: u32,
+    out: &mut dyn Write,
+) -> io::Result<()> {
     let w = metrics.iter().map(|m| m.metric.len()).max().unwrap_or(0);
+    let columns = (end.saturating_sub(start) / u64::from(period.max(1))).clamp(1, 60) as usize;
     for m in metrics {
-        let line = sparkline(&m.points, start, end, 48);
+        let line = sparkline(&m.points, start, end, columns);
         let value = if m.statistic == "Sum" {
             format!("total {}", thousands(m.total.round() as u64))
         } else {
@@ -172,7 +180,7 @@ fn live_section(l: &LiveReport, out: &mut dyn Write) -> io::Result<()> {
         l.period_secs,
         l.region.as_deref().map(|r| format!(", {r}")).unwrap_or_default()
     )?;
-    metric_lines(&l.metrics, l.metrics_start.0, l.metrics_end.0, out)?;
+    metric_lines(&l.metrics, l.metrics_start.0, l.metrics_end.0, l.period_secs, out)?;
     if l.metrics.iter().any(|m| m.metric == "ActiveConnectionCount") {
         writeln!(out, "  (ActiveConnectionCount sums every destination; the limit is per destination)")?;
     }

@@ -204,3 +204,54 @@ fn queries_for_the_console() {
         settings.bind(|| assert_cmd_snapshot!(natgw().args(base).args(&extra)));
     }
 }
+
+/// `aws-natgw` with no AWS configuration at all: no profile files, no keys, no IMDS.
+fn no_aws(home: &Path) -> Command {
+    let mut c = natgw();
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("AWS_")) {
+        c.env_remove(k);
+    }
+    c.env("HOME", home)
+        .env("AWS_CONFIG_FILE", home.join("none"))
+        .env("AWS_SHARED_CREDENTIALS_FILE", home.join("none"))
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+    c
+}
+
+#[test]
+fn live_commands_say_what_to_configure() {
+    let home = tempfile::tempdir().unwrap();
+    let out = no_aws(home.path()).args(["diagnose", "nat-0123456789abcdef0", "--since", "1h"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with("aws-natgw: no AWS region configured. Pass --region REGION, set AWS_REGION"),
+        "{stderr}"
+    );
+
+    let out = no_aws(home.path()).args(["doctor", "nat-0123456789abcdef0", "--region", "eu-west-1"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.starts_with("aws-natgw: no usable AWS credentials: "), "{stderr}");
+    assert!(stderr.contains("aws sso login --profile NAME"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line, no stack trace: {stderr}");
+}
+
+#[test]
+fn live_flags_are_checked_before_any_call() {
+    for (args, want) in [
+        (&["diagnose", "nat-1", "--since", "3 fortnights"][..], "not a duration"),
+        (&["diagnose", "nat-1", "--start", "yesterday", "--end", "2026-11-26T09:00:00Z"][..], "not a time"),
+        (
+            &["metrics", "nat-1", "--start", "2026-11-26T10:00:00Z", "--end", "2026-11-26T09:00:00Z"][..],
+            "--end must come after --start",
+        ),
+        (&["scan", "--all-regions", "--region", "eu-west-1"][..], "cannot be used with"),
+    ] {
+        let home = tempfile::tempdir().unwrap();
+        let out = no_aws(home.path()).args(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(want), "{args:?}: {stderr}");
+    }
+}

@@ -64,6 +64,24 @@ fn diagnose_local_engine_finds_the_exhaustion_moto_holds() {
         d["sources"].as_array().unwrap().iter().take(3).map(|s| s["address"].as_str().unwrap().to_owned()).collect();
     assert_eq!(got, want);
 
+    // The table: the verdict, the metrics' sparklines, what was read.
+    let mut c = natgw();
+    moto.apply(&mut c);
+    let out = c.args(["diagnose", nat, "--engine", "local", "--start", &start, "--end", &end]).output().unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{table}");
+    assert_eq!(out.status.code(), Some(5));
+    assert!(table.starts_with("EXHAUSTED  Port exhaustion: "), "{table}");
+    let spark = table.lines().find(|l| l.trim_start().starts_with("ErrorPortAllocation")).unwrap();
+    assert!(spark.contains('█') && spark.contains(&format!("total {}", natgw_core::analyze::thousands(errors))));
+    assert!(table.contains("FLOW LOGS  ") && table.contains("FilterLogEvents, "), "{table}");
+
+    // The fleet view: one gateway, with its errors.
+    let (out, scan) = run(&moto, &["scan", "--start", &start, "--end", &end, "-o", "json"]);
+    assert_eq!(out.status.code(), Some(5));
+    assert_eq!(scan["gateways"][0]["id"], nat);
+    assert_eq!(scan["gateways"][0]["errors"], errors);
+
     // The same gateway's metrics, and an unknown gateway named with the region's list.
     let (out, m) = run(&moto, &["metrics", nat, "--start", &start, "--end", &end, "-o", "json"]);
     assert_eq!(out.status.code(), Some(5));

@@ -121,6 +121,7 @@ impl Discovery {
             nat: &self.nat,
             flow_logs: &self.flow_logs,
             route_tables: &self.route_tables,
+            subnets: &self.subnets,
             log_groups: &self.log_groups,
         })
     }
@@ -319,6 +320,13 @@ pub async fn diagnose(
         nat_gateway_id: Some(nat.id.clone()),
         vpc_id: Some(nat.vpc_id.clone()),
         live: Some(LiveEvidence { error_windows: windows.clone(), sources: None }),
+        endpoints: discovery.endpoints.clone(),
+        client_route_tables: discovery
+            .route_tables
+            .iter()
+            .filter(|t| t.nat_routes.iter().any(|r| r.nat_gateway_id == nat.id))
+            .map(|t| t.id.clone())
+            .collect(),
         ..AnalyzeConfig::default()
     };
     let mut notes = Vec::new();

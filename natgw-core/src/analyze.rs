@@ -23,6 +23,7 @@ use crate::report::{
     SCHEMA_VERSION, SourceReport, Status, Verdict,
 };
 use crate::time::Timestamp;
+use crate::topology::VpcEndpointInfo;
 
 /// The fields the analysis reads; a parser can skip the rest ([`crate::flowlog::LineParser::with_fields`]).
 pub const FIELDS: &[Field] = &[
@@ -67,6 +68,10 @@ pub struct AnalyzeConfig {
     pub vpc_id: Option<String>,
     /// Evidence from the AWS APIs, on the live path.
     pub live: Option<LiveEvidence>,
+    /// The VPC's endpoints and the route tables of the subnets routed through the gateway, when
+    /// known: remedies then name the real route tables and reuse an existing gateway endpoint.
+    pub endpoints: Vec<VpcEndpointInfo>,
+    pub client_route_tables: Vec<String>,
 }
 
 /// What the live path knows besides the records: CloudWatch's port allocation errors, and sources
@@ -648,6 +653,8 @@ impl Analysis {
             unexplained_errors,
             skipped_lines,
             first_bad_line: bad_lines.first(),
+            endpoints: &cfg.endpoints,
+            client_route_tables: &cfg.client_route_tables,
         };
         let findings = findings::evaluate(&rows, &fctx);
         let mut verdict = verdict(&rows);

@@ -6,7 +6,9 @@ use std::net::IpAddr;
 use crate::analyze::thousands;
 use crate::estimate::HoldModel;
 use crate::limits::{CONNECTIONS_PER_ADDRESS, IDLE_TIMEOUT_SECS, Level, MAX_ADDRESSES, Thresholds};
+use crate::prefixes::GatewayService;
 use crate::report::{Attribution, AttributionMethod, BadLineReport, DestinationReport, Finding, Remedy, Severity};
+use crate::topology::VpcEndpointInfo;
 
 /// The flow-log format natgw recommends for a NAT gateway's interface: the default fields plus TCP
 /// flags (closed vs abandoned connections), the packet addresses (the real destination of client legs,
@@ -30,6 +32,10 @@ pub struct FindingContext<'a> {
     pub unexplained_errors: u64,
     pub skipped_lines: u64,
     pub first_bad_line: Option<&'a BadLineReport>,
+    /// The VPC's endpoints, when known (live path).
+    pub endpoints: &'a [VpcEndpointInfo],
+    /// Route tables of the subnets routed through the gateway, when known (live path).
+    pub client_route_tables: &'a [String],
 }
 
 /// The command that creates a flow log on the NAT interface in the recommended format.
@@ -194,6 +200,58 @@ fn close_idle_remedy() -> Remedy {
     }
 }
 
+/// Route S3/DynamoDB through a gateway endpoint: add the client route tables to the endpoint the VPC
+/// already has, or create one. Nothing when every client route table already uses one.
+fn endpoint_remedy(service: GatewayService, ctx: &FindingContext<'_>) -> Option<Remedy> {
+    let suffix = match service {
+        GatewayService::S3 => ".s3",
+        GatewayService::DynamoDB => ".dynamodb",
+    };
+    let existing = ctx.endpoints.iter().find(|e| {
+        e.service_name.ends_with(suffix) && e.endpoint_type.eq_ignore_ascii_case("gateway") && e.state == "available"
+    });
+    let tables = |list: Vec<&str>| {
+        if list.is_empty() { "<route-table-ids-of-client-subnets>".to_owned() } else { list.join(" ") }
+    };
+    let name = service.name();
+    match existing {
+        Some(e) => {
+            let missing: Vec<&str> = ctx
+                .client_route_tables
+                .iter()
+                .map(String::as_str)
+                .filter(|t| !e.route_table_ids.iter().any(|r| r == t))
+                .collect();
+            if missing.is_empty() && !ctx.client_route_tables.is_empty() {
+                return None;
+            }
+            Some(Remedy {
+                summary: format!(
+                    "The VPC's {name} gateway endpoint {} is not in the route tables of the clients' subnets: add them, \
+                     and {name} traffic leaves the NAT gateway (no port limit, no NAT data processing charge)",
+                    e.id
+                ),
+                command: Some(format!(
+                    "aws ec2 modify-vpc-endpoint --vpc-endpoint-id {} --add-route-table-ids {}",
+                    e.id,
+                    tables(missing)
+                )),
+            })
+        }
+        None => Some(Remedy {
+            summary: format!(
+                "Send {name} traffic through a gateway VPC endpoint: no NAT port limit and no NAT data processing charge"
+            ),
+            command: Some(format!(
+                "aws ec2 create-vpc-endpoint --vpc-endpoint-type Gateway --vpc-id {} --service-name {} --route-table-ids {}",
+                ctx.vpc_id.unwrap_or("<vpc-id>"),
+                service.endpoint_service(ctx.region.unwrap_or("<region>")),
+                tables(ctx.client_route_tables.iter().map(String::as_str).collect())
+            )),
+        }),
+    }
+}
+
 fn hot_destination(d: &DestinationReport, ctx: &FindingContext<'_>) -> Finding {
     let dest = d.display_destination();
     let nat = ctx.nat_gateway_id.unwrap_or("<nat-gateway-id>");
@@ -224,17 +282,7 @@ fn hot_destination(d: &DestinationReport, ctx: &FindingContext<'_>) -> Finding {
     };
     let mut remedies = Vec::new();
     if let Some(service) = d.service {
-        remedies.push(Remedy {
-            summary: format!(
-                "Send {} traffic through a gateway VPC endpoint: no NAT port limit and no NAT data processing charge",
-                service.name()
-            ),
-            command: Some(format!(
-                "aws ec2 create-vpc-endpoint --vpc-endpoint-type Gateway --vpc-id {} --service-name {} --route-table-ids <route-table-ids-of-client-subnets>",
-                ctx.vpc_id.unwrap_or("<vpc-id>"),
-                service.endpoint_service(ctx.region.unwrap_or("<region>"))
-            )),
-        });
+        remedies.extend(endpoint_remedy(service, ctx));
     }
     if idle_share(d) >= 0.2 {
         let mut r = close_idle_remedy();
@@ -307,5 +355,68 @@ fn hot_destination(d: &DestinationReport, ctx: &FindingContext<'_>) -> Finding {
         summary,
         destination: Some(dest),
         remedies,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::AttributionMethod;
+
+    fn endpoint(tables: &[&str]) -> VpcEndpointInfo {
+        VpcEndpointInfo {
+            id: "vpce-1".into(),
+            service_name: "com.amazonaws.eu-west-1.s3".into(),
+            endpoint_type: "Gateway".into(),
+            route_table_ids: tables.iter().map(|t| (*t).to_owned()).collect(),
+            state: "available".into(),
+        }
+    }
+
+    fn remedy(endpoints: &[VpcEndpointInfo], tables: &[String]) -> Option<Remedy> {
+        let attribution = Attribution { method: AttributionMethod::PktDstaddr, note: None };
+        let ctx = FindingContext {
+            nat_gateway_id: Some("nat-1"),
+            nat_interface: None,
+            nat_addresses: 1,
+            primary_nat_address: "10.0.0.7".parse().unwrap(),
+            vpc_id: Some("vpc-1"),
+            region: Some("eu-west-1"),
+            thresholds: Thresholds::default(),
+            attribution: &attribution,
+            unexplained_drops: 0,
+            unexplained_errors: 0,
+            skipped_lines: 0,
+            first_bad_line: None,
+            endpoints,
+            client_route_tables: tables,
+        };
+        endpoint_remedy(GatewayService::S3, &ctx)
+    }
+
+    #[test]
+    fn the_endpoint_remedy_names_real_route_tables_and_reuses_an_endpoint() {
+        let tables = vec!["rtb-a".to_owned(), "rtb-b".to_owned()];
+        let create = remedy(&[], &tables).unwrap().command.unwrap();
+        assert_eq!(
+            create,
+            "aws ec2 create-vpc-endpoint --vpc-endpoint-type Gateway --vpc-id vpc-1 --service-name \
+             com.amazonaws.eu-west-1.s3 --route-table-ids rtb-a rtb-b"
+        );
+        let add = remedy(&[endpoint(&["rtb-a"])], &tables).unwrap();
+        assert_eq!(
+            add.command.unwrap(),
+            "aws ec2 modify-vpc-endpoint --vpc-endpoint-id vpce-1 --add-route-table-ids rtb-b"
+        );
+        assert!(add.summary.contains("vpce-1"));
+        assert_eq!(remedy(&[endpoint(&["rtb-a", "rtb-b"])], &tables), None, "nothing left to add");
+        // Unknown client tables (local files): a placeholder, never a guess.
+        assert!(
+            remedy(&[], &[])
+                .unwrap()
+                .command
+                .unwrap()
+                .ends_with("--route-table-ids <route-table-ids-of-client-subnets>")
+        );
     }
 }

@@ -6,7 +6,10 @@
 use crate::findings::{RECOMMENDED_LOG_FORMAT, create_flow_log_command};
 use crate::flowlog::{Field, LogFormat};
 use crate::report::{Finding, Remedy, Severity};
-use crate::topology::{FlowLogDestinationType, FlowLogInfo, LogGroupInfo, NatGatewayInfo, RouteTableInfo, TrafficType};
+use crate::topology::{
+    AvailabilityMode, FlowLogDestinationType, FlowLogInfo, LogGroupInfo, NatGatewayInfo, RouteTableInfo, SubnetInfo,
+    TrafficType,
+};
 
 /// Where a NAT interface's (or the clients') flow-log records can be read in CloudWatch Logs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,6 +49,8 @@ pub struct PrereqInput<'a> {
     pub flow_logs: &'a [FlowLogInfo],
     /// The VPC's route tables (to find the client subnets routed through this gateway).
     pub route_tables: &'a [RouteTableInfo],
+    /// The VPC's subnets (their zones: clients in other zones than a zonal gateway's).
+    pub subnets: &'a [SubnetInfo],
     /// The log groups the CloudWatch Logs flow logs name, as `DescribeLogGroups` answered (None: absent).
     pub log_groups: &'a [(String, Option<LogGroupInfo>)],
 }
@@ -280,6 +285,36 @@ pub fn check(input: &PrereqInput<'_>) -> Prerequisites {
             );
         }
     }
+    let zone_of = |id: &str| input.subnets.iter().find(|s| s.id == id).map(|s| s.availability_zone.as_str());
+    if nat.availability_mode != AvailabilityMode::Regional
+        && let Some(home) = nat.subnet_id.as_deref().and_then(zone_of)
+    {
+        let mut away: Vec<&str> = clients.iter().filter_map(|c| zone_of(c)).filter(|z| *z != home).collect();
+        let n = away.len();
+        away.sort_unstable();
+        away.dedup();
+        if n > 0 {
+            push(
+                "cross-az-clients",
+                Severity::Info,
+                format!(
+                    "{n} client subnet{} in {} route through this gateway in {home}: they share its ports, pay \
+                     cross-AZ data charges, and lose egress if {home} fails",
+                    if n == 1 { "" } else { "s" },
+                    away.join(", ")
+                ),
+                vec![Remedy {
+                    summary: "Give each Availability Zone its own NAT gateway and route its subnets to it".into(),
+                    command: Some(format!(
+                        "aws ec2 create-nat-gateway --subnet-id <public-subnet-in-{}> --allocation-id <eipalloc-id> && \
+                         aws ec2 replace-route --route-table-id <route-table-of-that-az> --destination-cidr-block \
+                         0.0.0.0/0 --nat-gateway-id <new-nat-gateway-id>",
+                        away[0]
+                    )),
+                }],
+            );
+        }
+    }
     if nat.state != "available" {
         push(
             "nat-gateway-not-available",
@@ -351,7 +386,16 @@ mod tests {
                 created_ms: None,
             }),
         )];
-        check(&PrereqInput { nat: &n, flow_logs: logs, route_tables: &tables(), log_groups: &groups })
+        let zone =
+            |id: &str, az: &str| SubnetInfo { id: id.into(), cidr: None, availability_zone: az.into(), az_id: None };
+        let subnets = [zone("subnet-1", "eu-west-1a"), zone("subnet-a", "eu-west-1a"), zone("subnet-b", "eu-west-1b")];
+        check(&PrereqInput {
+            nat: &n,
+            flow_logs: logs,
+            route_tables: &tables(),
+            subnets: &subnets,
+            log_groups: &groups,
+        })
     }
 
     fn ids(p: &Prerequisites) -> Vec<&str> {
@@ -364,7 +408,12 @@ mod tests {
             &[flow_log("fl-nat", ENI, RECOMMENDED_LOG_FORMAT), flow_log("fl-vpc", "vpc-1", RECOMMENDED_LOG_FORMAT)],
             true,
         );
-        assert_eq!(ids(&p), Vec::<&str>::new());
+        assert_eq!(ids(&p), ["cross-az-clients"]);
+        assert_eq!(
+            p.findings[0].summary,
+            "1 client subnet in eu-west-1b route through this gateway in eu-west-1a: they share its ports, pay \
+             cross-AZ data charges, and lose egress if eu-west-1a fails"
+        );
         let src = p.nat_source.unwrap();
         assert_eq!(
             (src.flow_log_id.as_str(), src.log_group.as_str(), src.aggregation_secs),
@@ -376,7 +425,7 @@ mod tests {
     #[test]
     fn missing_flow_logs_are_critical_with_the_command_that_creates_one() {
         let p = run(&[], true);
-        assert_eq!(ids(&p), ["no-flow-logs"]);
+        assert_eq!(ids(&p), ["no-flow-logs", "cross-az-clients"]);
         assert!(!p.can_query());
         let cmd = p.findings[0].remedies[0].command.as_deref().unwrap();
         assert!(cmd.starts_with(
@@ -392,14 +441,14 @@ mod tests {
         s3.log_group = None;
         s3.destination = Some("arn:aws:s3:::flow-bucket".into());
         let p = run(&[s3], true);
-        assert_eq!(ids(&p), ["flow-logs-s3-only"]);
+        assert_eq!(ids(&p), ["flow-logs-s3-only", "cross-az-clients"]);
         assert!(p.findings[0].remedies[1].command.as_deref().unwrap().contains("s3://flow-bucket/AWSLogs/"));
         assert!(!p.can_query());
 
         let mut reject = flow_log("fl-r", ENI, RECOMMENDED_LOG_FORMAT);
         reject.traffic_type = TrafficType::Reject;
         let p = run(&[reject], true);
-        assert_eq!(ids(&p), ["flow-logs-reject-only"]);
+        assert_eq!(ids(&p), ["flow-logs-reject-only", "cross-az-clients"]);
         assert!(!p.can_query());
     }
 
@@ -408,7 +457,10 @@ mod tests {
         let mut old = flow_log("fl-old", ENI, crate::flowlog::DEFAULT_FORMAT);
         old.max_aggregation_interval = 600;
         let p = run(&[old], true);
-        assert_eq!(ids(&p), ["flow-logs-600s", "no-pkt-dstaddr", "no-tcp-flags", "only-nat-interface-logged"]);
+        assert_eq!(
+            ids(&p),
+            ["flow-logs-600s", "no-pkt-dstaddr", "no-tcp-flags", "only-nat-interface-logged", "cross-az-clients"]
+        );
         assert_eq!(p.findings[1].severity, Severity::Warning);
         assert!(p.findings[0].remedies[1].command.as_deref() == Some("aws ec2 delete-flow-logs --flow-log-ids fl-old"));
         assert!(p.findings[3].summary.contains("2 client subnets"));
@@ -421,7 +473,7 @@ mod tests {
         failing.deliver_status = Some("FAILED".into());
         failing.deliver_error = Some("Access error".into());
         let p = run(&[failing, flow_log("fl-vpc", "vpc-1", RECOMMENDED_LOG_FORMAT)], false);
-        assert_eq!(ids(&p), ["log-group-missing", "flow-log-delivery-failing"]);
+        assert_eq!(ids(&p), ["log-group-missing", "flow-log-delivery-failing", "cross-az-clients"]);
         assert!(p.findings[1].summary.ends_with("fails to deliver: Access error"));
         assert!(!p.can_query());
     }

@@ -105,8 +105,8 @@ pub struct DoctorArgs {
     /// The NAT gateway: its ID (nat-…) or its Name tag.
     #[arg(value_name = "NAT_GATEWAY")]
     pub nat: String,
-    #[arg(long, short, value_enum, default_value_t = Output::Table)]
-    pub output: Output,
+    #[arg(long, short, value_enum, default_value_t = PlainOutput::Table)]
+    pub output: PlainOutput,
     #[command(flatten)]
     pub aws: AwsArgs,
 }
@@ -118,8 +118,8 @@ pub struct MetricsArgs {
     pub nat: String,
     #[command(flatten)]
     pub time: TimeArgs,
-    #[arg(long, short, value_enum, default_value_t = Output::Table)]
-    pub output: Output,
+    #[arg(long, short, value_enum, default_value_t = PlainOutput::Table)]
+    pub output: PlainOutput,
     #[command(flatten)]
     pub aws: AwsArgs,
 }
@@ -134,8 +134,8 @@ pub struct ScanArgs {
     /// Metric reads in flight at once.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub concurrency: u16,
-    #[arg(long, short, value_enum, default_value_t = Output::Table)]
-    pub output: Output,
+    #[arg(long, short, value_enum, default_value_t = PlainOutput::Table)]
+    pub output: PlainOutput,
     #[command(flatten)]
     pub aws: AwsArgs,
 }
@@ -145,6 +145,15 @@ pub enum Output {
     Table,
     Json,
     Markdown,
+    /// One self-contained page (inline CSS, nothing fetched).
+    Html,
+}
+
+/// Output of the commands that print no report (doctor, metrics, scan).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PlainOutput {
+    Table,
+    Json,
 }
 
 #[derive(Debug, Args)]

@@ -12,7 +12,7 @@ use natgw_core::metrics::MetricSummary;
 use natgw_core::report::{Severity, Status};
 use natgw_core::time::Timestamp;
 
-use crate::args::{AwsArgs, DiagnoseArgs, DoctorArgs, EngineArg, MetricsArgs, Output, ScanArgs, TimeArgs};
+use crate::args::{AwsArgs, DiagnoseArgs, DoctorArgs, EngineArg, MetricsArgs, PlainOutput, ScanArgs, TimeArgs};
 use crate::render;
 use crate::{Failure, exit};
 
@@ -105,7 +105,7 @@ pub fn doctor(a: DoctorArgs) -> Result<u8, Failure> {
     })?;
     let mut out = io::stdout().lock();
     match a.output {
-        Output::Json => {
+        PlainOutput::Json => {
             let v = serde_json::json!({
                 "nat_gateway_id": discovery.nat.id,
                 "vpc_id": discovery.nat.vpc_id,
@@ -118,7 +118,7 @@ pub fn doctor(a: DoctorArgs) -> Result<u8, Failure> {
             });
             render::json_value(&v, &mut out)?;
         }
-        Output::Table | Output::Markdown => {
+        PlainOutput::Table => {
             let nat = &discovery.nat;
             writeln!(
                 out,
@@ -174,14 +174,14 @@ pub fn metrics(a: MetricsArgs) -> Result<u8, Failure> {
     let summaries: Vec<MetricSummary> = series.iter().map(MetricSummary::of).collect();
     let mut out = io::stdout().lock();
     match a.output {
-        Output::Json => {
+        PlainOutput::Json => {
             let v = serde_json::json!({
                 "nat_gateway_id": nat.id, "start": Timestamp(start), "end": Timestamp(end),
                 "period_secs": live::period_for(start, end), "metrics": summaries,
             });
             render::json_value(&v, &mut out)?;
         }
-        Output::Table | Output::Markdown => {
+        PlainOutput::Table => {
             writeln!(out, "{}  {} → {}", nat.id, Timestamp(start), Timestamp(end))?;
             render::metric_lines(&summaries, start, end, live::period_for(start, end), &mut out)?;
         }
@@ -221,13 +221,13 @@ pub fn scan(a: ScanArgs) -> Result<u8, Failure> {
     let verdict = live::scan_verdict(&rows);
     let mut out = io::stdout().lock();
     match a.output {
-        Output::Json => {
+        PlainOutput::Json => {
             let v = serde_json::json!({
                 "start": Timestamp(start), "end": Timestamp(end), "verdict": verdict, "gateways": rows,
             });
             render::json_value(&v, &mut out)?;
         }
-        Output::Table | Output::Markdown => {
+        PlainOutput::Table => {
             writeln!(out, "{}", verdict.summary)?;
             writeln!(
                 out,

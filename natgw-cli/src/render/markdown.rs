@@ -24,6 +24,42 @@ pub fn markdown(r: &Report, out: &mut dyn Write) -> io::Result<()> {
         nat.join(", "),
         thousands(r.input.limit_per_destination)
     )?;
+    if let Some(l) = &r.live {
+        writeln!(out, "## Evidence from CloudWatch\n")?;
+        writeln!(out, "{} → {} ({}-s periods).\n", l.metrics_start, l.metrics_end, l.period_secs)?;
+        writeln!(out, "| metric | statistic | total | max | max at |\n|---|---|--:|--:|---|")?;
+        for m in &l.metrics {
+            writeln!(
+                out,
+                "| {} | {} | {} | {} | {} |",
+                m.metric,
+                m.statistic,
+                thousands(m.total.round() as u64),
+                thousands(m.max.round() as u64),
+                m.max_at.map(|t| t.to_string()).unwrap_or_else(|| "-".into())
+            )?;
+        }
+        writeln!(out)?;
+        for w in &l.error_windows {
+            writeln!(out, "- Error window {} – {}: {} port allocation errors", w.start, w.end, thousands(w.errors))?;
+        }
+        match l.engine.as_str() {
+            "insights" => writeln!(
+                out,
+                "- Logs Insights on `{}`: {} queries, {} scanned (about ${:.4})\n",
+                l.log_group.as_deref().unwrap_or("-"),
+                l.queries.len(),
+                bytes(l.bytes_scanned),
+                l.estimated_cost_usd
+            )?,
+            _ => writeln!(
+                out,
+                "- FilterLogEvents on `{}`: {} events pulled\n",
+                l.log_group.as_deref().unwrap_or("-"),
+                thousands(l.events_pulled)
+            )?,
+        }
+    }
     writeln!(out, "## Destinations\n")?;
     writeln!(out, "| destination | peak | range | limit | utilization | peak at | records | bytes | saturated |")?;
     writeln!(out, "|---|--:|--:|--:|--:|---|--:|--:|---|")?;

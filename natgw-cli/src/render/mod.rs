@@ -1,5 +1,7 @@
-//! Rendering the report model: a table a person reads at a glance, JSON (the stable model), Markdown.
+//! Rendering the report model: a table a person reads at a glance, JSON (the stable model), Markdown,
+//! and a self-contained HTML page.
 
+mod html;
 mod markdown;
 mod table;
 
@@ -7,6 +9,7 @@ use std::io::{self, Write};
 
 use natgw_core::report::Report;
 
+pub use html::html;
 pub use markdown::markdown;
 pub use table::{findings, metric_lines, table};
 
@@ -18,6 +21,7 @@ pub fn report(r: &Report, output: Output, out: &mut dyn Write) -> io::Result<()>
         Output::Table => table(r, out),
         Output::Json => json(r, out),
         Output::Markdown => markdown(r, out),
+        Output::Html => html(r, out),
     }
 }
 

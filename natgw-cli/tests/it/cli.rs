@@ -36,6 +36,11 @@ fn sample_markdown() {
 }
 
 #[test]
+fn sample_html() {
+    assert_cmd_snapshot!(natgw().args(["analyze", SAMPLE, "--aws-ip-ranges", RANGES, "--top", "2", "-o", "html"]));
+}
+
+#[test]
 fn sample_matches_the_truth_shipped_with_it() {
     let out = natgw().args(["analyze", SAMPLE, "-o", "json"]).output().unwrap();
     assert_eq!(out.status.code(), Some(5), "exhaustion found");

@@ -578,7 +578,7 @@ async fn via_insights(
         let rows = rows?;
         if rows.partial {
             notes.push(format!(
-                "Logs Insights returned its row limit for a single minute from {}: some records are missing",
+                "Logs Insights returned its row limit for a single second at {}: some records of that second are missing",
                 Timestamp(q.start)
             ));
         }

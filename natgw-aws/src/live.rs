@@ -129,12 +129,22 @@ impl Discovery {
 
 /// The NAT gateway `wanted` names (`nat-…` or a `Name` tag).
 pub async fn find_nat(api: &dyn AwsApi, wanted: &str) -> Result<NatGatewayInfo, LiveError> {
-    let selector = if wanted.starts_with("nat-") {
-        NatSelector::Ids(vec![wanted.to_owned()])
+    // Each answer is checked against what was asked: a filter an emulator or proxy ignores must not
+    // turn into a diagnosis of some other gateway.
+    let mut found = if is_nat_id(wanted) {
+        api.describe_nat_gateways(&NatSelector::Ids(vec![wanted.to_owned()])).await?
     } else {
-        NatSelector::Name(wanted.to_owned())
+        Vec::new()
     };
-    let mut found = api.describe_nat_gateways(&selector).await?;
+    found.retain(|n| n.id == wanted);
+    if found.is_empty() {
+        found = api.describe_nat_gateways(&NatSelector::Name(wanted.to_owned())).await?;
+        found.retain(|n| n.name.as_deref() == Some(wanted));
+        // A gateway deleted and recreated under the same name stays visible for a while.
+        if found.len() > 1 && found.iter().any(|n| n.state == "available") {
+            found.retain(|n| n.state == "available");
+        }
+    }
     match found.len() {
         1 => Ok(found.remove(0)),
         0 => {
@@ -159,6 +169,13 @@ pub async fn find_nat(api: &dyn AwsApi, wanted: &str) -> Result<NatGatewayInfo, 
             ids: found.iter().map(|n| n.id.as_str()).collect::<Vec<_>>().join(", "),
         }),
     }
+}
+
+/// `nat-` and 8 or 17 hex digits: an ID (anything else, `nat-prod-1a` included, is a Name tag).
+fn is_nat_id(s: &str) -> bool {
+    s.strip_prefix("nat-").is_some_and(|h| {
+        matches!(h.len(), 8 | 17) && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
 }
 
 /// Discovers the gateway's surroundings: VPC, subnets, routes, endpoints, S3/DynamoDB prefixes, the
@@ -187,7 +204,7 @@ pub async fn discover(api: &dyn AwsApi, nat: NatGatewayInfo) -> Result<Discovery
     let mut resources: Vec<String> = nat.interface_ids().iter().map(ToString::to_string).collect();
     resources.extend(nat.subnet_id.iter().cloned());
     resources.push(vpc_id.clone());
-    resources.extend(prereq::client_subnets(&route_tables, &nat.id));
+    resources.extend(prereq::client_subnets(&route_tables, &subnets, &nat.id));
     resources.sort();
     resources.dedup();
     let flow_logs = api.describe_flow_logs(&resources).await?;
@@ -199,9 +216,18 @@ pub async fn discover(api: &dyn AwsApi, nat: NatGatewayInfo) -> Result<Discovery
     Ok(Discovery { nat, vpc, subnets, route_tables, endpoints, flow_logs, log_groups, prefixes })
 }
 
-/// The metric period for a range: 1 minute (CloudWatch keeps it 15 days), 5 minutes past a week.
+/// The metric period for a range: what CloudWatch still keeps for its start (1-minute data for 15
+/// days, 5-minute for 63, hourly after), and no finer than 5 minutes for ranges over a week.
 pub fn period_for(start: u64, end: u64) -> u32 {
-    if end.saturating_sub(start) <= 7 * 86_400 { 60 } else { 300 }
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(end, |d| d.as_secs());
+    let age = now.saturating_sub(start);
+    if age > 63 * 86_400 {
+        3600
+    } else if age > 15 * 86_400 || end.saturating_sub(start) > 7 * 86_400 {
+        300
+    } else {
+        60
+    }
 }
 
 /// The gateway's metrics over `[start, end)` ([`MetricQuery::nat_defaults`]).
@@ -212,21 +238,21 @@ pub async fn fetch_metrics(api: &dyn AwsApi, nat_id: &str, start: u64, end: u64)
 /// Seconds read on each side of the busiest minute when there was no error.
 const BUSIEST_CONTEXT_SECS: u64 = 600;
 
-/// The flow-log ranges to read for the worst `max_windows` error windows, each reaching back over
-/// the idle timeout, merged, clipped to `[start, end)`, oldest first.
-pub fn error_ranges(
-    windows: &[ErrorWindow],
-    start: u64,
-    end: u64,
-    aggregation_secs: u64,
-    max_windows: usize,
-) -> Vec<(u64, u64)> {
+/// The `max` error windows with the most errors, oldest first.
+pub fn worst_windows(windows: &[ErrorWindow], max: usize) -> Vec<ErrorWindow> {
     let mut chosen: Vec<ErrorWindow> = windows.to_vec();
     chosen.sort_by_key(|w| std::cmp::Reverse(w.errors));
-    chosen.truncate(max_windows.max(1));
-    metrics::log_ranges(&chosen, aggregation_secs)
+    chosen.truncate(max.max(1));
+    chosen.sort_by_key(|w| w.start);
+    chosen
+}
+
+/// The flow-log ranges to read for `windows`, each reaching back over the idle timeout (before the
+/// metrics range if need be: that is what the estimate needs), merged, ending before `end`.
+pub fn error_ranges(windows: &[ErrorWindow], end: u64, aggregation_secs: u64) -> Vec<(u64, u64)> {
+    metrics::log_ranges(windows, aggregation_secs)
         .into_iter()
-        .map(|(s, e)| (s.max(start), e.min(end.saturating_sub(1))))
+        .map(|(s, e)| (s, e.min(end.saturating_sub(1))))
         .filter(|(s, e)| s <= e)
         .collect()
 }
@@ -239,7 +265,7 @@ pub fn busiest_range(minute: u64, start: u64, end: u64, aggregation_secs: u64) -
         end: Timestamp(minute + BUSIEST_CONTEXT_SECS),
         errors: 0,
     };
-    error_ranges(&[w], start, end, aggregation_secs, 1)
+    error_ranges(&[w], end, aggregation_secs).into_iter().map(|(s, e)| (s.max(start), e)).collect()
 }
 
 /// Progress for a person (stderr), one line each.
@@ -289,8 +315,9 @@ pub async fn diagnose(
         vpc_cidrs: discovery.vpc.cidrs_v4.clone(),
     };
     let aggregation = u64::from(source.aggregation_secs);
+    let analysed = worst_windows(&windows, opts.max_windows);
     let ranges = if !windows.is_empty() {
-        error_ranges(&windows, opts.start, opts.end, aggregation, opts.max_windows)
+        error_ranges(&analysed, opts.end, aggregation)
     } else {
         match opts.engine {
             // No error to aim at: find the minute a destination used the most NAT ports.
@@ -319,7 +346,7 @@ pub async fn diagnose(
         prefixes: discovery.prefixes.clone(),
         nat_gateway_id: Some(nat.id.clone()),
         vpc_id: Some(nat.vpc_id.clone()),
-        live: Some(LiveEvidence { error_windows: windows.clone(), sources: None }),
+        live: Some(LiveEvidence { error_windows: analysed.clone(), sources: None }),
         endpoints: discovery.endpoints.clone(),
         client_route_tables: discovery
             .route_tables
@@ -346,7 +373,21 @@ pub async fn diagnose(
             analyzer
         }
     };
-    let mut report = analyzer.finish()?;
+    let mut report = match analyzer.finish() {
+        Ok(r) => r,
+        // The logs of the window are empty: delivery lag (about 5 minutes), a flow log younger than
+        // the incident, or past retention. The metrics still give the verdict.
+        Err(AnalyzeError::NoRecords { .. } | AnalyzeError::NatNotSeen(_)) => {
+            let mut r = metrics_only_report(&discovery, &prereqs, live, errors);
+            r.notes.push(format!(
+                "{} holds no NAT egress record for the window: flow logs arrive about 5 minutes late, and a \
+                 flow log created after the incident or a shorter retention leaves nothing to read",
+                source.log_group
+            ));
+            return Ok(r);
+        }
+        Err(e) => return Err(e.into()),
+    };
     report.input.sources = vec![format!("{}:{}", source.log_group, nat.id)];
     report.notes.extend(notes);
     merge_findings(&mut report, &prereqs);
@@ -505,9 +546,8 @@ async fn via_insights(
         ));
     }
     if hot.is_empty() {
-        return Err(LiveError::Analysis(AnalyzeError::NoRecords {
-            hint: format!(" (no NAT egress records in {} for the window)", source.log_group),
-        }));
+        // Nothing to fetch; the empty analyzer reports NoRecords and diagnose falls back to the metrics.
+        return Ok((Analyzer::new(config), notes));
     }
 
     // 2. Every NAT → destination record of the hot destinations, and their sources, concurrently.
@@ -737,5 +777,27 @@ pub fn scan_verdict(rows: &[GatewayHealth]) -> Verdict {
             status: Status::Healthy,
             summary: format!("No port allocation errors on {} NAT gateway(s)", rows.len()),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nat_ids_are_told_from_name_tags() {
+        assert!(is_nat_id("nat-0123456789abcdef0") && is_nat_id("nat-0123abcd"));
+        for name in ["nat-prod-1a", "nat-0123456789ABCDEF0", "nat-", "prod", "nat-0123456789abcdef"] {
+            assert!(!is_nat_id(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn the_look_back_may_start_before_the_metrics_range() {
+        let w = ErrorWindow { start: Timestamp(10_000), end: Timestamp(10_120), errors: 5 };
+        // Metrics from 9_900: the range still reaches 350 s + 60 s before the window.
+        assert_eq!(error_ranges(&[w], 20_000, 60), [(9_590, 10_180)]);
+        let worst = worst_windows(&[w, ErrorWindow { start: Timestamp(1_000), end: Timestamp(1_060), errors: 50 }], 1);
+        assert_eq!(worst[0].errors, 50);
     }
 }

@@ -156,12 +156,12 @@ impl<'a> QueryRunner<'a> {
         Ok(out)
     }
 
-    /// Stops every query still running (Ctrl-C); how many were asked to stop.
+    /// Stops every query still running (Ctrl-C), all at once and for at most 10 s; how many were
+    /// asked to stop.
     pub async fn stop_all(&self) -> usize {
         let ids: Vec<String> = self.running.lock().map(|r| r.iter().cloned().collect()).unwrap_or_default();
-        for id in &ids {
-            let _ = self.api.stop_query(id).await;
-        }
+        let stops = futures_util::future::join_all(ids.iter().map(|id| self.api.stop_query(id)));
+        let _ = tokio::time::timeout(Duration::from_secs(10), stops).await;
         ids.len()
     }
 

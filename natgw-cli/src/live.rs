@@ -194,11 +194,12 @@ pub fn metrics(a: MetricsArgs) -> Result<u8, Failure> {
 pub fn scan(a: ScanArgs) -> Result<u8, Failure> {
     let (start, end) = range(&a.time)?;
     let rt = runtime()?;
-    let rows = rt.block_on(async {
+    let (rows, failed_regions) = rt.block_on(async {
         let api = adapter(&a.aws).await?;
         let regions = if a.all_regions { api.describe_regions().await.map_err(aws_failure)? } else { Vec::new() };
         if regions.is_empty() {
-            return live::scan(&api, start, end, usize::from(a.concurrency)).await.map_err(aws_failure);
+            let rows = live::scan(&api, start, end, usize::from(a.concurrency)).await.map_err(aws_failure)?;
+            return Ok::<_, Failure>((rows, 0));
         }
         progress(&format!("scanning {} regions", regions.len()));
         let apis: Vec<SdkAws> = regions.iter().map(|r| api.with_region(r)).collect();
@@ -207,16 +208,20 @@ pub fn scan(a: ScanArgs) -> Result<u8, Failure> {
         )
         .await;
         let mut rows: Vec<GatewayHealth> = Vec::new();
+        let mut failed = 0;
         for (region, r) in regions.iter().zip(per_region) {
             match r {
                 Ok(mut v) => rows.append(&mut v),
-                Err(e) => progress(&format!("{region}: {e}")),
+                Err(e) => {
+                    failed += 1;
+                    progress(&format!("{region}: {e}"));
+                }
             }
         }
         rows.sort_by(|a, b| {
             (b.errors, b.peak_active_connections).cmp(&(a.errors, a.peak_active_connections)).then(a.id.cmp(&b.id))
         });
-        Ok(rows)
+        Ok((rows, failed))
     })?;
     let verdict = live::scan_verdict(&rows);
     let mut out = io::stdout().lock();
@@ -254,5 +259,12 @@ pub fn scan(a: ScanArgs) -> Result<u8, Failure> {
         }
     }
     out.flush()?;
+    let unread = rows.iter().filter(|r| r.error.is_some()).count() + failed_regions;
+    if verdict.status == Status::Healthy && unread > 0 {
+        return Err(Failure::new(
+            exit::ERROR,
+            format!("the metrics of {unread} gateway(s) or region(s) could not be read: \"no errors\" is not proven"),
+        ));
+    }
     Ok(status_code(verdict.status))
 }

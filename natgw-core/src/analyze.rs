@@ -524,8 +524,10 @@ impl Analysis {
             if chosen.is_empty() {
                 unexplained_errors = live_errors;
             }
+            // The metric does not say which destination: the candidates share the count.
+            let share = live_errors / chosen.len().max(1) as u64;
             for d in chosen {
-                metric_errors.insert(d, live_errors);
+                metric_errors.insert(d, share.max(1));
                 if let Some(e) = estimates.get_mut(&d) {
                     e.pin_to_limit();
                 }

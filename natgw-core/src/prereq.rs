@@ -55,14 +55,16 @@ pub struct PrereqInput<'a> {
     pub log_groups: &'a [(String, Option<LogGroupInfo>)],
 }
 
-/// Subnets whose route tables send traffic to `nat_id` (explicit associations; the main table's
-/// implicit subnets are not listed by AWS and so not here).
-pub fn client_subnets(route_tables: &[RouteTableInfo], nat_id: &str) -> Vec<String> {
-    let mut out: Vec<String> = route_tables
-        .iter()
-        .filter(|t| t.nat_routes.iter().any(|r| r.nat_gateway_id == nat_id))
-        .flat_map(|t| t.subnet_ids.iter().cloned())
-        .collect();
+/// Subnets whose route tables send traffic to `nat_id`: explicit associations, and, when the main
+/// table routes to it, every subnet of `subnets` that no table is explicitly associated with.
+pub fn client_subnets(route_tables: &[RouteTableInfo], subnets: &[SubnetInfo], nat_id: &str) -> Vec<String> {
+    let routes_here = |t: &&RouteTableInfo| t.nat_routes.iter().any(|r| r.nat_gateway_id == nat_id);
+    let mut out: Vec<String> =
+        route_tables.iter().filter(routes_here).flat_map(|t| t.subnet_ids.iter().cloned()).collect();
+    if route_tables.iter().filter(routes_here).any(|t| t.main) {
+        let explicit: Vec<&String> = route_tables.iter().flat_map(|t| &t.subnet_ids).collect();
+        out.extend(subnets.iter().filter(|s| !explicit.contains(&&s.id)).map(|s| s.id.clone()));
+    }
     out.sort();
     out.dedup();
     out
@@ -76,7 +78,10 @@ pub fn check(input: &PrereqInput<'_>) -> Prerequisites {
     let covers_nat = |f: &FlowLogInfo| {
         ifaces.contains(&f.resource_id) || Some(&f.resource_id) == nat.subnet_id.as_ref() || f.resource_id == nat.vpc_id
     };
-    let clients = client_subnets(input.route_tables, &nat.id);
+    let clients: Vec<String> = client_subnets(input.route_tables, input.subnets, &nat.id)
+        .into_iter()
+        .filter(|c| Some(c) != nat.subnet_id.as_ref())
+        .collect();
     let covers_clients = |f: &FlowLogInfo| f.resource_id == nat.vpc_id || clients.contains(&f.resource_id);
     let group_exists = |g: &str| input.log_groups.iter().any(|(n, info)| n == g && info.is_some());
     let usable = |f: &FlowLogInfo| {
@@ -213,16 +218,18 @@ pub fn check(input: &PrereqInput<'_>) -> Prerequisites {
     if let Some(best) = best_nat {
         let fmt = LogFormat::parse(&best.log_format).unwrap_or_default();
         let replace = |why: &str| {
-            vec![
-                Remedy {
-                    summary: format!("Create a flow log {why} (a flow log cannot be changed)"),
-                    command: Some(create_flow_log_command(eni)),
-                },
-                Remedy {
+            let mut r = vec![Remedy {
+                summary: format!("Create a flow log on the NAT interface {why} (a flow log cannot be changed)"),
+                command: Some(create_flow_log_command(eni)),
+            }];
+            // Only the NAT interface's own log is ours to replace: a VPC or subnet log serves others too.
+            if ifaces.contains(&best.resource_id) {
+                r.push(Remedy {
                     summary: format!("Then delete the old one, {}", best.id),
                     command: Some(format!("aws ec2 delete-flow-logs --flow-log-ids {}", best.id)),
-                },
-            ]
+                });
+            }
+            r
         };
         if best.max_aggregation_interval > 60 {
             push(
@@ -480,7 +487,19 @@ mod tests {
 
     #[test]
     fn client_subnets_come_from_routes_to_this_gateway() {
-        assert_eq!(client_subnets(&tables(), "nat-1"), ["subnet-a", "subnet-b"]);
-        assert!(client_subnets(&tables(), "nat-other").is_empty());
+        assert_eq!(client_subnets(&tables(), &[], "nat-1"), ["subnet-a", "subnet-b"]);
+        assert!(client_subnets(&tables(), &[], "nat-other").is_empty());
+        // The main table's implicit subnets, when the main table routes here.
+        let mut main = tables();
+        main[0].main = true;
+        main[0].subnet_ids.clear();
+        let zone = |id: &str| SubnetInfo { id: id.into(), cidr: None, availability_zone: "a".into(), az_id: None };
+        main.push(RouteTableInfo {
+            id: "rtb-2".into(),
+            main: false,
+            subnet_ids: vec!["subnet-x".into()],
+            nat_routes: vec![],
+        });
+        assert_eq!(client_subnets(&main, &[zone("subnet-x"), zone("subnet-y")], "nat-1"), ["subnet-y"]);
     }
 }

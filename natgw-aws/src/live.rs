@@ -357,11 +357,32 @@ pub async fn diagnose(
         ..AnalyzeConfig::default()
     };
     let mut notes = Vec::new();
+    let interfaces = nat.interface_ids();
+    if interfaces.len() > 1 {
+        notes.push(format!(
+            "{} has {} network interfaces (a regional gateway); only {}'s records were read",
+            nat.id,
+            interfaces.len(),
+            target.interface
+        ));
+    }
     let analyzer = match opts.engine {
         Engine::Insights => {
-            let (analyzer, n) =
-                via_insights(runner, &target, &source, prereqs.client_source.as_ref(), &ranges, config, opts, progress)
-                    .await?;
+            let client_subnets = prereq::client_subnets(&discovery.route_tables, &discovery.subnets, &nat.id);
+            let client_cidrs: Vec<ipnet::Ipv4Net> =
+                discovery.subnets.iter().filter(|s| client_subnets.contains(&s.id)).filter_map(|s| s.cidr).collect();
+            let (analyzer, n) = via_insights(
+                runner,
+                &target,
+                &source,
+                prereqs.client_source.as_ref(),
+                &client_cidrs,
+                &ranges,
+                config,
+                opts,
+                progress,
+            )
+            .await?;
             notes.extend(n);
             analyzer
         }
@@ -502,6 +523,7 @@ async fn via_insights(
     target: &NatTarget,
     source: &LogSource,
     client_source: Option<&LogSource>,
+    client_cidrs: &[ipnet::Ipv4Net],
     ranges: &[(u64, u64)],
     mut config: AnalyzeConfig,
     opts: &DiagnoseOptions,
@@ -562,9 +584,15 @@ async fn via_insights(
     };
     let mut source_queries: Vec<(Destination, InsightsQuery)> = Vec::new();
     if let Some((v, src, _)) = view {
+        // Through the clients' own logs, only the subnets routed here count as clients: a VPC-level
+        // log also holds other NAT gateways' egress and clients routed elsewhere.
+        let mut clients = target.clone();
+        if v == SourceView::ClientInterfaces && !client_cidrs.is_empty() {
+            clients.vpc_cidrs = client_cidrs.to_vec();
+        }
         for d in &hot {
             for &(s, e) in ranges {
-                source_queries.push((*d, build(insights::top_sources(target, d, v, &scope(s, e, src), 50))?));
+                source_queries.push((*d, build(insights::top_sources(&clients, d, v, &scope(s, e, src), 50))?));
             }
         }
     }

@@ -170,7 +170,15 @@ impl<'a> QueryRunner<'a> {
         let mut wait = self.options.poll_initial;
         loop {
             tokio::time::sleep(wait).await;
-            let r = self.api.get_query_results(id).await?;
+            let r = match self.api.get_query_results(id).await {
+                Ok(r) => r,
+                // Throttled even after the SDK's retries: the query goes on; poll again, slower.
+                Err(Error::Throttled { .. }) if started.elapsed() < self.options.timeout => {
+                    wait = (wait * 2).min(self.options.poll_max);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             if r.status.is_finished() {
                 return Ok(r);
             }
@@ -296,6 +304,19 @@ mod tests {
             let msg = e.to_string();
             assert!(msg.starts_with(&format!("the Logs Insights destination-flows query ended {word}: ")), "{msg}");
         }
+    }
+
+    #[tokio::test]
+    async fn throttled_polls_are_retried_not_fatal() {
+        let mut m = MockAwsApi::new();
+        m.expect_start_query().returning(|_, _| Ok("q-1".into()));
+        let polls = AtomicUsize::new(0);
+        m.expect_get_query_results().times(3).returning(move |_| match polls.fetch_add(1, Ordering::SeqCst) {
+            0 | 1 => Err(Error::Throttled { operation: "logs:GetQueryResults", message: "Rate exceeded".into() }),
+            _ => Ok(results(QueryStatus::Complete, 2)),
+        });
+        let r = QueryRunner::new(&m, options()).run(&query(0, 60)).await.unwrap();
+        assert_eq!(r.rows.len(), 2);
     }
 
     #[tokio::test]

@@ -70,6 +70,12 @@ pub fn client_subnets(route_tables: &[RouteTableInfo], subnets: &[SubnetInfo], n
     out
 }
 
+/// Whether the queries can read a format: the analysis' fields and `interface-id`, which every query
+/// filters on.
+fn queryable(format: &LogFormat) -> bool {
+    crate::analyze::check_format(format).is_ok() && format.has(&Field::InterfaceId)
+}
+
 /// Runs every check.
 pub fn check(input: &PrereqInput<'_>) -> Prerequisites {
     let nat = input.nat;
@@ -88,7 +94,7 @@ pub fn check(input: &PrereqInput<'_>) -> Prerequisites {
         f.destination_type == FlowLogDestinationType::CloudWatchLogs
             && f.traffic_type != TrafficType::Reject
             && f.log_group.as_deref().is_some_and(group_exists)
-            && LogFormat::parse(&f.log_format).is_ok_and(|fmt| crate::analyze::check_format(&fmt).is_ok())
+            && LogFormat::parse(&f.log_format).is_ok_and(|fmt| queryable(&fmt))
     };
     let source = |f: &FlowLogInfo| -> Option<LogSource> {
         Some(LogSource {
@@ -168,6 +174,20 @@ pub fn check(input: &PrereqInput<'_>) -> Prerequisites {
                 },
             ],
         );
+    }
+    for f in nat_logs.iter().filter(|f| f.destination_type == FlowLogDestinationType::CloudWatchLogs) {
+        if !LogFormat::parse(&f.log_format).is_ok_and(|fmt| queryable(&fmt)) {
+            push(
+                "flow-log-format-unusable",
+                Severity::Critical,
+                format!(
+                    "Flow log {}'s format lacks fields natgw needs (srcaddr, dstaddr, srcport, dstport, protocol, \
+                     start, end and interface-id): {}",
+                    f.id, f.log_format
+                ),
+                vec![fix_nat()],
+            );
+        }
     }
     let mut missing_groups: Vec<&str> = Vec::new();
     for f in input.flow_logs.iter().filter(|f| covers_nat(f) || covers_clients(f)) {
@@ -501,5 +521,18 @@ mod tests {
             nat_routes: vec![],
         });
         assert_eq!(client_subnets(&main, &[zone("subnet-x"), zone("subnet-y")], "nat-1"), ["subnet-y"]);
+    }
+}
+
+#[cfg(test)]
+mod format_tests {
+    use super::*;
+
+    #[test]
+    fn queries_need_the_interface_id_too() {
+        assert!(queryable(&LogFormat::default()));
+        assert!(!queryable(
+            &LogFormat::parse("${srcaddr} ${dstaddr} ${srcport} ${dstport} ${protocol} ${start} ${end}").unwrap()
+        ));
     }
 }

@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use flate2::bufread::MultiGzDecoder;
-use natgw_core::analyze::{Analyzer, FIELDS, Shard, check_format};
+use natgw_core::analyze::{Analyzer, FIELDS, FastShard, Shard, check_format};
 use natgw_core::flowlog::{LineError, LogFormat, ParseStats, StreamParser};
 
 /// A problem with one input, shown as one line and exit code 3.
@@ -117,12 +117,29 @@ fn ranges(path: &Path, size: u64) -> io::Result<Vec<(u64, u64)>> {
     Ok(cuts.windows(2).map(|w| (w[0], w[1])).filter(|(a, b)| b > a).collect())
 }
 
+/// Where a worker puts its records: the fast path's classified legs when the NAT addresses are known,
+/// else every record for the analyzer's reference path.
+#[derive(Debug)]
+enum Sink {
+    Fast(Box<FastShard>),
+    Reference(Shard),
+}
+
+impl Sink {
+    fn push(&mut self, r: &natgw_core::flowlog::Record<'_>) {
+        match self {
+            Sink::Fast(s) => s.push(r),
+            Sink::Reference(s) => s.push(r),
+        }
+    }
+}
+
 /// Parses one task into `shard`.
 fn run_task(
     input: &Input,
     task: &Task,
     given: &LogFormat,
-    shard: &mut Shard,
+    shard: &mut Sink,
 ) -> Result<(ParseStats, LogFormat), String> {
     let format = if task.first { given.clone() } else { input.format.clone() };
     let mut parser = StreamParser::new(format, false).with_fields(FIELDS);
@@ -208,24 +225,29 @@ pub fn read_all(
     }
     let next = AtomicUsize::new(0);
     let done: Mutex<Vec<Result<Done, (usize, String)>>> = Mutex::new(Vec::new());
-    let shards: Mutex<Vec<Shard>> = Mutex::new(Vec::new());
+    let shards: Mutex<Vec<Sink>> = Mutex::new(Vec::new());
+    let fast = analyzer.fast_shard();
+    let (next, done_ref, shards_ref, tasks_ref, inputs_ref) = (&next, &done, &shards, &tasks, &inputs);
     std::thread::scope(|scope| {
         for _ in 0..threads.clamp(1, tasks.len().max(1)) {
-            scope.spawn(|| {
-                let mut shard = Shard::default();
+            let mut shard = match &fast {
+                Some(f) => Sink::Fast(Box::new(f.clone())),
+                None => Sink::Reference(Shard::default()),
+            };
+            scope.spawn(move || {
                 loop {
                     let t = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(task) = tasks.get(t) else { break };
-                    let result = run_task(&inputs[task.input], task, given, &mut shard)
+                    let Some(task) = tasks_ref.get(t) else { break };
+                    let result = run_task(&inputs_ref[task.input], task, given, &mut shard)
                         .map(|(stats, format)| Done { task: t, stats, format })
                         .map_err(|e| (t, e));
                     let failed = result.is_err();
-                    done.lock().unwrap_or_else(|p| p.into_inner()).push(result);
+                    done_ref.lock().unwrap_or_else(|p| p.into_inner()).push(result);
                     if failed {
                         break;
                     }
                 }
-                shards.lock().unwrap_or_else(|p| p.into_inner()).push(shard);
+                shards_ref.lock().unwrap_or_else(|p| p.into_inner()).push(shard);
             });
         }
     });
@@ -272,7 +294,10 @@ pub fn read_all(
         analyzer.add_input(input.name.clone(), &format, stats);
     }
     for shard in shards.into_inner().unwrap_or_else(|p| p.into_inner()) {
-        analyzer.absorb(shard);
+        match shard {
+            Sink::Fast(s) => analyzer.absorb_fast(*s),
+            Sink::Reference(s) => analyzer.absorb(s),
+        }
     }
     Ok(())
 }

@@ -23,6 +23,9 @@ use crate::report::{
 };
 use crate::time::Timestamp;
 
+mod fast;
+pub use fast::FastShard;
+
 /// The fields the analysis reads; a parser can skip the rest ([`crate::flowlog::LineParser::with_fields`]).
 pub const FIELDS: &[Field] = &[
     Field::InterfaceId,
@@ -112,76 +115,17 @@ struct Obs {
     bytes: u64,
 }
 
-/// Records collected by one thread; [`Analyzer::absorb`] merges it. Lets several threads parse at once.
-#[derive(Debug, Default)]
-pub struct Shard {
-    obs: Vec<Obs>,
-    ifaces: HashMap<String, u32>,
+/// Record counts by what happened to each record.
+#[derive(Debug, Clone, Copy, Default)]
+struct Counts {
     records: u64,
     no_data: u64,
     rejected: u64,
     incomplete: u64,
 }
 
-impl Shard {
-    /// Adds one record.
-    pub fn push(&mut self, r: &Record<'_>) {
-        self.records += 1;
-        if r.log_status != LogStatus::Ok {
-            self.no_data += 1;
-            return;
-        }
-        if r.action == Some(Action::Reject) {
-            self.rejected += 1;
-            return;
-        }
-        let (Some(src), Some(dst), Some(sport), Some(dport), Some(proto), Some(start), Some(end)) =
-            (r.srcaddr, r.dstaddr, r.srcport, r.dstport, r.protocol, r.start, r.end)
-        else {
-            self.incomplete += 1;
-            return;
-        };
-        let iface = match r.interface_id {
-            None => 0,
-            Some(id) => match self.ifaces.get(id) {
-                Some(&i) => i,
-                None => {
-                    let i = self.ifaces.len() as u32 + 1;
-                    self.ifaces.insert(id.to_owned(), i);
-                    i
-                }
-            },
-        };
-        self.obs.push(Obs {
-            iface,
-            src,
-            dst,
-            pkt_src: r.pkt_srcaddr,
-            pkt_dst: r.pkt_dstaddr,
-            sport,
-            dport,
-            flags: r.tcp_flags.map_or(NO_FLAGS, |f| f.0),
-            proto,
-            start: start.min(end),
-            end: end.max(start),
-            bytes: r.bytes.unwrap_or(0),
-        });
-    }
-
-    /// Moves `other`'s records into this shard (interface numbers remapped).
-    fn absorb(&mut self, other: Shard) {
-        let mut remap: HashMap<u32, u32> = HashMap::default();
-        remap.insert(0, 0);
-        for (name, id) in other.ifaces {
-            let next = self.ifaces.len() as u32 + 1;
-            let mine = *self.ifaces.entry(name).or_insert(next);
-            remap.insert(id, mine);
-        }
-        self.obs.reserve(other.obs.len());
-        self.obs.extend(other.obs.into_iter().map(|mut o| {
-            o.iface = remap.get(&o.iface).copied().unwrap_or(0);
-            o
-        }));
+impl Counts {
+    fn add(&mut self, other: Counts) {
         self.records += other.records;
         self.no_data += other.no_data;
         self.rejected += other.rejected;
@@ -189,12 +133,106 @@ impl Shard {
     }
 }
 
+/// Counts one record and returns what the analysis keeps of it (`iface` still 0), if anything.
+fn observe(r: &Record<'_>, counts: &mut Counts) -> Option<Obs> {
+    counts.records += 1;
+    if r.log_status != LogStatus::Ok {
+        counts.no_data += 1;
+        return None;
+    }
+    if r.action == Some(Action::Reject) {
+        counts.rejected += 1;
+        return None;
+    }
+    let (Some(src), Some(dst), Some(sport), Some(dport), Some(proto), Some(start), Some(end)) =
+        (r.srcaddr, r.dstaddr, r.srcport, r.dstport, r.protocol, r.start, r.end)
+    else {
+        counts.incomplete += 1;
+        return None;
+    };
+    Some(Obs {
+        iface: 0,
+        src,
+        dst,
+        pkt_src: r.pkt_srcaddr,
+        pkt_dst: r.pkt_dstaddr,
+        sport,
+        dport,
+        flags: r.tcp_flags.map_or(NO_FLAGS, |f| f.0),
+        proto,
+        start: start.min(end),
+        end: end.max(start),
+        bytes: r.bytes.unwrap_or(0),
+    })
+}
+
+/// The number of an interface ID (1, 2, … in order of appearance; 0 when the format has none).
+fn intern(ifaces: &mut HashMap<String, u32>, id: Option<&str>) -> u32 {
+    match id {
+        None => 0,
+        Some(id) => match ifaces.get(id) {
+            Some(&i) => i,
+            None => {
+                let i = ifaces.len() as u32 + 1;
+                ifaces.insert(id.to_owned(), i);
+                i
+            }
+        },
+    }
+}
+
+/// Merges `other`'s interface numbering into `mine`: old number in `other` → number in `mine`.
+fn remap_ifaces(mine: &mut HashMap<String, u32>, other: HashMap<String, u32>) -> HashMap<u32, u32> {
+    let mut remap: HashMap<u32, u32> = HashMap::default();
+    remap.insert(0, 0);
+    for (name, id) in other {
+        let next = mine.len() as u32 + 1;
+        let m = *mine.entry(name).or_insert(next);
+        remap.insert(id, m);
+    }
+    remap
+}
+
+/// Records collected by one thread; [`Analyzer::absorb`] merges it. Lets several threads parse at once.
+#[derive(Debug, Default)]
+pub struct Shard {
+    obs: Vec<Obs>,
+    ifaces: HashMap<String, u32>,
+    counts: Counts,
+}
+
+impl Shard {
+    /// Adds one record.
+    pub fn push(&mut self, r: &Record<'_>) {
+        if let Some(mut o) = observe(r, &mut self.counts) {
+            o.iface = intern(&mut self.ifaces, r.interface_id);
+            self.obs.push(o);
+        }
+    }
+
+    /// Moves `other`'s records into this shard (interface numbers remapped).
+    fn absorb(&mut self, other: Shard) {
+        let remap = remap_ifaces(&mut self.ifaces, other.ifaces);
+        self.obs.reserve(other.obs.len());
+        self.obs.extend(other.obs.into_iter().map(|mut o| {
+            o.iface = remap.get(&o.iface).copied().unwrap_or(0);
+            o
+        }));
+        self.counts.add(other.counts);
+    }
+}
+
 /// The local analyzer. Push records (or [`absorb`](Analyzer::absorb) shards filled by other threads),
 /// then [`finish`](Analyzer::finish).
+///
+/// When the NAT addresses are configured, threads can fill [`FastShard`]s instead
+/// ([`fast_shard`](Analyzer::fast_shard), [`absorb_fast`](Analyzer::absorb_fast)): they classify as
+/// they parse and keep far less; the report is the same.
 #[derive(Debug)]
 pub struct Analyzer {
     config: AnalyzeConfig,
     main: Shard,
+    fast: Option<FastShard>,
     inputs: Vec<(String, ParseStats)>,
     formats: Vec<String>,
 }
@@ -202,7 +240,7 @@ pub struct Analyzer {
 impl Analyzer {
     /// A new analysis.
     pub fn new(config: AnalyzeConfig) -> Analyzer {
-        Analyzer { config, main: Shard::default(), inputs: Vec::new(), formats: Vec::new() }
+        Analyzer { config, main: Shard::default(), fast: None, inputs: Vec::new(), formats: Vec::new() }
     }
 
     /// Adds one record.
@@ -215,6 +253,23 @@ impl Analyzer {
         self.main.absorb(shard);
     }
 
+    /// An empty shard of the fast path, when the configuration names the NAT addresses (the fast path
+    /// classifies records as they come and needs them for that); `None` otherwise.
+    pub fn fast_shard(&self) -> Option<FastShard> {
+        if self.config.nat_addresses.is_empty() {
+            return None;
+        }
+        Some(FastShard::new(&self.config.nat_addresses, internal_ranges(&self.config).0))
+    }
+
+    /// Merges a fast-path shard another thread filled.
+    pub fn absorb_fast(&mut self, shard: FastShard) {
+        match &mut self.fast {
+            Some(f) => f.absorb(shard),
+            None => self.fast = Some(shard),
+        }
+    }
+
     /// Records that one input (a file, stdin) was read, with its format and parse counts.
     pub fn add_input(&mut self, name: impl Into<String>, format: &LogFormat, stats: ParseStats) {
         let f = format.to_string();
@@ -225,8 +280,27 @@ impl Analyzer {
     }
 
     /// Runs the analysis.
-    pub fn finish(self) -> Result<Report, AnalyzeError> {
-        Analysis::run(self)
+    pub fn finish(mut self) -> Result<Report, AnalyzeError> {
+        match self.fast.take() {
+            None => Analysis::run(self),
+            Some(mut fast) => {
+                // Records pushed the reference way join the fast path's.
+                fast.absorb_shard(std::mem::take(&mut self.main));
+                let gathered = fast.gather(&self.config)?;
+                Analysis::report(&self.config, &self.inputs, &self.formats, gathered)
+            }
+        }
+    }
+
+    /// Runs the analysis on the fast path when the configuration allows it (the NAT addresses are
+    /// known), on the reference path otherwise. Meant for tests comparing the two.
+    pub fn finish_fast(mut self) -> Result<Report, AnalyzeError> {
+        if self.fast.is_none()
+            && let Some(f) = self.fast_shard()
+        {
+            self.fast = Some(f);
+        }
+        self.finish()
     }
 }
 
@@ -240,39 +314,167 @@ struct ClientKey {
     proto: Protocol,
 }
 
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 struct ClientFlow {
+    /// The earliest start of its request-direction records (`u64::MAX` until one is seen).
     start: u64,
     bytes: u64,
     answered: bool,
     seen_request: bool,
 }
 
-#[derive(Debug, Default)]
+impl Default for ClientFlow {
+    fn default() -> ClientFlow {
+        ClientFlow { start: u64::MAX, bytes: 0, answered: false, seen_request: false }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
 struct DestAgg {
     flows: Vec<NatFlowObs>,
     records: u64,
     bytes: u64,
 }
 
+/// The NAT gateway's legs, classified and aggregated: NAT → destination flows per destination, the
+/// destinations' answers, and the client-side flows. Order-independent and mergeable, so threads can
+/// classify while they parse ([`fast`]) and the result is the same as classifying in one pass.
+#[derive(Debug, Clone, Default)]
+struct Legs {
+    dests: HashMap<Destination, DestAgg>,
+    /// Replies to a secondary NAT address are logged with the primary in dstaddr: the address used
+    /// is in pkt-dstaddr when the format has it, else only the NAT port identifies the flow.
+    replied: HashSet<(Option<IpAddr>, u16, Destination)>,
+    reply_bytes: HashMap<Destination, u64>,
+    clients: HashMap<ClientKey, ClientFlow>,
+}
+
+impl Legs {
+    /// Classifies one record; `on_nat` when it was logged on the NAT gateway's interface.
+    fn add(&mut self, o: &Obs, on_nat: bool, sides: Sides, nat: &HashSet<IpAddr>, internal: &CidrSet) {
+        let Sides { src_nat, dst_nat, src_in, dst_in } = sides;
+        if on_nat && src_nat && !dst_in {
+            // NAT → destination.
+            let d = Destination { address: o.dst, port: o.dport, protocol: o.proto };
+            let agg = self.dests.entry(d).or_default();
+            agg.records += 1;
+            agg.bytes += o.bytes;
+            let tcp_flags = (o.flags != NO_FLAGS).then_some(TcpFlags(o.flags));
+            agg.flows.push(NatFlowObs { nat_address: o.src, nat_port: o.sport, start: o.start, end: o.end, tcp_flags });
+        } else if on_nat && dst_nat && !src_in {
+            // Destination → NAT.
+            let d = Destination { address: o.src, port: o.sport, protocol: o.proto };
+            let used = o.pkt_dst.filter(|a| nat.contains(a));
+            self.replied.insert((used, o.dport, d));
+            *self.reply_bytes.entry(d).or_default() += o.bytes;
+        } else if let Some((key, request)) = client_leg(o, on_nat, sides, internal) {
+            let f = self.clients.entry(key).or_default();
+            f.bytes += o.bytes;
+            if request {
+                f.start = f.start.min(o.start);
+                f.seen_request = true;
+            } else {
+                f.answered = true;
+            }
+        }
+    }
+
+    /// Adds `other`'s legs to these.
+    fn merge(&mut self, mut other: Legs) {
+        if self.clients.len() < other.clients.len() {
+            std::mem::swap(&mut self.clients, &mut other.clients);
+        }
+        for (k, f) in other.clients {
+            let mine = self.clients.entry(k).or_default();
+            mine.start = mine.start.min(f.start);
+            mine.bytes += f.bytes;
+            mine.answered |= f.answered;
+            mine.seen_request |= f.seen_request;
+        }
+        for (d, agg) in other.dests {
+            let mine = self.dests.entry(d).or_default();
+            mine.records += agg.records;
+            mine.bytes += agg.bytes;
+            if mine.flows.len() < agg.flows.len() {
+                let theirs = std::mem::replace(&mut mine.flows, agg.flows);
+                mine.flows.extend(theirs);
+            } else {
+                mine.flows.extend(agg.flows);
+            }
+        }
+        if self.replied.len() < other.replied.len() {
+            std::mem::swap(&mut self.replied, &mut other.replied);
+        }
+        self.replied.extend(other.replied);
+        for (d, b) in other.reply_bytes {
+            *self.reply_bytes.entry(d).or_default() += b;
+        }
+    }
+}
+
+/// What the report is built from, however the records were gathered (all kept, or classified while
+/// parsing).
+#[derive(Debug)]
+struct Gathered {
+    counts: Counts,
+    nat_iface: Option<u32>,
+    nat_addrs: Vec<IpAddr>,
+    iface_names: HashMap<u32, String>,
+    internal: CidrSet,
+    notes: Vec<String>,
+    legs: Legs,
+    t_min: u64,
+    t_max: u64,
+    /// Some kept record has pkt-dstaddr.
+    any_pkt_dst: bool,
+    /// Some kept record was logged on an interface other than the NAT gateway's.
+    from_client_ifaces: bool,
+}
+
+fn no_records(c: Counts) -> AnalyzeError {
+    let hint = match (c.records, c.no_data, c.rejected) {
+        (0, ..) => String::new(),
+        (_, n, r) => format!(" ({n} NODATA/SKIPDATA, {r} REJECT, {} incomplete records only)", c.incomplete),
+    };
+    AnalyzeError::NoRecords { hint }
+}
+
+/// The ranges taken as inside the VPC, and whether they were assumed.
+fn internal_ranges(cfg: &AnalyzeConfig) -> (CidrSet, bool) {
+    let assumed = cfg.vpc_cidrs.is_empty();
+    (if assumed { CidrSet::private_ranges() } else { cfg.vpc_cidrs.clone() }, assumed)
+}
+
+fn inferred_note(addrs: &[IpAddr], iface_name: Option<&str>) -> String {
+    let shown: Vec<String> = addrs.iter().map(ToString::to_string).collect();
+    format!(
+        "NAT address{} {} inferred from the records{}; pass --nat-ip to set {}",
+        if addrs.len() > 1 { "es" } else { "" },
+        shown.join(", "),
+        iface_name.map(|n| format!(" (interface {n})")).unwrap_or_default(),
+        if addrs.len() > 1 { "them" } else { "it" },
+    )
+}
+
+const ASSUMED_CIDRS_NOTE: &str = "VPC CIDRs not given: addresses in 10/8, 172.16/12, 192.168/16, 100.64/10 and \
+                                  fc00::/7 are taken as inside the VPC; pass --vpc-cidr for every VPC block";
+
+fn nat_not_seen(addrs: &[IpAddr]) -> AnalyzeError {
+    AnalyzeError::NatNotSeen(addrs.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "))
+}
+
 struct Analysis;
 
 impl Analysis {
+    /// The reference path: every kept record in memory, classified in one pass at the end.
     fn run(a: Analyzer) -> Result<Report, AnalyzeError> {
         let cfg = &a.config;
-        let assumed_cidrs = cfg.vpc_cidrs.is_empty();
-        let internal = if assumed_cidrs { CidrSet::private_ranges() } else { cfg.vpc_cidrs.clone() };
+        let (internal, assumed_cidrs) = internal_ranges(cfg);
         let mut notes = Vec::new();
         if a.main.obs.is_empty() {
-            let hint = match (a.main.records, a.main.no_data, a.main.rejected) {
-                (0, ..) => String::new(),
-                (_, n, r) => {
-                    format!(" ({n} NODATA/SKIPDATA, {r} REJECT, {} incomplete records only)", a.main.incomplete)
-                }
-            };
-            return Err(AnalyzeError::NoRecords { hint });
+            return Err(no_records(a.main.counts));
         }
-        let iface_names: HashMap<u32, &str> = a.main.ifaces.iter().map(|(k, v)| (*v, k.as_str())).collect();
+        let iface_names: HashMap<u32, String> = a.main.ifaces.iter().map(|(k, v)| (*v, k.clone())).collect();
 
         // 1. The NAT gateway: its interface and addresses.
         let want_iface = match &cfg.nat_interface {
@@ -283,89 +485,64 @@ impl Analysis {
         };
         let (nat_iface, nat_addrs) = if cfg.nat_addresses.is_empty() {
             let (iface, addrs) = infer_nat(&a.main.obs, &internal, want_iface).ok_or(AnalyzeError::NoNatGateway)?;
-            let shown: Vec<String> = addrs.iter().map(ToString::to_string).collect();
-            notes.push(format!(
-                "NAT address{} {} inferred from the records{}; pass --nat-ip to set {}",
-                if addrs.len() > 1 { "es" } else { "" },
-                shown.join(", "),
-                iface_names.get(&iface).map(|n| format!(" (interface {n})")).unwrap_or_default(),
-                if addrs.len() > 1 { "them" } else { "it" },
-            ));
+            notes.push(inferred_note(&addrs, iface_names.get(&iface).map(String::as_str)));
             (Some(iface), addrs)
         } else {
             let set: HashSet<IpAddr> = cfg.nat_addresses.iter().copied().collect();
             let iface = want_iface.or_else(|| most_common_iface(&a.main.obs, &set));
             if !a.main.obs.iter().any(|o| set.contains(&o.src) || set.contains(&o.dst)) {
-                let shown: Vec<String> = cfg.nat_addresses.iter().map(ToString::to_string).collect();
-                return Err(AnalyzeError::NatNotSeen(shown.join(", ")));
+                return Err(nat_not_seen(&cfg.nat_addresses));
             }
             (iface, cfg.nat_addresses.clone())
         };
         if assumed_cidrs {
-            notes.push(
-                "VPC CIDRs not given: addresses in 10/8, 172.16/12, 192.168/16, 100.64/10 and fc00::/7 are \
-                 taken as inside the VPC; pass --vpc-cidr for every VPC block"
-                    .into(),
-            );
+            notes.push(ASSUMED_CIDRS_NOTE.into());
         }
         let nat_set: HashSet<IpAddr> = nat_addrs.iter().copied().collect();
-        let primary = nat_addrs[0];
-        let limit = destination_limit(nat_addrs.len() as u32);
 
         // 2. Classify legs and aggregate.
-        let mut dests: HashMap<Destination, DestAgg> = HashMap::default();
-        // Replies to a secondary NAT address are logged with the primary in dstaddr: the address used
-        // is in pkt-dstaddr when the format has it, else only the NAT port identifies the flow.
-        let mut replied: HashSet<(Option<IpAddr>, u16, Destination)> = HashSet::default();
-        let mut reply_bytes: HashMap<Destination, u64> = HashMap::default();
-        let mut clients: HashMap<ClientKey, ClientFlow> = HashMap::default();
+        let mut legs = Legs::default();
         let (mut t_min, mut t_max) = (u64::MAX, 0u64);
         for o in &a.main.obs {
             t_min = t_min.min(o.start);
             t_max = t_max.max(o.end);
             let on_nat = nat_iface.is_none_or(|i| i == o.iface || o.iface == 0);
-            let sides = Sides::of(o, &nat_set, &internal);
-            let Sides { src_nat, dst_nat, src_in, dst_in } = sides;
-            if on_nat && src_nat && !dst_in {
-                // NAT → destination.
-                let d = Destination { address: o.dst, port: o.dport, protocol: o.proto };
-                let agg = dests.entry(d).or_default();
-                agg.records += 1;
-                agg.bytes += o.bytes;
-                let tcp_flags = (o.flags != NO_FLAGS).then_some(TcpFlags(o.flags));
-                agg.flows.push(NatFlowObs {
-                    nat_address: o.src,
-                    nat_port: o.sport,
-                    start: o.start,
-                    end: o.end,
-                    tcp_flags,
-                });
-            } else if on_nat && dst_nat && !src_in {
-                // Destination → NAT.
-                let d = Destination { address: o.src, port: o.sport, protocol: o.proto };
-                let used = o.pkt_dst.filter(|a| nat_set.contains(a));
-                replied.insert((used, o.dport, d));
-                *reply_bytes.entry(d).or_default() += o.bytes;
-            } else if let Some((key, request)) = client_leg(o, on_nat, sides, &internal) {
-                let f = clients.entry(key).or_insert(ClientFlow { start: o.start, ..ClientFlow::default() });
-                f.bytes += o.bytes;
-                if request {
-                    f.start = f.start.min(o.start);
-                    f.seen_request = true;
-                } else {
-                    f.answered = true;
-                }
-            }
+            legs.add(o, on_nat, Sides::of(o, &nat_set, &internal), &nat_set, &internal);
         }
+        let gathered = Gathered {
+            counts: a.main.counts,
+            nat_iface,
+            nat_addrs,
+            iface_names,
+            internal,
+            notes,
+            legs,
+            t_min,
+            t_max,
+            any_pkt_dst: a.main.obs.iter().any(|o| o.pkt_dst.is_some()),
+            from_client_ifaces: a.main.obs.iter().any(|o| nat_iface.is_some_and(|i| i != o.iface && o.iface != 0)),
+        };
+        Analysis::report(cfg, &a.inputs, &a.formats, gathered)
+    }
+
+    /// Steps 3 to 6, shared by the reference and the fast path: estimates, dropped attempts,
+    /// attribution, findings and the report.
+    fn report(
+        cfg: &AnalyzeConfig,
+        inputs: &[(String, ParseStats)],
+        formats: &[String],
+        g: Gathered,
+    ) -> Result<Report, AnalyzeError> {
+        let Legs { mut dests, replied, reply_bytes, mut clients } = g.legs;
+        let primary = g.nat_addrs[0];
+        let limit = destination_limit(g.nat_addrs.len() as u32);
         if dests.is_empty() {
-            let shown: Vec<String> = nat_addrs.iter().map(ToString::to_string).collect();
-            return Err(AnalyzeError::NatNotSeen(shown.join(", ")));
+            return Err(nat_not_seen(&g.nat_addrs));
         }
 
         // Which client legs to use: named destinations (pkt-dstaddr or client interfaces) when any.
         let known_host = clients.keys().any(|k| k.host.is_some());
         clients.retain(|k, f| f.seen_request && (k.host.is_some() == known_host));
-        let from_client_ifaces = a.main.obs.iter().any(|o| nat_iface.is_some_and(|i| i != o.iface && o.iface != 0));
         let attribution = if !known_host {
             Attribution {
                 method: AttributionMethod::Unavailable,
@@ -376,10 +553,10 @@ impl Analysis {
                         .into(),
                 ),
             }
-        } else if a.main.obs.iter().any(|o| o.pkt_dst.is_some()) {
+        } else if g.any_pkt_dst {
             Attribution { method: AttributionMethod::PktDstaddr, note: None }
         } else {
-            let note = from_client_ifaces.then(|| {
+            let note = g.from_client_ifaces.then(|| {
                 "Attributed from the clients' own interface records: clients without flow logs are not counted."
                     .to_owned()
             });
@@ -387,13 +564,18 @@ impl Analysis {
         };
 
         // 3. Estimates, with a pooled port-reuse fit as the fallback for small destinations.
+        // In destination order, so the pooled fit does not depend on how the map was built.
+        let mut order: Vec<Destination> = dests.keys().copied().collect();
+        order.sort_unstable();
         let mut pooled: Vec<EndObs> = Vec::new();
-        for (d, agg) in dests.iter_mut() {
-            pooled.extend(estimate::reuse_observations(&mut agg.flows, d.protocol, t_max));
+        for d in &order {
+            if let Some(agg) = dests.get_mut(d) {
+                pooled.extend(estimate::reuse_observations(&mut agg.flows, d.protocol, g.t_max));
+            }
         }
         let ctx = EstimateContext {
-            nat_addresses: nat_addrs.len() as u32,
-            data_end: t_max,
+            nat_addresses: g.nat_addrs.len() as u32,
+            data_end: g.t_max,
             fallback_share: estimate::fit_reuse(&pooled).map(|f| f.abandoned_share),
         };
         let mut estimates: HashMap<Destination, Estimate> = HashMap::default();
@@ -552,7 +734,7 @@ impl Analysis {
 
         let mut skipped_lines = 0;
         let mut bad_lines = Vec::new();
-        for (name, stats) in &a.inputs {
+        for (name, stats) in inputs {
             skipped_lines += stats.skipped;
             for b in &stats.bad_lines {
                 if bad_lines.len() < 20 {
@@ -563,21 +745,21 @@ impl Analysis {
 
         let input = InputSummary {
             engine: "local".into(),
-            sources: a.inputs.iter().map(|(n, _)| n.clone()).collect(),
+            sources: inputs.iter().map(|(n, _)| n.clone()).collect(),
             nat_gateway_id: cfg.nat_gateway_id.clone(),
-            nat_interface: nat_iface.and_then(|i| iface_names.get(&i).map(|s| (*s).to_owned())),
-            nat_addresses: nat_addrs.clone(),
+            nat_interface: g.nat_iface.and_then(|i| g.iface_names.get(&i).cloned()),
+            nat_addresses: g.nat_addrs.clone(),
             limit_per_destination: limit,
-            vpc_cidrs: internal.blocks().iter().map(ToString::to_string).collect(),
-            log_formats: a.formats.clone(),
-            records: a.main.records,
-            start: (t_min != u64::MAX).then_some(Timestamp(t_min)),
-            end: (t_max > 0).then_some(Timestamp(t_max)),
+            vpc_cidrs: g.internal.blocks().iter().map(ToString::to_string).collect(),
+            log_formats: formats.to_vec(),
+            records: g.counts.records,
+            start: (g.t_min != u64::MAX).then_some(Timestamp(g.t_min)),
+            end: (g.t_max > 0).then_some(Timestamp(g.t_max)),
         };
         let fctx = FindingContext {
             nat_gateway_id: cfg.nat_gateway_id.as_deref(),
             nat_interface: input.nat_interface.as_deref(),
-            nat_addresses: nat_addrs.len() as u32,
+            nat_addresses: g.nat_addrs.len() as u32,
             primary_nat_address: primary,
             vpc_id: cfg.vpc_id.as_deref(),
             region: cfg.prefixes.region.as_deref(),
@@ -598,7 +780,7 @@ impl Analysis {
             attribution,
             skipped_lines,
             bad_lines,
-            notes,
+            notes: g.notes,
         })
     }
 }

@@ -168,7 +168,8 @@ pub struct EndObs {
 }
 
 fn segments(obs: &mut [NatFlowObs], protocol: Protocol, addrs: &[IpAddr]) -> Vec<Segment> {
-    obs.sort_unstable_by_key(|o| (o.nat_address, o.nat_port, o.start, o.end));
+    // The flags complete the key: records are then in one order however they were gathered.
+    obs.sort_unstable_by_key(|o| (o.nat_address, o.nat_port, o.start, o.end, o.tcp_flags.map(|f| f.0)));
     let tcp = protocol == Protocol::TCP;
     let mut out: Vec<Segment> = Vec::new();
     let mut prev_key: Option<(IpAddr, u16)> = None;

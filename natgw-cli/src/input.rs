@@ -247,6 +247,9 @@ pub fn read_all(
                         break;
                     }
                 }
+                if let Sink::Fast(s) = &mut shard {
+                    s.sort();
+                }
                 shards_ref.lock().unwrap_or_else(|p| p.into_inner()).push(shard);
             });
         }

@@ -41,7 +41,11 @@ fn fast(config: &AnalyzeConfig, inputs: &[Input], shards: usize, block: usize) -
         });
         stats.push((name, s));
     }
-    for p in parts.into_iter().rev() {
+    // Threads sort their shards before handing them over; a shard that did not must merge the same.
+    for (k, mut p) in parts.into_iter().enumerate().rev() {
+        if k % 2 == 0 {
+            p.sort();
+        }
         a.absorb_fast(p);
     }
     for (name, s) in stats {

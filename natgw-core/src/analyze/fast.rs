@@ -21,6 +21,7 @@ use super::{
     ASSUMED_CIDRS_NOTE, AnalyzeConfig, AnalyzeError, Counts, Gathered, Legs, Obs, Shard, Sides, intern,
     internal_ranges, nat_not_seen, no_records, observe, remap_ifaces,
 };
+use crate::estimate;
 use crate::flowlog::Record;
 use crate::net::CidrSet;
 
@@ -101,6 +102,16 @@ impl FastShard {
         // Records without an interface ID count as the NAT gateway's whatever it turns out to be.
         if i != 0 {
             legs.off_nat.add(o, false, sides, &self.nat, &self.internal);
+        }
+    }
+
+    /// Sorts the NAT flows this shard holds ([`estimate::sort_flows`]), so that the serial end of the
+    /// analysis only merges sorted runs. Call it on the shard's own thread when it is full.
+    pub fn sort(&mut self) {
+        for legs in &mut self.per_iface {
+            for agg in legs.on_nat.dests.values_mut().chain(legs.off_nat.dests.values_mut()) {
+                estimate::sort_flows(&mut agg.flows);
+            }
         }
     }
 

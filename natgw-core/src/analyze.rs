@@ -24,7 +24,7 @@ use crate::report::{
 use crate::time::Timestamp;
 
 mod fast;
-pub use fast::FastShard;
+pub use fast::{FastShard, NatEvidence};
 
 /// The fields the analysis reads; a parser can skip the rest ([`crate::flowlog::LineParser::with_fields`]).
 pub const FIELDS: &[Field] = &[
@@ -233,6 +233,8 @@ pub struct Analyzer {
     config: AnalyzeConfig,
     main: Shard,
     fast: Option<FastShard>,
+    /// The NAT gateway found by a first pass ([`Analyzer::infer_nat`]), when not configured.
+    inferred: Option<fast::InferredNat>,
     inputs: Vec<(String, ParseStats)>,
     formats: Vec<String>,
 }
@@ -240,7 +242,7 @@ pub struct Analyzer {
 impl Analyzer {
     /// A new analysis.
     pub fn new(config: AnalyzeConfig) -> Analyzer {
-        Analyzer { config, main: Shard::default(), fast: None, inputs: Vec::new(), formats: Vec::new() }
+        Analyzer { config, main: Shard::default(), fast: None, inferred: None, inputs: Vec::new(), formats: Vec::new() }
     }
 
     /// Adds one record.
@@ -253,13 +255,31 @@ impl Analyzer {
         self.main.absorb(shard);
     }
 
-    /// An empty shard of the fast path, when the configuration names the NAT addresses (the fast path
-    /// classifies records as they come and needs them for that); `None` otherwise.
+    /// An empty shard of the fast path, when the NAT addresses are known: configured, or inferred by a
+    /// first pass ([`infer_nat`](Analyzer::infer_nat)). The fast path classifies records as they come
+    /// and needs them for that. `None` otherwise.
     pub fn fast_shard(&self) -> Option<FastShard> {
-        if self.config.nat_addresses.is_empty() {
-            return None;
-        }
-        Some(FastShard::new(&self.config.nat_addresses, internal_ranges(&self.config).0))
+        let addrs = match &self.inferred {
+            _ if !self.config.nat_addresses.is_empty() => &self.config.nat_addresses,
+            Some(n) => &n.addrs,
+            None => return None,
+        };
+        Some(FastShard::new(addrs, internal_ranges(&self.config).0))
+    }
+
+    /// An empty shard of evidence for a first pass that finds the NAT gateway, when the configuration
+    /// does not name its addresses; `None` when it does.
+    pub fn nat_evidence(&self) -> Option<NatEvidence> {
+        self.config.nat_addresses.is_empty().then(|| NatEvidence::new(internal_ranges(&self.config).0))
+    }
+
+    /// Finds the NAT gateway from a first pass's evidence over *all* the records the analysis will
+    /// get, as the reference path would from the records themselves, so that the second pass can take
+    /// the fast path. Returns false when it cannot (no NAT gateway, an unknown `nat_interface`):
+    /// then the reference path runs and says why.
+    pub fn infer_nat(&mut self, evidence: NatEvidence) -> bool {
+        self.inferred = evidence.infer(self.config.nat_interface.as_ref().map(|i| i.as_str()));
+        self.inferred.is_some()
     }
 
     /// Merges a fast-path shard another thread filled.
@@ -286,7 +306,7 @@ impl Analyzer {
             Some(mut fast) => {
                 // Records pushed the reference way join the fast path's.
                 fast.absorb_shard(std::mem::take(&mut self.main));
-                let gathered = fast.gather(&self.config)?;
+                let gathered = fast.gather(&self.config, self.inferred.as_ref())?;
                 Analysis::report(&self.config, &self.inputs, &self.formats, gathered)
             }
         }
@@ -916,30 +936,48 @@ fn most_common_iface(obs: &[Obs], nat: &HashSet<IpAddr>) -> Option<u32> {
     counts.into_iter().max_by_key(|&(i, n)| (n, std::cmp::Reverse(i))).map(|(i, _)| i)
 }
 
-/// Finds the NAT interface and addresses: the primary address receives from many private addresses
-/// and sends to outside ones on the same interface; every private address that sends to outside
-/// addresses on that interface is a NAT address (secondary addresses appear only as sources there).
+/// Finds the NAT interface and addresses (see [`NatScores::infer`]).
 fn infer_nat(obs: &[Obs], internal: &CidrSet, only_iface: Option<u32>) -> Option<(u32, Vec<IpAddr>)> {
-    let mut score: HashMap<(u32, IpAddr), (u64, u64)> = HashMap::default();
-    for o in obs.iter().filter(|o| only_iface.is_none_or(|i| i == o.iface)) {
+    let mut scores = NatScores::default();
+    for o in obs {
+        scores.add(o, internal);
+    }
+    scores.infer(only_iface)
+}
+
+/// Per interface and private address: records it received from other private addresses, and records
+/// it sent to outside ones. Order-independent and mergeable.
+#[derive(Debug, Clone, Default)]
+struct NatScores(HashMap<(u32, IpAddr), (u64, u64)>);
+
+impl NatScores {
+    fn add(&mut self, o: &Obs, internal: &CidrSet) {
         let (src_in, dst_in) = (internal.contains(&o.src), internal.contains(&o.dst));
         if src_in && dst_in && o.src != o.dst {
-            score.entry((o.iface, o.dst)).or_default().0 += 1;
+            self.0.entry((o.iface, o.dst)).or_default().0 += 1;
         } else if src_in && !dst_in {
-            score.entry((o.iface, o.src)).or_default().1 += 1;
+            self.0.entry((o.iface, o.src)).or_default().1 += 1;
         }
     }
-    let (&(iface, primary), _) = score
-        .iter()
-        .filter(|(_, (i, o))| *i > 0 && *o > 0)
-        .max_by_key(|&(&(iface, addr), &(i, o))| (i.min(o), std::cmp::Reverse((iface, addr))))?;
-    let mut addrs: Vec<IpAddr> = if iface == 0 {
-        Vec::new()
-    } else {
-        score.iter().filter(|(k, v)| k.0 == iface && k.1 != primary && v.1 > 0).map(|(k, _)| k.1).collect()
-    };
-    addrs.sort_unstable();
-    addrs.truncate(7);
-    addrs.insert(0, primary);
-    Some((iface, addrs))
+
+    /// Finds the NAT interface and addresses: the primary address receives from many private
+    /// addresses and sends to outside ones on the same interface; every private address that sends to
+    /// outside addresses on that interface is a NAT address (secondary addresses appear only as
+    /// sources there).
+    fn infer(&self, only_iface: Option<u32>) -> Option<(u32, Vec<IpAddr>)> {
+        let score = &self.0;
+        let (&(iface, primary), _) = score
+            .iter()
+            .filter(|(k, (i, o))| *i > 0 && *o > 0 && only_iface.is_none_or(|w| w == k.0))
+            .max_by_key(|&(&(iface, addr), &(i, o))| (i.min(o), std::cmp::Reverse((iface, addr))))?;
+        let mut addrs: Vec<IpAddr> = if iface == 0 {
+            Vec::new()
+        } else {
+            score.iter().filter(|(k, v)| k.0 == iface && k.1 != primary && v.1 > 0).map(|(k, _)| k.1).collect()
+        };
+        addrs.sort_unstable();
+        addrs.truncate(7);
+        addrs.insert(0, primary);
+        Some((iface, addrs))
+    }
 }

@@ -18,12 +18,65 @@ use std::net::IpAddr;
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use super::{
-    ASSUMED_CIDRS_NOTE, AnalyzeConfig, AnalyzeError, Counts, Gathered, Legs, Obs, Shard, Sides, intern,
-    internal_ranges, nat_not_seen, no_records, observe, remap_ifaces,
+    ASSUMED_CIDRS_NOTE, AnalyzeConfig, AnalyzeError, Counts, Gathered, Legs, NatScores, Obs, Shard, Sides,
+    inferred_note, intern, internal_ranges, nat_not_seen, no_records, observe, remap_ifaces,
 };
 use crate::estimate;
 use crate::flowlog::Record;
 use crate::net::CidrSet;
+
+/// The NAT gateway as a first pass found it: its interface (by ID; `None` for records without one)
+/// and addresses.
+#[derive(Debug, Clone)]
+pub(super) struct InferredNat {
+    pub(super) iface: Option<String>,
+    pub(super) addrs: Vec<IpAddr>,
+}
+
+/// What a first pass over the records collects to find the NAT gateway when its addresses are not
+/// configured ([`super::Analyzer::nat_evidence`], [`super::Analyzer::infer_nat`]): the reference
+/// path's scores, per interface and private address. Small (bounded by the addresses seen), one per
+/// thread, mergeable.
+#[derive(Debug, Clone)]
+pub struct NatEvidence {
+    internal: CidrSet,
+    ifaces: HashMap<String, u32>,
+    scores: NatScores,
+}
+
+impl NatEvidence {
+    pub(super) fn new(internal: CidrSet) -> NatEvidence {
+        NatEvidence { internal, ifaces: HashMap::default(), scores: NatScores::default() }
+    }
+
+    /// Adds one record.
+    pub fn push(&mut self, r: &Record<'_>) {
+        if let Some(mut o) = observe(r, &mut Counts::default()) {
+            o.iface = intern(&mut self.ifaces, r.interface_id);
+            self.scores.add(&o, &self.internal);
+        }
+    }
+
+    /// Moves `other`'s evidence into this one (interface numbers remapped).
+    pub fn absorb(&mut self, other: NatEvidence) {
+        let remap = remap_ifaces(&mut self.ifaces, other.ifaces);
+        for ((i, addr), (inside, outside)) in other.scores.0 {
+            let e = self.scores.0.entry((remap.get(&i).copied().unwrap_or(0), addr)).or_default();
+            e.0 += inside;
+            e.1 += outside;
+        }
+    }
+
+    pub(super) fn infer(&self, only_iface: Option<&str>) -> Option<InferredNat> {
+        let only = match only_iface {
+            Some(name) => Some(*self.ifaces.get(name)?),
+            None => None,
+        };
+        let (iface, addrs) = self.scores.infer(only)?;
+        let name = self.ifaces.iter().find(|(_, v)| **v == iface).map(|(k, _)| k.clone());
+        Some(InferredNat { iface: name, addrs })
+    }
+}
 
 /// One interface's records, classified both ways.
 #[derive(Debug, Clone, Default)]
@@ -143,7 +196,7 @@ impl FastShard {
 
     /// Steps 1–2 of the analysis from the classified legs: the NAT interface, then the legs as
     /// classified for it.
-    pub(super) fn gather(self, cfg: &AnalyzeConfig) -> Result<Gathered, AnalyzeError> {
+    pub(super) fn gather(self, cfg: &AnalyzeConfig, inferred: Option<&InferredNat>) -> Result<Gathered, AnalyzeError> {
         let (internal, assumed_cidrs) = internal_ranges(cfg);
         if self.per_iface.iter().all(|l| l.kept == 0) {
             return Err(no_records(self.counts));
@@ -163,11 +216,23 @@ impl FastShard {
             .filter(|(_, l)| l.touch_nat > 0)
             .max_by_key(|&(i, l)| (l.touch_nat, std::cmp::Reverse(i)))
             .map(|(i, _)| i as u32);
-        let nat_iface = want_iface.or(most_common);
-        if most_common.is_none() {
-            return Err(nat_not_seen(&cfg.nat_addresses));
-        }
         let mut notes = Vec::new();
+        let (nat_iface, nat_addrs) = match inferred {
+            Some(n) if cfg.nat_addresses.is_empty() => {
+                let iface = match &n.iface {
+                    None => 0,
+                    Some(name) => *self.ifaces.get(name.as_str()).ok_or(AnalyzeError::NoNatGateway)?,
+                };
+                notes.push(inferred_note(&n.addrs, n.iface.as_deref()));
+                (Some(iface), n.addrs.clone())
+            }
+            _ => {
+                if most_common.is_none() {
+                    return Err(nat_not_seen(&cfg.nat_addresses));
+                }
+                (want_iface.or(most_common), cfg.nat_addresses.clone())
+            }
+        };
         if assumed_cidrs {
             notes.push(ASSUMED_CIDRS_NOTE.into());
         }
@@ -182,7 +247,7 @@ impl FastShard {
         Ok(Gathered {
             counts: self.counts,
             nat_iface,
-            nat_addrs: cfg.nat_addresses.clone(),
+            nat_addrs,
             iface_names,
             internal,
             notes,

@@ -11,7 +11,7 @@ use std::net::IpAddr;
 
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
-use crate::estimate::{self, EndObs, Estimate, EstimateContext, NatFlowObs};
+use crate::estimate::{self, EndObs, Estimate, EstimateContext, HoldModel, NatFlowObs};
 use crate::findings::{self, FindingContext};
 use crate::flowlog::{Action, Field, LogFormat, LogStatus, ParseStats, Record, TcpFlags};
 use crate::limits::{Thresholds, destination_limit};
@@ -584,20 +584,8 @@ impl Analysis {
         };
 
         // 3. Estimates, with a pooled port-reuse fit as the fallback for small destinations.
-        // In destination order, so the pooled fit does not depend on how the map was built.
-        let mut order: Vec<Destination> = dests.keys().copied().collect();
-        order.sort_unstable();
-        let mut pooled: Vec<EndObs> = Vec::new();
-        for d in &order {
-            if let Some(agg) = dests.get_mut(d) {
-                pooled.extend(estimate::reuse_observations(&mut agg.flows, d.protocol, g.t_max));
-            }
-        }
-        let ctx = EstimateContext {
-            nat_addresses: g.nat_addrs.len() as u32,
-            data_end: g.t_max,
-            fallback_share: estimate::fit_reuse(&pooled).map(|f| f.abandoned_share),
-        };
+        let mut ctx =
+            EstimateContext { nat_addresses: g.nat_addrs.len() as u32, data_end: g.t_max, fallback_share: None };
         let mut estimates: HashMap<Destination, Estimate> = HashMap::default();
         let mut nat_unanswered: HashMap<(Destination, u64), u64> = HashMap::default();
         for (d, agg) in dests.iter_mut() {
@@ -614,6 +602,30 @@ impl Analysis {
                     && !replied.contains(&(None, f.nat_port, *d))
                 {
                     *nat_unanswered.entry((*d, f.start / 60)).or_default() += 1;
+                }
+            }
+        }
+        // The pooled fit matters only to the TCP destinations without flags that had too few reuse gaps
+        // of their own (their hold model came out unknown): fit it only when there are some, over all
+        // destinations in order, and estimate those again with it.
+        let mut short: Vec<Destination> =
+            estimates.iter().filter(|(_, e)| e.hold_model == HoldModel::Unknown).map(|(d, _)| *d).collect();
+        if !short.is_empty() {
+            let mut order: Vec<Destination> = dests.keys().copied().collect();
+            order.sort_unstable();
+            let mut pooled: Vec<EndObs> = Vec::new();
+            for d in &order {
+                if let Some(agg) = dests.get_mut(d) {
+                    pooled.extend(estimate::reuse_observations(&mut agg.flows, d.protocol, g.t_max));
+                }
+            }
+            ctx.fallback_share = estimate::fit_reuse(&pooled).map(|f| f.abandoned_share);
+            if ctx.fallback_share.is_none() {
+                short.clear();
+            }
+            for d in short {
+                if let Some(agg) = dests.get_mut(&d) {
+                    estimates.insert(d, estimate::estimate(&mut agg.flows, d.protocol, &ctx));
                 }
             }
         }
@@ -694,7 +706,7 @@ impl Analysis {
         // 6. The report.
         let top = if cfg.top == 0 { 10 } else { cfg.top };
         let mut rows: Vec<DestinationReport> = dests
-            .iter()
+            .iter_mut()
             .map(|(d, agg)| {
                 let e = &estimates[d];
                 let (dropped, first_drop) =
@@ -737,7 +749,7 @@ impl Analysis {
                         dropped_attempts: dropped,
                         first_drop_at: first_drop,
                         error_port_allocation: None,
-                        max_ports_per_minute: max_ports_per_minute(&agg.flows),
+                        max_ports_per_minute: max_ports_per_minute(&mut agg.flows),
                     },
                 }
             })
@@ -911,19 +923,33 @@ fn client_leg(o: &Obs, on_nat: bool, sides: Sides, internal: &CidrSet) -> Option
     }
 }
 
-/// Peak distinct NAT ports in one 60-second bin (by record start).
-fn max_ports_per_minute(flows: &[NatFlowObs]) -> u64 {
-    let mut keys: Vec<(u64, IpAddr, u16)> = flows.iter().map(|f| (f.start / 60, f.nat_address, f.nat_port)).collect();
-    keys.sort_unstable();
-    keys.dedup();
-    let mut best = 0u64;
-    let mut i = 0;
-    while i < keys.len() {
-        let j = keys[i..].iter().position(|k| k.0 != keys[i].0).map_or(keys.len(), |p| i + p);
-        best = best.max((j - i) as u64);
-        i = j;
+/// Peak distinct NAT ports in one 60-second bin (by record start). Sorts `flows`
+/// ([`estimate::sort_flows`]: linear when they are sorted already), then counts each NAT port once
+/// per minute it starts a record in, without sorting again.
+fn max_ports_per_minute(flows: &mut [NatFlowObs]) -> u64 {
+    estimate::sort_flows(flows);
+    let Some(first) = flows.iter().map(|f| f.start / 60).min() else { return 0 };
+    let last = flows.iter().map(|f| f.start / 60).max().unwrap_or(first);
+    // Within one NAT port the flows are in start order, so its minutes come in order too.
+    let mut prev: Option<(IpAddr, u16, u64)> = None;
+    let port_minutes = flows.iter().filter_map(|f| {
+        let key = (f.nat_address, f.nat_port, f.start / 60);
+        (prev != Some(key)).then(|| {
+            prev = Some(key);
+            key.2
+        })
+    });
+    let span = last - first + 1;
+    if span <= flows.len() as u64 + 1440 {
+        let mut per_minute = vec![0u64; span as usize];
+        port_minutes.for_each(|m| per_minute[(m - first) as usize] += 1);
+        per_minute.into_iter().max().unwrap_or(0)
+    } else {
+        // Sparse records over a long span: count only the minutes that occur.
+        let mut per_minute: HashMap<u64, u64> = HashMap::default();
+        port_minutes.for_each(|m| *per_minute.entry(m).or_default() += 1);
+        per_minute.into_values().max().unwrap_or(0)
     }
-    best
 }
 
 fn most_common_iface(obs: &[Obs], nat: &HashSet<IpAddr>) -> Option<u32> {
@@ -979,5 +1005,50 @@ impl NatScores {
         addrs.truncate(7);
         addrs.insert(0, primary);
         Some((iface, addrs))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The count the old sort-and-dedup implementation made.
+    fn by_sorting(flows: &[NatFlowObs]) -> u64 {
+        let mut keys: Vec<(u64, IpAddr, u16)> =
+            flows.iter().map(|f| (f.start / 60, f.nat_address, f.nat_port)).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let mut per: BTreeMap<u64, u64> = BTreeMap::new();
+        for k in keys {
+            *per.entry(k.0).or_default() += 1;
+        }
+        per.into_values().max().unwrap_or(0)
+    }
+
+    #[test]
+    fn ports_per_minute_over_dense_and_sparse_spans() {
+        let a: IpAddr = "10.0.0.7".parse().unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        let b: IpAddr = "10.0.0.8".parse().unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        let mut seed = 3u64;
+        let mut rnd = move |n: u64| {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (seed >> 33) % n
+        };
+        for (len, span) in [(0u64, 1u64), (1, 1), (50, 600), (500, 3600), (300, 10_000_000)] {
+            let mut flows: Vec<NatFlowObs> = (0..len)
+                .map(|_| {
+                    let start = 1_700_000_000 + rnd(span);
+                    NatFlowObs {
+                        nat_address: if rnd(4) == 0 { b } else { a },
+                        nat_port: 1024 + rnd(20) as u16,
+                        start,
+                        end: start + rnd(30),
+                        tcp_flags: None,
+                    }
+                })
+                .collect();
+            let want = by_sorting(&flows);
+            assert_eq!(max_ports_per_minute(&mut flows), want, "{len} flows over {span} s");
+        }
     }
 }

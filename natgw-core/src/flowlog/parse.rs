@@ -90,6 +90,9 @@ impl LineParser {
     /// reads; whenever this returns a record, it is the one `parse_any` returns.
     fn parse_plain<'a>(&self, line: &'a [u8]) -> Option<Record<'a>> {
         let fields = self.format.fields();
+        if memchr(b'\t', line).is_some() {
+            return None;
+        }
         let mut rec = Record::default();
         let n = line.len();
         let mut i = 0;
@@ -114,12 +117,7 @@ impl LineParser {
                 }
                 set_number(&mut rec, field, v)?;
             } else {
-                while i < n && line[i] != b' ' {
-                    if line[i] == b'\t' {
-                        return None;
-                    }
-                    i += 1;
-                }
+                i = next_space(line, i);
                 let token = &line[begin..i];
                 if token.is_empty() {
                     return None;
@@ -191,6 +189,28 @@ fn num<T: TryFrom<u64>>(slot: &Field, token: &[u8]) -> Result<T, LineError> {
         v = v.checked_mul(10).and_then(|v| v.checked_add(u64::from(b - b'0'))).ok_or_else(|| bad(slot, token))?;
     }
     T::try_from(v).map_err(|_| bad(slot, token))
+}
+
+/// The position of the first space in `line` from `i` (or its length), eight bytes at a time.
+fn next_space(line: &[u8], mut i: usize) -> usize {
+    const ONES: u64 = u64::from_ne_bytes([1; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    const SPACES: u64 = u64::from_ne_bytes([b' '; 8]);
+    while let Some(bytes) = line.get(i..i + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(bytes);
+        // A zero byte of `x` is a space; the lowest flagged byte is always a true one.
+        let x = u64::from_le_bytes(word) ^ SPACES;
+        let found = x.wrapping_sub(ONES) & !x & HIGHS;
+        if found != 0 {
+            return i + (found.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while i < line.len() && line[i] != b' ' {
+        i += 1;
+    }
+    i
 }
 
 /// Stores a numeric field's value; `None` when it does not fit the field.
@@ -594,5 +614,13 @@ garbage line\n";
             }
         }
         assert!(accepted > 1000, "only {accepted} lines took the one-pass path");
+    }
+    #[test]
+    fn next_space_finds_the_first_space() {
+        let line = b"eni-0123456789abcdef0 10.0.0.1  x\x80\xa0 ";
+        for from in 0..=line.len() {
+            let want = line[from..].iter().position(|&b| b == b' ').map_or(line.len(), |p| from + p);
+            assert_eq!(next_space(line, from), want, "from {from}");
+        }
     }
 }

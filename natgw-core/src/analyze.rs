@@ -371,7 +371,7 @@ struct Legs {
 
 impl Legs {
     /// Classifies one record; `on_nat` when it was logged on the NAT gateway's interface.
-    fn add(&mut self, o: &Obs, on_nat: bool, sides: Sides, nat: &HashSet<IpAddr>, internal: &CidrSet) {
+    fn add(&mut self, o: &Obs, on_nat: bool, sides: Sides, nat: &NatSet, internal: &CidrSet) {
         let Sides { src_nat, dst_nat, src_in, dst_in } = sides;
         if on_nat && src_nat && !dst_in {
             // NAT → destination.
@@ -508,7 +508,7 @@ impl Analysis {
             notes.push(inferred_note(&addrs, iface_names.get(&iface).map(String::as_str)));
             (Some(iface), addrs)
         } else {
-            let set: HashSet<IpAddr> = cfg.nat_addresses.iter().copied().collect();
+            let set: NatSet = cfg.nat_addresses.iter().copied().collect();
             let iface = want_iface.or_else(|| most_common_iface(&a.main.obs, &set));
             if !a.main.obs.iter().any(|o| set.contains(&o.src) || set.contains(&o.dst)) {
                 return Err(nat_not_seen(&cfg.nat_addresses));
@@ -518,7 +518,7 @@ impl Analysis {
         if assumed_cidrs {
             notes.push(ASSUMED_CIDRS_NOTE.into());
         }
-        let nat_set: HashSet<IpAddr> = nat_addrs.iter().copied().collect();
+        let nat_set: NatSet = nat_addrs.iter().copied().collect();
 
         // 2. Classify legs and aggregate.
         let mut legs = Legs::default();
@@ -883,6 +883,25 @@ pub fn thousands(n: u64) -> String {
     out
 }
 
+/// The NAT gateway's addresses (at most 8): a linear scan beats hashing.
+#[derive(Debug, Clone, Default)]
+struct NatSet(Vec<IpAddr>);
+
+impl NatSet {
+    fn contains(&self, a: &IpAddr) -> bool {
+        self.0.contains(a)
+    }
+}
+
+impl FromIterator<IpAddr> for NatSet {
+    fn from_iter<I: IntoIterator<Item = IpAddr>>(iter: I) -> NatSet {
+        let mut v: Vec<IpAddr> = iter.into_iter().collect();
+        v.sort_unstable();
+        v.dedup();
+        NatSet(v)
+    }
+}
+
 /// Where a record's addresses are: on the NAT gateway, inside the VPC.
 #[derive(Debug, Clone, Copy)]
 struct Sides {
@@ -893,7 +912,7 @@ struct Sides {
 }
 
 impl Sides {
-    fn of(o: &Obs, nat: &HashSet<IpAddr>, internal: &CidrSet) -> Sides {
+    fn of(o: &Obs, nat: &NatSet, internal: &CidrSet) -> Sides {
         Sides {
             src_nat: nat.contains(&o.src),
             dst_nat: nat.contains(&o.dst),
@@ -952,7 +971,7 @@ fn max_ports_per_minute(flows: &mut [NatFlowObs]) -> u64 {
     }
 }
 
-fn most_common_iface(obs: &[Obs], nat: &HashSet<IpAddr>) -> Option<u32> {
+fn most_common_iface(obs: &[Obs], nat: &NatSet) -> Option<u32> {
     let mut counts: HashMap<u32, u64> = HashMap::default();
     for o in obs {
         if nat.contains(&o.src) || nat.contains(&o.dst) {

@@ -15,10 +15,10 @@
 
 use std::net::IpAddr;
 
-use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
+use rustc_hash::FxHashMap as HashMap;
 
 use super::{
-    ASSUMED_CIDRS_NOTE, AnalyzeConfig, AnalyzeError, Counts, Gathered, Legs, NatScores, Obs, Shard, Sides,
+    ASSUMED_CIDRS_NOTE, AnalyzeConfig, AnalyzeError, Counts, Gathered, Legs, NatScores, NatSet, Obs, Shard, Sides,
     inferred_note, intern, internal_ranges, nat_not_seen, no_records, observe, remap_ifaces,
 };
 use crate::estimate;
@@ -104,7 +104,7 @@ impl IfaceLegs {
 /// [`super::Analyzer::fast_shard`] when the NAT addresses are known.
 #[derive(Debug, Clone)]
 pub struct FastShard {
-    nat: HashSet<IpAddr>,
+    nat: NatSet,
     internal: CidrSet,
     ifaces: HashMap<String, u32>,
     /// By interface number (0: records without an interface ID).

@@ -107,6 +107,8 @@ pub struct FastShard {
     nat: NatSet,
     internal: CidrSet,
     ifaces: HashMap<String, u32>,
+    /// The last interface ID seen and its number.
+    last_iface: Option<(String, u32)>,
     /// By interface number (0: records without an interface ID).
     per_iface: Vec<IfaceLegs>,
     counts: Counts,
@@ -121,6 +123,7 @@ impl FastShard {
             nat: nat_addresses.iter().copied().collect(),
             internal,
             ifaces: HashMap::default(),
+            last_iface: None,
             per_iface: Vec::new(),
             counts: Counts::default(),
             t_min: u64::MAX,
@@ -132,7 +135,22 @@ impl FastShard {
     /// Adds one record.
     pub fn push(&mut self, r: &Record<'_>) {
         if let Some(mut o) = observe(r, &mut self.counts) {
-            o.iface = intern(&mut self.ifaces, r.interface_id);
+            // Runs of records share their interface: compare with the last one before hashing.
+            o.iface = match r.interface_id {
+                Some(id) if self.last_iface.as_ref().is_some_and(|(name, _)| name == id) => {
+                    self.last_iface.as_ref().map_or(0, |(_, n)| *n)
+                }
+                id => {
+                    let n = intern(&mut self.ifaces, id);
+                    if let Some(id) = id {
+                        let (name, last) = self.last_iface.get_or_insert_with(|| (String::new(), 0));
+                        name.clear();
+                        name.push_str(id);
+                        *last = n;
+                    }
+                    n
+                }
+            };
             self.add(&o);
         }
     }

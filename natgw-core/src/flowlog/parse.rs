@@ -423,7 +423,13 @@ impl StreamParser {
             }
             return;
         }
-        match self.parser.parse(line) {
+        // The one-pass path's record is handed on where it was built (no move through a Result).
+        if let Some(rec) = self.parser.parse_plain(line) {
+            self.stats.records += 1;
+            on_record(&rec);
+            return;
+        }
+        match self.parser.parse_any(line) {
             Ok(rec) => {
                 self.stats.records += 1;
                 on_record(&rec);

@@ -274,6 +274,25 @@ mod tests {
     }
 
     #[test]
+    fn ipv4_fast_path_agrees_with_std_on_random_strings() {
+        let mut seed = 11u64;
+        let mut rnd = move |n: usize| {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (seed >> 33) as usize % n
+        };
+        let alphabet = b"0123456789012345.....25a: ";
+        let mut valid = 0;
+        for _ in 0..200_000 {
+            let len = rnd(17);
+            let s: Vec<u8> = (0..len).map(|_| alphabet[rnd(alphabet.len())]).collect();
+            let want = std::str::from_utf8(&s).ok().and_then(|t| t.parse::<Ipv4Addr>().ok());
+            assert_eq!(parse_ipv4(&s), want, "{:?}", String::from_utf8_lossy(&s));
+            valid += usize::from(want.is_some());
+        }
+        assert!(valid > 100, "only {valid} valid addresses drawn");
+    }
+
+    #[test]
     fn ipv4_fast_path_agrees_with_std() {
         for s in ["0.0.0.0", "10.0.1.5", "255.255.255.255", "52.216.8.10"] {
             assert_eq!(parse_ipv4(s.as_bytes()), s.parse().ok(), "{s}");

@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use flate2::bufread::MultiGzDecoder;
-use natgw_core::analyze::{Analyzer, FIELDS, Shard, check_format};
+use natgw_core::analyze::{Analyzer, FIELDS, FastShard, NatEvidence, Shard, check_format};
 use natgw_core::flowlog::{LineError, LogFormat, ParseStats, StreamParser};
 
 /// A problem with one input, shown as one line and exit code 3.
@@ -117,12 +117,32 @@ fn ranges(path: &Path, size: u64) -> io::Result<Vec<(u64, u64)>> {
     Ok(cuts.windows(2).map(|w| (w[0], w[1])).filter(|(a, b)| b > a).collect())
 }
 
+/// Where a worker puts its records: the fast path's classified legs when the NAT addresses are known,
+/// else every record for the analyzer's reference path; or, in a first pass that finds the NAT
+/// gateway, only the evidence for that.
+#[derive(Debug)]
+enum Sink {
+    Fast(Box<FastShard>),
+    Reference(Shard),
+    Evidence(Box<NatEvidence>),
+}
+
+impl Sink {
+    fn push(&mut self, r: &natgw_core::flowlog::Record<'_>) {
+        match self {
+            Sink::Fast(s) => s.push(r),
+            Sink::Reference(s) => s.push(r),
+            Sink::Evidence(s) => s.push(r),
+        }
+    }
+}
+
 /// Parses one task into `shard`.
 fn run_task(
     input: &Input,
     task: &Task,
     given: &LogFormat,
-    shard: &mut Shard,
+    shard: &mut Sink,
 ) -> Result<(ParseStats, LogFormat), String> {
     let format = if task.first { given.clone() } else { input.format.clone() };
     let mut parser = StreamParser::new(format, false).with_fields(FIELDS);
@@ -206,30 +226,27 @@ pub fn read_all(
             _ => tasks.push(Task { input: i, range: None, first: true }),
         }
     }
-    let next = AtomicUsize::new(0);
-    let done: Mutex<Vec<Result<Done, (usize, String)>>> = Mutex::new(Vec::new());
-    let shards: Mutex<Vec<Shard>> = Mutex::new(Vec::new());
-    std::thread::scope(|scope| {
-        for _ in 0..threads.clamp(1, tasks.len().max(1)) {
-            scope.spawn(|| {
-                let mut shard = Shard::default();
-                loop {
-                    let t = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(task) = tasks.get(t) else { break };
-                    let result = run_task(&inputs[task.input], task, given, &mut shard)
-                        .map(|(stats, format)| Done { task: t, stats, format })
-                        .map_err(|e| (t, e));
-                    let failed = result.is_err();
-                    done.lock().unwrap_or_else(|p| p.into_inner()).push(result);
-                    if failed {
-                        break;
-                    }
+    // Without --nat-ip, a first pass finds the NAT gateway so that the second can take the fast path
+    // (standard input cannot be read twice: it takes the reference path).
+    if !inputs.iter().any(|i| matches!(i.source, Source::Stdin))
+        && let Some(evidence) = analyzer.nat_evidence()
+    {
+        let (results, sinks) = run_pool(&inputs, &tasks, given, threads, || Sink::Evidence(Box::new(evidence.clone())));
+        if results.iter().all(Result::is_ok) {
+            let mut all = evidence;
+            for sink in sinks {
+                if let Sink::Evidence(e) = sink {
+                    all.absorb(*e);
                 }
-                shards.lock().unwrap_or_else(|p| p.into_inner()).push(shard);
-            });
+            }
+            analyzer.infer_nat(all);
         }
+    }
+    let fast = analyzer.fast_shard();
+    let (mut results, shards) = run_pool(&inputs, &tasks, given, threads, || match &fast {
+        Some(f) => Sink::Fast(Box::new(f.clone())),
+        None => Sink::Reference(Shard::default()),
     });
-    let mut results = done.into_inner().unwrap_or_else(|p| p.into_inner());
     results.sort_by_key(|r| match r {
         Ok(d) => d.task,
         Err((t, _)) => *t,
@@ -271,8 +288,53 @@ pub fn read_all(
         }
         analyzer.add_input(input.name.clone(), &format, stats);
     }
-    for shard in shards.into_inner().unwrap_or_else(|p| p.into_inner()) {
-        analyzer.absorb(shard);
+    for shard in shards {
+        match shard {
+            Sink::Fast(s) => analyzer.absorb_fast(*s),
+            Sink::Reference(s) => analyzer.absorb(s),
+            Sink::Evidence(_) => {}
+        }
     }
     Ok(())
+}
+
+type TaskResult = Result<Done, (usize, String)>;
+
+/// Runs every task on `threads` workers, each filling its own sink made by `sink`; returns the tasks'
+/// results (in completion order) and the sinks.
+fn run_pool(
+    inputs: &[Input],
+    tasks: &[Task],
+    given: &LogFormat,
+    threads: usize,
+    sink: impl Fn() -> Sink,
+) -> (Vec<TaskResult>, Vec<Sink>) {
+    let next = AtomicUsize::new(0);
+    let done: Mutex<Vec<TaskResult>> = Mutex::new(Vec::new());
+    let shards: Mutex<Vec<Sink>> = Mutex::new(Vec::new());
+    let (next, done_ref, shards_ref) = (&next, &done, &shards);
+    std::thread::scope(|scope| {
+        for _ in 0..threads.clamp(1, tasks.len().max(1)) {
+            let mut shard = sink();
+            scope.spawn(move || {
+                loop {
+                    let t = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(task) = tasks.get(t) else { break };
+                    let result = run_task(&inputs[task.input], task, given, &mut shard)
+                        .map(|(stats, format)| Done { task: t, stats, format })
+                        .map_err(|e| (t, e));
+                    let failed = result.is_err();
+                    done_ref.lock().unwrap_or_else(|p| p.into_inner()).push(result);
+                    if failed {
+                        break;
+                    }
+                }
+                if let Sink::Fast(s) = &mut shard {
+                    s.sort();
+                }
+                shards_ref.lock().unwrap_or_else(|p| p.into_inner()).push(shard);
+            });
+        }
+    });
+    (done.into_inner().unwrap_or_else(|p| p.into_inner()), shards.into_inner().unwrap_or_else(|p| p.into_inner()))
 }

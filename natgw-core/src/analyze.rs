@@ -11,7 +11,7 @@ use std::net::IpAddr;
 
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
-use crate::estimate::{self, EndObs, Estimate, EstimateContext, NatFlowObs};
+use crate::estimate::{self, EndObs, Estimate, EstimateContext, HoldModel, NatFlowObs};
 use crate::findings::{self, FindingContext};
 use crate::flowlog::{Action, Field, LogFormat, LogStatus, ParseStats, Record, TcpFlags};
 use crate::limits::{Thresholds, destination_limit};
@@ -24,6 +24,9 @@ use crate::report::{
 };
 use crate::time::Timestamp;
 use crate::topology::VpcEndpointInfo;
+
+mod fast;
+pub use fast::{FastShard, NatEvidence};
 
 /// The fields the analysis reads; a parser can skip the rest ([`crate::flowlog::LineParser::with_fields`]).
 pub const FIELDS: &[Field] = &[
@@ -137,76 +140,17 @@ struct Obs {
     bytes: u64,
 }
 
-/// Records collected by one thread; [`Analyzer::absorb`] merges it. Lets several threads parse at once.
-#[derive(Debug, Default)]
-pub struct Shard {
-    obs: Vec<Obs>,
-    ifaces: HashMap<String, u32>,
+/// Record counts by what happened to each record.
+#[derive(Debug, Clone, Copy, Default)]
+struct Counts {
     records: u64,
     no_data: u64,
     rejected: u64,
     incomplete: u64,
 }
 
-impl Shard {
-    /// Adds one record.
-    pub fn push(&mut self, r: &Record<'_>) {
-        self.records += 1;
-        if r.log_status != LogStatus::Ok {
-            self.no_data += 1;
-            return;
-        }
-        if r.action == Some(Action::Reject) {
-            self.rejected += 1;
-            return;
-        }
-        let (Some(src), Some(dst), Some(sport), Some(dport), Some(proto), Some(start), Some(end)) =
-            (r.srcaddr, r.dstaddr, r.srcport, r.dstport, r.protocol, r.start, r.end)
-        else {
-            self.incomplete += 1;
-            return;
-        };
-        let iface = match r.interface_id {
-            None => 0,
-            Some(id) => match self.ifaces.get(id) {
-                Some(&i) => i,
-                None => {
-                    let i = self.ifaces.len() as u32 + 1;
-                    self.ifaces.insert(id.to_owned(), i);
-                    i
-                }
-            },
-        };
-        self.obs.push(Obs {
-            iface,
-            src,
-            dst,
-            pkt_src: r.pkt_srcaddr,
-            pkt_dst: r.pkt_dstaddr,
-            sport,
-            dport,
-            flags: r.tcp_flags.map_or(NO_FLAGS, |f| f.0),
-            proto,
-            start: start.min(end),
-            end: end.max(start),
-            bytes: r.bytes.unwrap_or(0),
-        });
-    }
-
-    /// Moves `other`'s records into this shard (interface numbers remapped).
-    fn absorb(&mut self, other: Shard) {
-        let mut remap: HashMap<u32, u32> = HashMap::default();
-        remap.insert(0, 0);
-        for (name, id) in other.ifaces {
-            let next = self.ifaces.len() as u32 + 1;
-            let mine = *self.ifaces.entry(name).or_insert(next);
-            remap.insert(id, mine);
-        }
-        self.obs.reserve(other.obs.len());
-        self.obs.extend(other.obs.into_iter().map(|mut o| {
-            o.iface = remap.get(&o.iface).copied().unwrap_or(0);
-            o
-        }));
+impl Counts {
+    fn add(&mut self, other: Counts) {
         self.records += other.records;
         self.no_data += other.no_data;
         self.rejected += other.rejected;
@@ -214,12 +158,108 @@ impl Shard {
     }
 }
 
+/// Counts one record and returns what the analysis keeps of it (`iface` still 0), if anything.
+fn observe(r: &Record<'_>, counts: &mut Counts) -> Option<Obs> {
+    counts.records += 1;
+    if r.log_status != LogStatus::Ok {
+        counts.no_data += 1;
+        return None;
+    }
+    if r.action == Some(Action::Reject) {
+        counts.rejected += 1;
+        return None;
+    }
+    let (Some(src), Some(dst), Some(sport), Some(dport), Some(proto), Some(start), Some(end)) =
+        (r.srcaddr, r.dstaddr, r.srcport, r.dstport, r.protocol, r.start, r.end)
+    else {
+        counts.incomplete += 1;
+        return None;
+    };
+    Some(Obs {
+        iface: 0,
+        src,
+        dst,
+        pkt_src: r.pkt_srcaddr,
+        pkt_dst: r.pkt_dstaddr,
+        sport,
+        dport,
+        flags: r.tcp_flags.map_or(NO_FLAGS, |f| f.0),
+        proto,
+        start: start.min(end),
+        end: end.max(start),
+        bytes: r.bytes.unwrap_or(0),
+    })
+}
+
+/// The number of an interface ID (1, 2, … in order of appearance; 0 when the format has none).
+fn intern(ifaces: &mut HashMap<String, u32>, id: Option<&str>) -> u32 {
+    match id {
+        None => 0,
+        Some(id) => match ifaces.get(id) {
+            Some(&i) => i,
+            None => {
+                let i = ifaces.len() as u32 + 1;
+                ifaces.insert(id.to_owned(), i);
+                i
+            }
+        },
+    }
+}
+
+/// Merges `other`'s interface numbering into `mine`: old number in `other` → number in `mine`.
+fn remap_ifaces(mine: &mut HashMap<String, u32>, other: HashMap<String, u32>) -> HashMap<u32, u32> {
+    let mut remap: HashMap<u32, u32> = HashMap::default();
+    remap.insert(0, 0);
+    for (name, id) in other {
+        let next = mine.len() as u32 + 1;
+        let m = *mine.entry(name).or_insert(next);
+        remap.insert(id, m);
+    }
+    remap
+}
+
+/// Records collected by one thread; [`Analyzer::absorb`] merges it. Lets several threads parse at once.
+#[derive(Debug, Default)]
+pub struct Shard {
+    obs: Vec<Obs>,
+    ifaces: HashMap<String, u32>,
+    counts: Counts,
+}
+
+impl Shard {
+    /// Adds one record.
+    pub fn push(&mut self, r: &Record<'_>) {
+        if let Some(mut o) = observe(r, &mut self.counts) {
+            o.iface = intern(&mut self.ifaces, r.interface_id);
+            self.obs.push(o);
+        }
+    }
+
+    /// Moves `other`'s records into this shard (interface numbers remapped).
+    fn absorb(&mut self, other: Shard) {
+        let remap = remap_ifaces(&mut self.ifaces, other.ifaces);
+        self.obs.reserve(other.obs.len());
+        self.obs.extend(other.obs.into_iter().map(|mut o| {
+            o.iface = remap.get(&o.iface).copied().unwrap_or(0);
+            o
+        }));
+        self.counts.add(other.counts);
+    }
+}
+
 /// The local analyzer. Push records (or [`absorb`](Analyzer::absorb) shards filled by other threads),
 /// then [`finish`](Analyzer::finish).
+///
+/// When the NAT addresses are configured, threads can fill [`FastShard`]s instead
+/// ([`fast_shard`](Analyzer::fast_shard), [`absorb_fast`](Analyzer::absorb_fast)): they classify as
+/// they parse and keep far less; the report is the same.
 #[derive(Debug)]
 pub struct Analyzer {
     config: AnalyzeConfig,
     main: Shard,
+    fast: Option<FastShard>,
+    /// The NAT gateway found by a first pass ([`Analyzer::infer_nat`]), when not configured.
+    inferred: Option<fast::InferredNat>,
     inputs: Vec<(String, ParseStats)>,
     formats: Vec<String>,
 }
@@ -227,7 +267,7 @@ pub struct Analyzer {
 impl Analyzer {
     /// A new analysis.
     pub fn new(config: AnalyzeConfig) -> Analyzer {
-        Analyzer { config, main: Shard::default(), inputs: Vec::new(), formats: Vec::new() }
+        Analyzer { config, main: Shard::default(), fast: None, inferred: None, inputs: Vec::new(), formats: Vec::new() }
     }
 
     /// Adds one record.
@@ -240,6 +280,41 @@ impl Analyzer {
         self.main.absorb(shard);
     }
 
+    /// An empty shard of the fast path, when the NAT addresses are known: configured, or inferred by a
+    /// first pass ([`infer_nat`](Analyzer::infer_nat)). The fast path classifies records as they come
+    /// and needs them for that. `None` otherwise.
+    pub fn fast_shard(&self) -> Option<FastShard> {
+        let addrs = match &self.inferred {
+            _ if !self.config.nat_addresses.is_empty() => &self.config.nat_addresses,
+            Some(n) => &n.addrs,
+            None => return None,
+        };
+        Some(FastShard::new(addrs, internal_ranges(&self.config).0))
+    }
+
+    /// An empty shard of evidence for a first pass that finds the NAT gateway, when the configuration
+    /// does not name its addresses; `None` when it does.
+    pub fn nat_evidence(&self) -> Option<NatEvidence> {
+        self.config.nat_addresses.is_empty().then(|| NatEvidence::new(internal_ranges(&self.config).0))
+    }
+
+    /// Finds the NAT gateway from a first pass's evidence over *all* the records the analysis will
+    /// get, as the reference path would from the records themselves, so that the second pass can take
+    /// the fast path. Returns false when it cannot (no NAT gateway, an unknown `nat_interface`):
+    /// then the reference path runs and says why.
+    pub fn infer_nat(&mut self, evidence: NatEvidence) -> bool {
+        self.inferred = evidence.infer(self.config.nat_interface.as_ref().map(|i| i.as_str()));
+        self.inferred.is_some()
+    }
+
+    /// Merges a fast-path shard another thread filled.
+    pub fn absorb_fast(&mut self, shard: FastShard) {
+        match &mut self.fast {
+            Some(f) => f.absorb(shard),
+            None => self.fast = Some(shard),
+        }
+    }
+
     /// Records that one input (a file, stdin) was read, with its format and parse counts.
     pub fn add_input(&mut self, name: impl Into<String>, format: &LogFormat, stats: ParseStats) {
         let f = format.to_string();
@@ -250,8 +325,27 @@ impl Analyzer {
     }
 
     /// Runs the analysis.
-    pub fn finish(self) -> Result<Report, AnalyzeError> {
-        Analysis::run(self)
+    pub fn finish(mut self) -> Result<Report, AnalyzeError> {
+        match self.fast.take() {
+            None => Analysis::run(self),
+            Some(mut fast) => {
+                // Records pushed the reference way join the fast path's.
+                fast.absorb_shard(std::mem::take(&mut self.main));
+                let gathered = fast.gather(&self.config, self.inferred.as_ref())?;
+                Analysis::report(&self.config, &self.inputs, &self.formats, gathered)
+            }
+        }
+    }
+
+    /// Runs the analysis on the fast path when the configuration allows it (the NAT addresses are
+    /// known), on the reference path otherwise. Meant for tests comparing the two.
+    pub fn finish_fast(mut self) -> Result<Report, AnalyzeError> {
+        if self.fast.is_none()
+            && let Some(f) = self.fast_shard()
+        {
+            self.fast = Some(f);
+        }
+        self.finish()
     }
 }
 
@@ -265,39 +359,167 @@ struct ClientKey {
     proto: Protocol,
 }
 
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 struct ClientFlow {
+    /// The earliest start of its request-direction records (`u64::MAX` until one is seen).
     start: u64,
     bytes: u64,
     answered: bool,
     seen_request: bool,
 }
 
-#[derive(Debug, Default)]
+impl Default for ClientFlow {
+    fn default() -> ClientFlow {
+        ClientFlow { start: u64::MAX, bytes: 0, answered: false, seen_request: false }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
 struct DestAgg {
     flows: Vec<NatFlowObs>,
     records: u64,
     bytes: u64,
 }
 
+/// The NAT gateway's legs, classified and aggregated: NAT → destination flows per destination, the
+/// destinations' answers, and the client-side flows. Order-independent and mergeable, so threads can
+/// classify while they parse ([`fast`]) and the result is the same as classifying in one pass.
+#[derive(Debug, Clone, Default)]
+struct Legs {
+    dests: HashMap<Destination, DestAgg>,
+    /// Replies to a secondary NAT address are logged with the primary in dstaddr: the address used
+    /// is in pkt-dstaddr when the format has it, else only the NAT port identifies the flow.
+    replied: HashSet<(Option<IpAddr>, u16, Destination)>,
+    reply_bytes: HashMap<Destination, u64>,
+    clients: HashMap<ClientKey, ClientFlow>,
+}
+
+impl Legs {
+    /// Classifies one record; `on_nat` when it was logged on the NAT gateway's interface.
+    fn add(&mut self, o: &Obs, on_nat: bool, sides: Sides, nat: &NatSet, internal: &CidrSet) {
+        let Sides { src_nat, dst_nat, src_in, dst_in } = sides;
+        if on_nat && src_nat && !dst_in {
+            // NAT → destination.
+            let d = Destination { address: o.dst, port: o.dport, protocol: o.proto };
+            let agg = self.dests.entry(d).or_default();
+            agg.records += 1;
+            agg.bytes += o.bytes;
+            let tcp_flags = (o.flags != NO_FLAGS).then_some(TcpFlags(o.flags));
+            agg.flows.push(NatFlowObs { nat_address: o.src, nat_port: o.sport, start: o.start, end: o.end, tcp_flags });
+        } else if on_nat && dst_nat && !src_in {
+            // Destination → NAT.
+            let d = Destination { address: o.src, port: o.sport, protocol: o.proto };
+            let used = o.pkt_dst.filter(|a| nat.contains(a));
+            self.replied.insert((used, o.dport, d));
+            *self.reply_bytes.entry(d).or_default() += o.bytes;
+        } else if let Some((key, request)) = client_leg(o, on_nat, sides, internal) {
+            let f = self.clients.entry(key).or_default();
+            f.bytes += o.bytes;
+            if request {
+                f.start = f.start.min(o.start);
+                f.seen_request = true;
+            } else {
+                f.answered = true;
+            }
+        }
+    }
+
+    /// Adds `other`'s legs to these.
+    fn merge(&mut self, mut other: Legs) {
+        if self.clients.len() < other.clients.len() {
+            std::mem::swap(&mut self.clients, &mut other.clients);
+        }
+        for (k, f) in other.clients {
+            let mine = self.clients.entry(k).or_default();
+            mine.start = mine.start.min(f.start);
+            mine.bytes += f.bytes;
+            mine.answered |= f.answered;
+            mine.seen_request |= f.seen_request;
+        }
+        for (d, agg) in other.dests {
+            let mine = self.dests.entry(d).or_default();
+            mine.records += agg.records;
+            mine.bytes += agg.bytes;
+            if mine.flows.len() < agg.flows.len() {
+                let theirs = std::mem::replace(&mut mine.flows, agg.flows);
+                mine.flows.extend(theirs);
+            } else {
+                mine.flows.extend(agg.flows);
+            }
+        }
+        if self.replied.len() < other.replied.len() {
+            std::mem::swap(&mut self.replied, &mut other.replied);
+        }
+        self.replied.extend(other.replied);
+        for (d, b) in other.reply_bytes {
+            *self.reply_bytes.entry(d).or_default() += b;
+        }
+    }
+}
+
+/// What the report is built from, however the records were gathered (all kept, or classified while
+/// parsing).
+#[derive(Debug)]
+struct Gathered {
+    counts: Counts,
+    nat_iface: Option<u32>,
+    nat_addrs: Vec<IpAddr>,
+    iface_names: HashMap<u32, String>,
+    internal: CidrSet,
+    notes: Vec<String>,
+    legs: Legs,
+    t_min: u64,
+    t_max: u64,
+    /// Some kept record has pkt-dstaddr.
+    any_pkt_dst: bool,
+    /// Some kept record was logged on an interface other than the NAT gateway's.
+    from_client_ifaces: bool,
+}
+
+fn no_records(c: Counts) -> AnalyzeError {
+    let hint = match (c.records, c.no_data, c.rejected) {
+        (0, ..) => String::new(),
+        (_, n, r) => format!(" ({n} NODATA/SKIPDATA, {r} REJECT, {} incomplete records only)", c.incomplete),
+    };
+    AnalyzeError::NoRecords { hint }
+}
+
+/// The ranges taken as inside the VPC, and whether they were assumed.
+fn internal_ranges(cfg: &AnalyzeConfig) -> (CidrSet, bool) {
+    let assumed = cfg.vpc_cidrs.is_empty();
+    (if assumed { CidrSet::private_ranges() } else { cfg.vpc_cidrs.clone() }, assumed)
+}
+
+fn inferred_note(addrs: &[IpAddr], iface_name: Option<&str>) -> String {
+    let shown: Vec<String> = addrs.iter().map(ToString::to_string).collect();
+    format!(
+        "NAT address{} {} inferred from the records{}; pass --nat-ip to set {}",
+        if addrs.len() > 1 { "es" } else { "" },
+        shown.join(", "),
+        iface_name.map(|n| format!(" (interface {n})")).unwrap_or_default(),
+        if addrs.len() > 1 { "them" } else { "it" },
+    )
+}
+
+const ASSUMED_CIDRS_NOTE: &str = "VPC CIDRs not given: addresses in 10/8, 172.16/12, 192.168/16, 100.64/10 and \
+                                  fc00::/7 are taken as inside the VPC; pass --vpc-cidr for every VPC block";
+
+fn nat_not_seen(addrs: &[IpAddr]) -> AnalyzeError {
+    AnalyzeError::NatNotSeen(addrs.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "))
+}
+
 struct Analysis;
 
 impl Analysis {
+    /// The reference path: every kept record in memory, classified in one pass at the end.
     fn run(a: Analyzer) -> Result<Report, AnalyzeError> {
         let cfg = &a.config;
-        let assumed_cidrs = cfg.vpc_cidrs.is_empty();
-        let internal = if assumed_cidrs { CidrSet::private_ranges() } else { cfg.vpc_cidrs.clone() };
+        let (internal, assumed_cidrs) = internal_ranges(cfg);
         let mut notes = Vec::new();
         if a.main.obs.is_empty() {
-            let hint = match (a.main.records, a.main.no_data, a.main.rejected) {
-                (0, ..) => String::new(),
-                (_, n, r) => {
-                    format!(" ({n} NODATA/SKIPDATA, {r} REJECT, {} incomplete records only)", a.main.incomplete)
-                }
-            };
-            return Err(AnalyzeError::NoRecords { hint });
+            return Err(no_records(a.main.counts));
         }
-        let iface_names: HashMap<u32, &str> = a.main.ifaces.iter().map(|(k, v)| (*v, k.as_str())).collect();
+        let iface_names: HashMap<u32, String> = a.main.ifaces.iter().map(|(k, v)| (*v, k.clone())).collect();
 
         // 1. The NAT gateway: its interface and addresses.
         let want_iface = match &cfg.nat_interface {
@@ -308,89 +530,64 @@ impl Analysis {
         };
         let (nat_iface, nat_addrs) = if cfg.nat_addresses.is_empty() {
             let (iface, addrs) = infer_nat(&a.main.obs, &internal, want_iface).ok_or(AnalyzeError::NoNatGateway)?;
-            let shown: Vec<String> = addrs.iter().map(ToString::to_string).collect();
-            notes.push(format!(
-                "NAT address{} {} inferred from the records{}; pass --nat-ip to set {}",
-                if addrs.len() > 1 { "es" } else { "" },
-                shown.join(", "),
-                iface_names.get(&iface).map(|n| format!(" (interface {n})")).unwrap_or_default(),
-                if addrs.len() > 1 { "them" } else { "it" },
-            ));
+            notes.push(inferred_note(&addrs, iface_names.get(&iface).map(String::as_str)));
             (Some(iface), addrs)
         } else {
-            let set: HashSet<IpAddr> = cfg.nat_addresses.iter().copied().collect();
+            let set: NatSet = cfg.nat_addresses.iter().copied().collect();
             let iface = want_iface.or_else(|| most_common_iface(&a.main.obs, &set));
             if !a.main.obs.iter().any(|o| set.contains(&o.src) || set.contains(&o.dst)) {
-                let shown: Vec<String> = cfg.nat_addresses.iter().map(ToString::to_string).collect();
-                return Err(AnalyzeError::NatNotSeen(shown.join(", ")));
+                return Err(nat_not_seen(&cfg.nat_addresses));
             }
             (iface, cfg.nat_addresses.clone())
         };
         if assumed_cidrs {
-            notes.push(
-                "VPC CIDRs not given: addresses in 10/8, 172.16/12, 192.168/16, 100.64/10 and fc00::/7 are \
-                 taken as inside the VPC; pass --vpc-cidr for every VPC block"
-                    .into(),
-            );
+            notes.push(ASSUMED_CIDRS_NOTE.into());
         }
-        let nat_set: HashSet<IpAddr> = nat_addrs.iter().copied().collect();
-        let primary = nat_addrs[0];
-        let limit = destination_limit(nat_addrs.len() as u32);
+        let nat_set: NatSet = nat_addrs.iter().copied().collect();
 
         // 2. Classify legs and aggregate.
-        let mut dests: HashMap<Destination, DestAgg> = HashMap::default();
-        // Replies to a secondary NAT address are logged with the primary in dstaddr: the address used
-        // is in pkt-dstaddr when the format has it, else only the NAT port identifies the flow.
-        let mut replied: HashSet<(Option<IpAddr>, u16, Destination)> = HashSet::default();
-        let mut reply_bytes: HashMap<Destination, u64> = HashMap::default();
-        let mut clients: HashMap<ClientKey, ClientFlow> = HashMap::default();
+        let mut legs = Legs::default();
         let (mut t_min, mut t_max) = (u64::MAX, 0u64);
         for o in &a.main.obs {
             t_min = t_min.min(o.start);
             t_max = t_max.max(o.end);
             let on_nat = nat_iface.is_none_or(|i| i == o.iface || o.iface == 0);
-            let sides = Sides::of(o, &nat_set, &internal);
-            let Sides { src_nat, dst_nat, src_in, dst_in } = sides;
-            if on_nat && src_nat && !dst_in {
-                // NAT → destination.
-                let d = Destination { address: o.dst, port: o.dport, protocol: o.proto };
-                let agg = dests.entry(d).or_default();
-                agg.records += 1;
-                agg.bytes += o.bytes;
-                let tcp_flags = (o.flags != NO_FLAGS).then_some(TcpFlags(o.flags));
-                agg.flows.push(NatFlowObs {
-                    nat_address: o.src,
-                    nat_port: o.sport,
-                    start: o.start,
-                    end: o.end,
-                    tcp_flags,
-                });
-            } else if on_nat && dst_nat && !src_in {
-                // Destination → NAT.
-                let d = Destination { address: o.src, port: o.sport, protocol: o.proto };
-                let used = o.pkt_dst.filter(|a| nat_set.contains(a));
-                replied.insert((used, o.dport, d));
-                *reply_bytes.entry(d).or_default() += o.bytes;
-            } else if let Some((key, request)) = client_leg(o, on_nat, sides, &internal) {
-                let f = clients.entry(key).or_insert(ClientFlow { start: o.start, ..ClientFlow::default() });
-                f.bytes += o.bytes;
-                if request {
-                    f.start = f.start.min(o.start);
-                    f.seen_request = true;
-                } else {
-                    f.answered = true;
-                }
-            }
+            legs.add(o, on_nat, Sides::of(o, &nat_set, &internal), &nat_set, &internal);
         }
+        let gathered = Gathered {
+            counts: a.main.counts,
+            nat_iface,
+            nat_addrs,
+            iface_names,
+            internal,
+            notes,
+            legs,
+            t_min,
+            t_max,
+            any_pkt_dst: a.main.obs.iter().any(|o| o.pkt_dst.is_some()),
+            from_client_ifaces: a.main.obs.iter().any(|o| nat_iface.is_some_and(|i| i != o.iface && o.iface != 0)),
+        };
+        Analysis::report(cfg, &a.inputs, &a.formats, gathered)
+    }
+
+    /// Steps 3 to 6, shared by the reference and the fast path: estimates, dropped attempts,
+    /// attribution, findings and the report.
+    fn report(
+        cfg: &AnalyzeConfig,
+        inputs: &[(String, ParseStats)],
+        formats: &[String],
+        g: Gathered,
+    ) -> Result<Report, AnalyzeError> {
+        let Legs { mut dests, replied, reply_bytes, mut clients } = g.legs;
+        let primary = g.nat_addrs[0];
+        let limit = destination_limit(g.nat_addrs.len() as u32);
         if dests.is_empty() {
-            let shown: Vec<String> = nat_addrs.iter().map(ToString::to_string).collect();
-            return Err(AnalyzeError::NatNotSeen(shown.join(", ")));
+            return Err(nat_not_seen(&g.nat_addrs));
         }
 
         // Which client legs to use: named destinations (pkt-dstaddr or client interfaces) when any.
         let known_host = clients.keys().any(|k| k.host.is_some());
         clients.retain(|k, f| f.seen_request && (k.host.is_some() == known_host));
-        let from_client_ifaces = a.main.obs.iter().any(|o| nat_iface.is_some_and(|i| i != o.iface && o.iface != 0));
         let attribution = if !known_host {
             Attribution {
                 method: AttributionMethod::Unavailable,
@@ -401,10 +598,10 @@ impl Analysis {
                         .into(),
                 ),
             }
-        } else if a.main.obs.iter().any(|o| o.pkt_dst.is_some()) {
+        } else if g.any_pkt_dst {
             Attribution { method: AttributionMethod::PktDstaddr, note: None }
         } else {
-            let note = from_client_ifaces.then(|| {
+            let note = g.from_client_ifaces.then(|| {
                 "Attributed from the clients' own interface records: clients without flow logs are not counted."
                     .to_owned()
             });
@@ -412,15 +609,8 @@ impl Analysis {
         };
 
         // 3. Estimates, with a pooled port-reuse fit as the fallback for small destinations.
-        let mut pooled: Vec<EndObs> = Vec::new();
-        for (d, agg) in dests.iter_mut() {
-            pooled.extend(estimate::reuse_observations(&mut agg.flows, d.protocol, t_max));
-        }
-        let ctx = EstimateContext {
-            nat_addresses: nat_addrs.len() as u32,
-            data_end: t_max,
-            fallback_share: estimate::fit_reuse(&pooled).map(|f| f.abandoned_share),
-        };
+        let mut ctx =
+            EstimateContext { nat_addresses: g.nat_addrs.len() as u32, data_end: g.t_max, fallback_share: None };
         let mut estimates: HashMap<Destination, Estimate> = HashMap::default();
         let mut nat_unanswered: HashMap<(Destination, u64), u64> = HashMap::default();
         for (d, agg) in dests.iter_mut() {
@@ -437,6 +627,30 @@ impl Analysis {
                     && !replied.contains(&(None, f.nat_port, *d))
                 {
                     *nat_unanswered.entry((*d, f.start / 60)).or_default() += 1;
+                }
+            }
+        }
+        // The pooled fit matters only to the TCP destinations without flags that had too few reuse gaps
+        // of their own (their hold model came out unknown): fit it only when there are some, over all
+        // destinations in order, and estimate those again with it.
+        let mut short: Vec<Destination> =
+            estimates.iter().filter(|(_, e)| e.hold_model == HoldModel::Unknown).map(|(d, _)| *d).collect();
+        if !short.is_empty() {
+            let mut order: Vec<Destination> = dests.keys().copied().collect();
+            order.sort_unstable();
+            let mut pooled: Vec<EndObs> = Vec::new();
+            for d in &order {
+                if let Some(agg) = dests.get_mut(d) {
+                    pooled.extend(estimate::reuse_observations(&mut agg.flows, d.protocol, g.t_max));
+                }
+            }
+            ctx.fallback_share = estimate::fit_reuse(&pooled).map(|f| f.abandoned_share);
+            if ctx.fallback_share.is_none() {
+                short.clear();
+            }
+            for d in short {
+                if let Some(agg) = dests.get_mut(&d) {
+                    estimates.insert(d, estimate::estimate(&mut agg.flows, d.protocol, &ctx));
                 }
             }
         }
@@ -509,8 +723,10 @@ impl Analysis {
         let mut unexplained_errors = 0u64;
         let live_errors: u64 = cfg.live.iter().flat_map(|l| &l.error_windows).map(|w| w.errors).sum();
         if live_errors > 0 {
+            let ppm: HashMap<Destination, u64> =
+                dests.iter_mut().map(|(d, a)| (*d, max_ports_per_minute(&mut a.flows))).collect();
             let high_share = |d: &Destination| {
-                let by_minute = dests.get(d).map_or(0, |a| max_ports_per_minute(&a.flows)) as f64;
+                let by_minute = ppm.get(d).copied().unwrap_or(0) as f64;
                 estimates.get(d).map_or(0.0, |e| (e.high as f64).max(by_minute) / limit as f64)
             };
             let mut ranked: Vec<Destination> = dests.keys().copied().collect();
@@ -560,7 +776,7 @@ impl Analysis {
         // 6. The report.
         let top = if cfg.top == 0 { 10 } else { cfg.top };
         let mut rows: Vec<DestinationReport> = dests
-            .iter()
+            .iter_mut()
             .map(|(d, agg)| {
                 let e = &estimates[d];
                 let (dropped, first_drop) =
@@ -603,7 +819,7 @@ impl Analysis {
                         dropped_attempts: dropped,
                         first_drop_at: first_drop,
                         error_port_allocation: metric_errors.get(d).copied(),
-                        max_ports_per_minute: max_ports_per_minute(&agg.flows),
+                        max_ports_per_minute: max_ports_per_minute(&mut agg.flows),
                     },
                 }
             })
@@ -620,7 +836,7 @@ impl Analysis {
 
         let mut skipped_lines = 0;
         let mut bad_lines = Vec::new();
-        for (name, stats) in &a.inputs {
+        for (name, stats) in inputs {
             skipped_lines += stats.skipped;
             for b in &stats.bad_lines {
                 if bad_lines.len() < 20 {
@@ -631,21 +847,21 @@ impl Analysis {
 
         let input = InputSummary {
             engine: if cfg.live.is_some() { "live" } else { "local" }.into(),
-            sources: a.inputs.iter().map(|(n, _)| n.clone()).collect(),
+            sources: inputs.iter().map(|(n, _)| n.clone()).collect(),
             nat_gateway_id: cfg.nat_gateway_id.clone(),
-            nat_interface: nat_iface.and_then(|i| iface_names.get(&i).map(|s| (*s).to_owned())),
-            nat_addresses: nat_addrs.clone(),
+            nat_interface: g.nat_iface.and_then(|i| g.iface_names.get(&i).cloned()),
+            nat_addresses: g.nat_addrs.clone(),
             limit_per_destination: limit,
-            vpc_cidrs: internal.blocks().iter().map(ToString::to_string).collect(),
-            log_formats: a.formats.clone(),
-            records: a.main.records,
-            start: (t_min != u64::MAX).then_some(Timestamp(t_min)),
-            end: (t_max > 0).then_some(Timestamp(t_max)),
+            vpc_cidrs: g.internal.blocks().iter().map(ToString::to_string).collect(),
+            log_formats: formats.to_vec(),
+            records: g.counts.records,
+            start: (g.t_min != u64::MAX).then_some(Timestamp(g.t_min)),
+            end: (g.t_max > 0).then_some(Timestamp(g.t_max)),
         };
         let fctx = FindingContext {
             nat_gateway_id: cfg.nat_gateway_id.as_deref(),
             nat_interface: input.nat_interface.as_deref(),
-            nat_addresses: nat_addrs.len() as u32,
+            nat_addresses: g.nat_addrs.len() as u32,
             primary_nat_address: primary,
             vpc_id: cfg.vpc_id.as_deref(),
             region: cfg.prefixes.region.as_deref(),
@@ -679,7 +895,7 @@ impl Analysis {
             attribution,
             skipped_lines,
             bad_lines,
-            notes,
+            notes: g.notes,
             live: None,
         })
     }
@@ -751,6 +967,25 @@ pub fn thousands(n: u64) -> String {
     out
 }
 
+/// The NAT gateway's addresses (at most 8): a linear scan beats hashing.
+#[derive(Debug, Clone, Default)]
+struct NatSet(Vec<IpAddr>);
+
+impl NatSet {
+    fn contains(&self, a: &IpAddr) -> bool {
+        self.0.contains(a)
+    }
+}
+
+impl FromIterator<IpAddr> for NatSet {
+    fn from_iter<I: IntoIterator<Item = IpAddr>>(iter: I) -> NatSet {
+        let mut v: Vec<IpAddr> = iter.into_iter().collect();
+        v.sort_unstable();
+        v.dedup();
+        NatSet(v)
+    }
+}
+
 /// Where a record's addresses are: on the NAT gateway, inside the VPC.
 #[derive(Debug, Clone, Copy)]
 struct Sides {
@@ -761,7 +996,7 @@ struct Sides {
 }
 
 impl Sides {
-    fn of(o: &Obs, nat: &HashSet<IpAddr>, internal: &CidrSet) -> Sides {
+    fn of(o: &Obs, nat: &NatSet, internal: &CidrSet) -> Sides {
         Sides {
             src_nat: nat.contains(&o.src),
             dst_nat: nat.contains(&o.dst),
@@ -791,22 +1026,36 @@ fn client_leg(o: &Obs, on_nat: bool, sides: Sides, internal: &CidrSet) -> Option
     }
 }
 
-/// Peak distinct NAT ports in one 60-second bin (by record start).
-fn max_ports_per_minute(flows: &[NatFlowObs]) -> u64 {
-    let mut keys: Vec<(u64, IpAddr, u16)> = flows.iter().map(|f| (f.start / 60, f.nat_address, f.nat_port)).collect();
-    keys.sort_unstable();
-    keys.dedup();
-    let mut best = 0u64;
-    let mut i = 0;
-    while i < keys.len() {
-        let j = keys[i..].iter().position(|k| k.0 != keys[i].0).map_or(keys.len(), |p| i + p);
-        best = best.max((j - i) as u64);
-        i = j;
+/// Peak distinct NAT ports in one 60-second bin (by record start). Sorts `flows`
+/// ([`estimate::sort_flows`]: linear when they are sorted already), then counts each NAT port once
+/// per minute it starts a record in, without sorting again.
+fn max_ports_per_minute(flows: &mut [NatFlowObs]) -> u64 {
+    estimate::sort_flows(flows);
+    let Some(first) = flows.iter().map(|f| f.start / 60).min() else { return 0 };
+    let last = flows.iter().map(|f| f.start / 60).max().unwrap_or(first);
+    // Within one NAT port the flows are in start order, so its minutes come in order too.
+    let mut prev: Option<(IpAddr, u16, u64)> = None;
+    let port_minutes = flows.iter().filter_map(|f| {
+        let key = (f.nat_address, f.nat_port, f.start / 60);
+        (prev != Some(key)).then(|| {
+            prev = Some(key);
+            key.2
+        })
+    });
+    let span = last - first + 1;
+    if span <= flows.len() as u64 + 1440 {
+        let mut per_minute = vec![0u64; span as usize];
+        port_minutes.for_each(|m| per_minute[(m - first) as usize] += 1);
+        per_minute.into_iter().max().unwrap_or(0)
+    } else {
+        // Sparse records over a long span: count only the minutes that occur.
+        let mut per_minute: HashMap<u64, u64> = HashMap::default();
+        port_minutes.for_each(|m| *per_minute.entry(m).or_default() += 1);
+        per_minute.into_values().max().unwrap_or(0)
     }
-    best
 }
 
-fn most_common_iface(obs: &[Obs], nat: &HashSet<IpAddr>) -> Option<u32> {
+fn most_common_iface(obs: &[Obs], nat: &NatSet) -> Option<u32> {
     let mut counts: HashMap<u32, u64> = HashMap::default();
     for o in obs {
         if nat.contains(&o.src) || nat.contains(&o.dst) {
@@ -816,30 +1065,93 @@ fn most_common_iface(obs: &[Obs], nat: &HashSet<IpAddr>) -> Option<u32> {
     counts.into_iter().max_by_key(|&(i, n)| (n, std::cmp::Reverse(i))).map(|(i, _)| i)
 }
 
-/// Finds the NAT interface and addresses: the primary address receives from many private addresses
-/// and sends to outside ones on the same interface; every private address that sends to outside
-/// addresses on that interface is a NAT address (secondary addresses appear only as sources there).
+/// Finds the NAT interface and addresses (see [`NatScores::infer`]).
 fn infer_nat(obs: &[Obs], internal: &CidrSet, only_iface: Option<u32>) -> Option<(u32, Vec<IpAddr>)> {
-    let mut score: HashMap<(u32, IpAddr), (u64, u64)> = HashMap::default();
-    for o in obs.iter().filter(|o| only_iface.is_none_or(|i| i == o.iface)) {
+    let mut scores = NatScores::default();
+    for o in obs {
+        scores.add(o, internal);
+    }
+    scores.infer(only_iface)
+}
+
+/// Per interface and private address: records it received from other private addresses, and records
+/// it sent to outside ones. Order-independent and mergeable.
+#[derive(Debug, Clone, Default)]
+struct NatScores(HashMap<(u32, IpAddr), (u64, u64)>);
+
+impl NatScores {
+    fn add(&mut self, o: &Obs, internal: &CidrSet) {
         let (src_in, dst_in) = (internal.contains(&o.src), internal.contains(&o.dst));
         if src_in && dst_in && o.src != o.dst {
-            score.entry((o.iface, o.dst)).or_default().0 += 1;
+            self.0.entry((o.iface, o.dst)).or_default().0 += 1;
         } else if src_in && !dst_in {
-            score.entry((o.iface, o.src)).or_default().1 += 1;
+            self.0.entry((o.iface, o.src)).or_default().1 += 1;
         }
     }
-    let (&(iface, primary), _) = score
-        .iter()
-        .filter(|(_, (i, o))| *i > 0 && *o > 0)
-        .max_by_key(|&(&(iface, addr), &(i, o))| (i.min(o), std::cmp::Reverse((iface, addr))))?;
-    let mut addrs: Vec<IpAddr> = if iface == 0 {
-        Vec::new()
-    } else {
-        score.iter().filter(|(k, v)| k.0 == iface && k.1 != primary && v.1 > 0).map(|(k, _)| k.1).collect()
-    };
-    addrs.sort_unstable();
-    addrs.truncate(7);
-    addrs.insert(0, primary);
-    Some((iface, addrs))
+
+    /// Finds the NAT interface and addresses: the primary address receives from many private
+    /// addresses and sends to outside ones on the same interface; every private address that sends to
+    /// outside addresses on that interface is a NAT address (secondary addresses appear only as
+    /// sources there).
+    fn infer(&self, only_iface: Option<u32>) -> Option<(u32, Vec<IpAddr>)> {
+        let score = &self.0;
+        let (&(iface, primary), _) = score
+            .iter()
+            .filter(|(k, (i, o))| *i > 0 && *o > 0 && only_iface.is_none_or(|w| w == k.0))
+            .max_by_key(|&(&(iface, addr), &(i, o))| (i.min(o), std::cmp::Reverse((iface, addr))))?;
+        let mut addrs: Vec<IpAddr> = if iface == 0 {
+            Vec::new()
+        } else {
+            score.iter().filter(|(k, v)| k.0 == iface && k.1 != primary && v.1 > 0).map(|(k, _)| k.1).collect()
+        };
+        addrs.sort_unstable();
+        addrs.truncate(7);
+        addrs.insert(0, primary);
+        Some((iface, addrs))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The count the old sort-and-dedup implementation made.
+    fn by_sorting(flows: &[NatFlowObs]) -> u64 {
+        let mut keys: Vec<(u64, IpAddr, u16)> =
+            flows.iter().map(|f| (f.start / 60, f.nat_address, f.nat_port)).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let mut per: BTreeMap<u64, u64> = BTreeMap::new();
+        for k in keys {
+            *per.entry(k.0).or_default() += 1;
+        }
+        per.into_values().max().unwrap_or(0)
+    }
+
+    #[test]
+    fn ports_per_minute_over_dense_and_sparse_spans() {
+        let a: IpAddr = "10.0.0.7".parse().unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        let b: IpAddr = "10.0.0.8".parse().unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        let mut seed = 3u64;
+        let mut rnd = move |n: u64| {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (seed >> 33) % n
+        };
+        for (len, span) in [(0u64, 1u64), (1, 1), (50, 600), (500, 3600), (300, 10_000_000)] {
+            let mut flows: Vec<NatFlowObs> = (0..len)
+                .map(|_| {
+                    let start = 1_700_000_000 + rnd(span);
+                    NatFlowObs {
+                        nat_address: if rnd(4) == 0 { b } else { a },
+                        nat_port: 1024 + rnd(20) as u16,
+                        start,
+                        end: start + rnd(30),
+                        tcp_flags: None,
+                    }
+                })
+                .collect();
+            let want = by_sorting(&flows);
+            assert_eq!(max_ports_per_minute(&mut flows), want, "{len} flows over {span} s");
+        }
+    }
 }

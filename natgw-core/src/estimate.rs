@@ -167,8 +167,15 @@ pub struct EndObs {
     pub reused: bool,
 }
 
+/// Sorts NAT flows the way the estimator walks them: by NAT 5-tuple, then time (the flags complete the
+/// key, so the order does not depend on how the records were gathered). The sort is stable and finds
+/// sorted runs: flows sorted in parts (by several threads) and concatenated are merged in linear time.
+pub fn sort_flows(obs: &mut [NatFlowObs]) {
+    obs.sort_by_key(|o| (o.nat_address, o.nat_port, o.start, o.end, o.tcp_flags.map(|f| f.0)));
+}
+
 fn segments(obs: &mut [NatFlowObs], protocol: Protocol, addrs: &[IpAddr]) -> Vec<Segment> {
-    obs.sort_unstable_by_key(|o| (o.nat_address, o.nat_port, o.start, o.end));
+    sort_flows(obs);
     let tcp = protocol == Protocol::TCP;
     let mut out: Vec<Segment> = Vec::new();
     let mut prev_key: Option<(IpAddr, u16)> = None;

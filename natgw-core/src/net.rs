@@ -168,7 +168,17 @@ impl CidrSet {
 
     /// Whether `addr` lies in any block.
     pub fn contains(&self, addr: &IpAddr) -> bool {
-        self.0.iter().any(|n| n.contains(addr))
+        match addr {
+            // The analyzer's hot path: masks and compares on integers (blocks are truncated).
+            IpAddr::V4(a) => {
+                let a = u32::from(*a);
+                self.0.iter().any(|n| match n {
+                    IpNet::V4(n) => a & u32::from(n.netmask()) == u32::from(n.network()),
+                    IpNet::V6(_) => false,
+                })
+            }
+            IpAddr::V6(_) => self.0.iter().any(|n| n.contains(addr)),
+        }
     }
 
     /// The IPv4 blocks (Logs Insights' `isIpv4InSubnet` takes only those).
@@ -234,6 +244,53 @@ pub fn parse_ipv4(b: &[u8]) -> Option<Ipv4Addr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cidr_containment_agrees_with_ipnet() {
+        let set = CidrSet::new(
+            ["10.0.0.0/16", "100.64.0.0/10", "192.168.1.7/32", "0.0.0.0/0", "fc00::/7"]
+                .iter()
+                .filter_map(|b| b.parse().ok()),
+        );
+        let narrow = CidrSet::new(["10.1.0.0/16", "172.16.0.0/12", "fd00::/8"].iter().filter_map(|b| b.parse().ok()));
+        for a in [
+            "10.0.0.1",
+            "10.1.255.255",
+            "10.2.0.0",
+            "100.127.255.255",
+            "100.128.0.0",
+            "192.168.1.7",
+            "192.168.1.8",
+            "172.31.0.1",
+            "8.8.8.8",
+            "fd00::1",
+            "2001:db8::1",
+        ] {
+            let ip: IpAddr = a.parse().unwrap_or(IpAddr::from([0, 0, 0, 0]));
+            for s in [&set, &narrow, &CidrSet::default()] {
+                assert_eq!(s.contains(&ip), s.blocks().iter().any(|n| n.contains(&ip)), "{a} in {s:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn ipv4_fast_path_agrees_with_std_on_random_strings() {
+        let mut seed = 11u64;
+        let mut rnd = move |n: usize| {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (seed >> 33) as usize % n
+        };
+        let alphabet = b"0123456789012345.....25a: ";
+        let mut valid = 0;
+        for _ in 0..200_000 {
+            let len = rnd(17);
+            let s: Vec<u8> = (0..len).map(|_| alphabet[rnd(alphabet.len())]).collect();
+            let want = std::str::from_utf8(&s).ok().and_then(|t| t.parse::<Ipv4Addr>().ok());
+            assert_eq!(parse_ipv4(&s), want, "{:?}", String::from_utf8_lossy(&s));
+            valid += usize::from(want.is_some());
+        }
+        assert!(valid > 100, "only {valid} valid addresses drawn");
+    }
 
     #[test]
     fn ipv4_fast_path_agrees_with_std() {

@@ -32,20 +32,43 @@ pub struct LineParser {
     format: LogFormat,
     /// Per position: whether the consumer reads this field (others are counted, not parsed).
     wanted: Vec<bool>,
+    /// Per position: a wanted field holding a decimal number (parsed while it is scanned).
+    numeric: Vec<bool>,
+}
+
+/// Fields whose values are decimal numbers.
+fn is_numeric(f: &Field) -> bool {
+    matches!(
+        f,
+        Field::Version
+            | Field::SrcPort
+            | Field::DstPort
+            | Field::Protocol
+            | Field::Packets
+            | Field::Bytes
+            | Field::Start
+            | Field::End
+            | Field::TcpFlags
+    )
 }
 
 impl LineParser {
     /// A parser for `format` that parses every field natgw knows.
     pub fn new(format: LogFormat) -> LineParser {
         let wanted = format.fields().iter().map(|f| !matches!(f, Field::Other(_))).collect();
-        LineParser { format, wanted }
+        LineParser::with_wanted(format, wanted)
     }
 
     /// A parser that parses only `fields` (the rest are left `None`): the fast path for a consumer
     /// that needs a few fields of a wide format.
     pub fn with_fields(format: LogFormat, fields: &[Field]) -> LineParser {
         let wanted = format.fields().iter().map(|f| fields.contains(f)).collect();
-        LineParser { format, wanted }
+        LineParser::with_wanted(format, wanted)
+    }
+
+    fn with_wanted(format: LogFormat, wanted: Vec<bool>) -> LineParser {
+        let numeric = format.fields().iter().zip(&wanted).map(|(f, w)| *w && is_numeric(f)).collect();
+        LineParser { format, wanted, numeric }
     }
 
     /// The format this parser reads.
@@ -55,6 +78,60 @@ impl LineParser {
 
     /// Parses one line (without its line ending). Fields are separated by runs of spaces or tabs.
     pub fn parse<'a>(&self, line: &'a [u8]) -> Result<Record<'a>, LineError> {
+        match self.parse_plain(line) {
+            Some(rec) => Ok(rec),
+            None => self.parse_any(line),
+        }
+    }
+
+    /// One pass over a line in the shape AWS writes (fields separated by single spaces, no tabs,
+    /// numbers in decimal that fit their fields, no `-` in numeric fields): numbers are parsed as
+    /// they are scanned. `None` for any other line, which [`parse_any`](LineParser::parse_any) then
+    /// reads; whenever this returns a record, it is the one `parse_any` returns.
+    fn parse_plain<'a>(&self, line: &'a [u8]) -> Option<Record<'a>> {
+        let fields = self.format.fields();
+        if memchr(b'\t', line).is_some() {
+            return None;
+        }
+        let mut rec = Record::default();
+        let n = line.len();
+        let mut i = 0;
+        for (k, field) in fields.iter().enumerate() {
+            if k > 0 {
+                if line.get(i) != Some(&b' ') {
+                    return None;
+                }
+                i += 1;
+            }
+            let begin = i;
+            if self.numeric[k] {
+                let mut v: u64 = 0;
+                while i < n && line[i].is_ascii_digit() {
+                    v = v.wrapping_mul(10).wrapping_add(u64::from(line[i] - b'0'));
+                    i += 1;
+                }
+                // At most 19 digits cannot overflow (longer ones wrapped: discarded); longer numbers
+                // and `-` take the general path.
+                if i == begin || i - begin > 19 || (i < n && line[i] != b' ') {
+                    return None;
+                }
+                set_number(&mut rec, field, v)?;
+            } else {
+                i = next_space(line, i);
+                let token = &line[begin..i];
+                if token.is_empty() {
+                    return None;
+                }
+                if self.wanted[k] && token != b"-" {
+                    set(&mut rec, field, token).ok()?;
+                }
+            }
+        }
+        (i == n).then_some(rec)
+    }
+
+    /// Parses any line: runs of spaces and tabs separate fields; errors say what is wrong.
+    fn parse_any<'a>(&self, line: &'a [u8]) -> Result<Record<'a>, LineError> {
         let fields = self.format.fields();
         let mut rec = Record::default();
         let mut n = 0;
@@ -112,6 +189,45 @@ fn num<T: TryFrom<u64>>(slot: &Field, token: &[u8]) -> Result<T, LineError> {
         v = v.checked_mul(10).and_then(|v| v.checked_add(u64::from(b - b'0'))).ok_or_else(|| bad(slot, token))?;
     }
     T::try_from(v).map_err(|_| bad(slot, token))
+}
+
+/// The position of the first space in `line` from `i` (or its length), eight bytes at a time.
+fn next_space(line: &[u8], mut i: usize) -> usize {
+    const ONES: u64 = u64::from_ne_bytes([1; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    const SPACES: u64 = u64::from_ne_bytes([b' '; 8]);
+    while let Some(bytes) = line.get(i..i + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(bytes);
+        // A zero byte of `x` is a space; the lowest flagged byte is always a true one.
+        let x = u64::from_le_bytes(word) ^ SPACES;
+        let found = x.wrapping_sub(ONES) & !x & HIGHS;
+        if found != 0 {
+            return i + (found.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while i < line.len() && line[i] != b' ' {
+        i += 1;
+    }
+    i
+}
+
+/// Stores a numeric field's value; `None` when it does not fit the field.
+fn set_number(rec: &mut Record<'_>, slot: &Field, v: u64) -> Option<()> {
+    match slot {
+        Field::Version => rec.version = Some(u8::try_from(v).ok()?),
+        Field::SrcPort => rec.srcport = Some(u16::try_from(v).ok()?),
+        Field::DstPort => rec.dstport = Some(u16::try_from(v).ok()?),
+        Field::Protocol => rec.protocol = Some(Protocol(u8::try_from(v).ok()?)),
+        Field::Packets => rec.packets = Some(v),
+        Field::Bytes => rec.bytes = Some(v),
+        Field::Start => rec.start = Some(v),
+        Field::End => rec.end = Some(v),
+        Field::TcpFlags => rec.tcp_flags = Some(TcpFlags(u16::try_from(v).ok()?)),
+        _ => return None,
+    }
+    Some(())
 }
 
 fn text<'a>(slot: &Field, token: &'a [u8]) -> Result<&'a str, LineError> {
@@ -307,7 +423,13 @@ impl StreamParser {
             }
             return;
         }
-        match self.parser.parse(line) {
+        // The one-pass path's record is handed on where it was built (no move through a Result).
+        if let Some(rec) = self.parser.parse_plain(line) {
+            self.stats.records += 1;
+            on_record(&rec);
+            return;
+        }
+        match self.parser.parse_any(line) {
             Ok(rec) => {
                 self.stats.records += 1;
                 on_record(&rec);
@@ -427,5 +549,84 @@ garbage line\n";
         let stats = parse_all(buf, fmt, true, &mut |_| n += 1);
         assert!(stats.header);
         assert_eq!(n, 1);
+    }
+    /// The one-pass path agrees with the general one on every line it accepts, and accepts the
+    /// lines AWS writes.
+    #[test]
+    fn the_one_pass_path_agrees_with_the_general_parser() {
+        let v2 = LineParser::new(LogFormat::default());
+        let custom = LogFormat::parse(
+            "${version} ${interface-id} ${srcaddr} ${dstaddr} ${srcport} ${dstport} ${protocol} ${bytes} ${start} ${end} ${action} ${log-status} ${tcp-flags} ${pkt-dstaddr} ${az-id}",
+        )
+        .unwrap();
+        let parsers = [
+            v2.clone(),
+            LineParser::new(custom.clone()),
+            LineParser::with_fields(custom, &[Field::SrcAddr, Field::Start]),
+        ];
+        let good_v2 = "2 123456789012 eni-0a1b 10.0.1.5 52.216.8.10 40000 443 6 3 180 1700000000 1700000010 ACCEPT OK";
+        assert_eq!(v2.parse_plain(good_v2.as_bytes()), Some(v2.parse_any(good_v2.as_bytes()).unwrap()));
+        let good_custom =
+            "5 eni-0a1b 10.0.1.5 52.216.8.10 40000 443 6 180 1700000000 1700000010 ACCEPT OK 19 52.216.8.10 use1-az1";
+        assert!(parsers[1].parse_plain(good_custom.as_bytes()).is_some());
+        // Mutations of good lines: every byte replaced by each of a few troublemakers, and random ones.
+        let odd: &[u8] = b" \t-0919:xA.\xff";
+        let mut seed = 7u64;
+        let mut rnd = move |n: usize| {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (seed >> 33) as usize % n
+        };
+        let mut lines: Vec<Vec<u8>> = Vec::new();
+        for good in [good_v2, good_custom] {
+            let good = good.as_bytes();
+            lines.push(good.to_vec());
+            for at in 0..good.len() {
+                for &b in odd {
+                    let mut l = good.to_vec();
+                    l[at] = b;
+                    lines.push(l.clone());
+                    l.insert(at, b);
+                    lines.push(l);
+                }
+                let mut l = good.to_vec();
+                l.remove(at);
+                lines.push(l);
+            }
+            for _ in 0..2000 {
+                let mut l = good.to_vec();
+                for _ in 0..1 + rnd(3) {
+                    let at = rnd(l.len());
+                    match rnd(3) {
+                        0 => l[at] = odd[rnd(odd.len())],
+                        1 => l.insert(at, b"0123456789 -"[rnd(12)]),
+                        _ => {
+                            l.remove(at);
+                        }
+                    }
+                }
+                lines.push(l);
+            }
+        }
+        lines.push(b"2 1 eni-1 ::1 2001:db8::5 70000 443 6 3 180 1700000000 1700000010 ACCEPT OK".to_vec());
+        lines.push(b"2 1 eni-1 10.0.0.1 10.0.0.2 1 2 6 3 99999999999999999999 1 2 ACCEPT OK".to_vec());
+        lines.push(b"2 1 eni-1 10.0.0.1 10.0.0.2 1 2 6 3 9999999999999999999 1 2 ACCEPT OK".to_vec());
+        let mut accepted = 0;
+        for p in &parsers {
+            for l in &lines {
+                if let Some(rec) = p.parse_plain(l) {
+                    accepted += 1;
+                    assert_eq!(Ok(rec), p.parse_any(l), "{:?}", String::from_utf8_lossy(l));
+                }
+            }
+        }
+        assert!(accepted > 1000, "only {accepted} lines took the one-pass path");
+    }
+    #[test]
+    fn next_space_finds_the_first_space() {
+        let line = b"eni-0123456789abcdef0 10.0.0.1  x\x80\xa0 ";
+        for from in 0..=line.len() {
+            let want = line[from..].iter().position(|&b| b == b' ').map_or(line.len(), |p| from + p);
+            assert_eq!(next_space(line, from), want, "from {from}");
+        }
     }
 }

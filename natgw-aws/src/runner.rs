@@ -5,6 +5,7 @@
 
 use std::collections::BTreeSet;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use natgw_core::insights::{InsightsQuery, MAX_ROWS};
@@ -60,6 +61,9 @@ pub struct QueryRunner<'a> {
     slots: Semaphore,
     running: Mutex<BTreeSet<String>>,
     runs: Mutex<Vec<QueryRun>>,
+    /// Set by [`QueryRunner::stop_all`]: no query starts after it, and one whose StartQuery was in
+    /// flight is stopped as soon as its ID comes back.
+    cancelled: AtomicBool,
 }
 
 impl std::fmt::Debug for QueryRunner<'_> {
@@ -71,7 +75,14 @@ impl std::fmt::Debug for QueryRunner<'_> {
 impl<'a> QueryRunner<'a> {
     pub fn new(api: &'a dyn AwsApi, options: RunnerOptions) -> Self {
         let slots = Semaphore::new(options.max_concurrent.max(1));
-        QueryRunner { api, options, slots, running: Mutex::default(), runs: Mutex::default() }
+        QueryRunner {
+            api,
+            options,
+            slots,
+            running: Mutex::default(),
+            runs: Mutex::default(),
+            cancelled: AtomicBool::new(false),
+        }
     }
 
     /// Every query run so far, in the order they finished.
@@ -91,7 +102,14 @@ impl<'a> QueryRunner<'a> {
             operation: crate::actions::START_QUERY,
             message: "the query runner was closed".into(),
         })?;
+        if self.cancelled.load(Ordering::SeqCst) {
+            return Err(cancelled());
+        }
         let id = self.api.start_query(query, self.options.row_limit).await?;
+        if self.cancelled.load(Ordering::SeqCst) {
+            let _ = self.api.stop_query(&id).await;
+            return Err(cancelled());
+        }
         self.track(&id, true);
         let outcome = self.poll(&id).await;
         self.track(&id, false);
@@ -156,9 +174,10 @@ impl<'a> QueryRunner<'a> {
         Ok(out)
     }
 
-    /// Stops every query still running (Ctrl-C), all at once and for at most 10 s; how many were
-    /// asked to stop.
+    /// Stops every query still running (Ctrl-C), all at once and for at most 10 s, and every later
+    /// one as soon as it starts; how many were running.
     pub async fn stop_all(&self) -> usize {
+        self.cancelled.store(true, Ordering::SeqCst);
         let ids: Vec<String> = self.running.lock().map(|r| r.iter().cloned().collect()).unwrap_or_default();
         let stops = futures_util::future::join_all(ids.iter().map(|id| self.api.stop_query(id)));
         let _ = tokio::time::timeout(Duration::from_secs(10), stops).await;
@@ -170,6 +189,9 @@ impl<'a> QueryRunner<'a> {
         let mut wait = self.options.poll_initial;
         loop {
             tokio::time::sleep(wait).await;
+            if self.cancelled.load(Ordering::SeqCst) {
+                return Err(cancelled());
+            }
             let r = match self.api.get_query_results(id).await {
                 Ok(r) => r,
                 // Throttled even after the SDK's retries: the query goes on; poll again, slower.
@@ -222,6 +244,10 @@ impl<'a> QueryRunner<'a> {
     }
 }
 
+fn cancelled() -> Error {
+    Error::QueryFailed { kind: "query".into(), status: "cancelled".into(), hint: "interrupted (Ctrl-C)".into() }
+}
+
 fn kind_name(q: &InsightsQuery) -> String {
     q.kind.name().to_owned()
 }
@@ -229,7 +255,7 @@ fn kind_name(q: &InsightsQuery) -> String {
 #[cfg(all(test, feature = "mock"))]
 mod tests {
     use std::sync::Arc;
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::AtomicUsize;
 
     use natgw_core::insights::QueryKind;
 
@@ -345,6 +371,16 @@ mod tests {
                 runner.stop_all().await
             } => assert_eq!(n, 1),
         }
+    }
+
+    #[tokio::test]
+    async fn after_ctrl_c_nothing_starts() {
+        let mut m = MockAwsApi::new();
+        m.expect_start_query().times(0);
+        let runner = QueryRunner::new(&m, options());
+        assert_eq!(runner.stop_all().await, 0);
+        let e = runner.run(&query(0, 60)).await.unwrap_err();
+        assert!(e.to_string().contains("interrupted (Ctrl-C)"), "{e}");
     }
 
     #[tokio::test]

@@ -72,10 +72,14 @@ pub fn diagnose(a: DiagnoseArgs) -> Result<u8, Failure> {
         };
         opts.top = usize::from(a.top);
         opts.max_events = a.max_events;
+        let diagnosis = live::diagnose(&api, &runner, &opts, &progress);
+        tokio::pin!(diagnosis);
         tokio::select! {
-            r = live::diagnose(&api, &runner, &opts, &progress) => r.map_err(live_failure),
+            r = &mut diagnosis => r.map_err(live_failure),
             _ = tokio::signal::ctrl_c() => {
                 let n = runner.stop_all().await;
+                // Let a StartQuery already on the wire come back, so its query is stopped too.
+                let _ = tokio::time::timeout(std::time::Duration::from_secs(10), &mut diagnosis).await;
                 Err(Failure::new(exit::INTERRUPTED, format!("interrupted; stopped {n} running Logs Insights quer{}",
                     if n == 1 { "y" } else { "ies" })))
             }

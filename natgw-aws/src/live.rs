@@ -107,6 +107,8 @@ pub struct Discovery {
     pub subnets: Vec<SubnetInfo>,
     pub route_tables: Vec<RouteTableInfo>,
     pub endpoints: Vec<VpcEndpointInfo>,
+    /// Subnets routed through this gateway ([`prereq::client_subnets`]).
+    pub client_subnets: Vec<String>,
     /// Flow logs on the NAT's interfaces, its subnet, the VPC and the client subnets.
     pub flow_logs: Vec<FlowLogInfo>,
     /// Each CloudWatch Logs group those flow logs name, and what `DescribeLogGroups` said.
@@ -204,7 +206,8 @@ pub async fn discover(api: &dyn AwsApi, nat: NatGatewayInfo) -> Result<Discovery
     let mut resources: Vec<String> = nat.interface_ids().iter().map(ToString::to_string).collect();
     resources.extend(nat.subnet_id.iter().cloned());
     resources.push(vpc_id.clone());
-    resources.extend(prereq::client_subnets(&route_tables, &subnets, &nat.id));
+    let client_subnets = prereq::client_subnets(&route_tables, &subnets, &nat.id);
+    resources.extend(client_subnets.iter().cloned());
     resources.sort();
     resources.dedup();
     let flow_logs = api.describe_flow_logs(&resources).await?;
@@ -213,7 +216,7 @@ pub async fn discover(api: &dyn AwsApi, nat: NatGatewayInfo) -> Result<Discovery
     groups.dedup();
     let infos = join_all(groups.iter().map(|g| api.describe_log_group(g))).await;
     let log_groups = groups.into_iter().zip(infos).map(|(g, i)| Ok((g, i?))).collect::<Result<Vec<_>, Error>>()?;
-    Ok(Discovery { nat, vpc, subnets, route_tables, endpoints, flow_logs, log_groups, prefixes })
+    Ok(Discovery { nat, vpc, subnets, route_tables, endpoints, client_subnets, flow_logs, log_groups, prefixes })
 }
 
 /// The metric period for a range: what CloudWatch still keeps for its start (1-minute data for 15
@@ -368,9 +371,12 @@ pub async fn diagnose(
     }
     let analyzer = match opts.engine {
         Engine::Insights => {
-            let client_subnets = prereq::client_subnets(&discovery.route_tables, &discovery.subnets, &nat.id);
-            let client_cidrs: Vec<ipnet::Ipv4Net> =
-                discovery.subnets.iter().filter(|s| client_subnets.contains(&s.id)).filter_map(|s| s.cidr).collect();
+            let client_cidrs: Vec<ipnet::Ipv4Net> = discovery
+                .subnets
+                .iter()
+                .filter(|s| discovery.client_subnets.contains(&s.id))
+                .filter_map(|s| s.cidr)
+                .collect();
             let (analyzer, n) = via_insights(
                 runner,
                 &target,
@@ -779,12 +785,17 @@ pub async fn scan(api: &dyn AwsApi, start: u64, end: u64, concurrency: usize) ->
             h
         })
         .collect();
-    out.sort_by(|a, b| {
+    worst_first(&mut out);
+    Ok(out)
+}
+
+/// Most errors first, then the highest peak of active connections, then unreadable metrics, then by ID.
+pub fn worst_first(rows: &mut [GatewayHealth]) {
+    rows.sort_by(|a, b| {
         (b.errors, b.peak_active_connections, b.error.is_some())
             .cmp(&(a.errors, a.peak_active_connections, a.error.is_some()))
             .then(a.id.cmp(&b.id))
     });
-    Ok(out)
 }
 
 /// The verdict of a scan: exhausted when any gateway had errors.

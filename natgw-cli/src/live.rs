@@ -222,9 +222,7 @@ pub fn scan(a: ScanArgs) -> Result<u8, Failure> {
                 }
             }
         }
-        rows.sort_by(|a, b| {
-            (b.errors, b.peak_active_connections).cmp(&(a.errors, a.peak_active_connections)).then(a.id.cmp(&b.id))
-        });
+        live::worst_first(&mut rows);
         Ok((rows, failed))
     })?;
     let verdict = live::scan_verdict(&rows);

@@ -106,6 +106,11 @@ pub fn log_ranges(windows: &[ErrorWindow], aggregation_secs: u64) -> Vec<(u64, u
     out
 }
 
+/// Sparkline columns for `[start, end)` at `period` seconds: one per period, at most 60.
+pub fn sparkline_columns(start: u64, end: u64, period: u32) -> usize {
+    (end.saturating_sub(start) / u64::from(period.max(1))).clamp(1, 60) as usize
+}
+
 /// `▁▂▃▅▇`-style sparkline of `points` over `[start, end)` in `width` columns (max per column), with
 /// `·` for columns without data. Empty when the range is empty.
 pub fn sparkline(points: &[(u64, f64)], start: u64, end: u64, width: usize) -> String {

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::io::{self, Write};
 
 use natgw_core::analyze::thousands;
-use natgw_core::metrics::sparkline;
+use natgw_core::metrics::{sparkline, sparkline_columns};
 use natgw_core::report::{AttributionMethod, Report, Severity, Status};
 
 use super::{bar, bytes};
@@ -63,15 +63,14 @@ pub fn html(r: &Report, out: &mut dyn Write) -> io::Result<()> {
             l.period_secs,
             l.region.as_deref().map(|r| format!(", {}", esc(r))).unwrap_or_default()
         );
-        let columns =
-            (l.metrics_end.0.saturating_sub(l.metrics_start.0) / u64::from(l.period_secs.max(1))).clamp(1, 60);
+        let columns = sparkline_columns(l.metrics_start.0, l.metrics_end.0, l.period_secs);
         for m in &l.metrics {
             let value = if m.statistic == "Sum" { m.total } else { m.max };
             let _ = writeln!(
                 h,
                 "<tr><td>{}</td><td class=\"spark\">{}</td><td class=\"n\">{}</td></tr>",
                 esc(&m.metric),
-                esc(&sparkline(&m.points, l.metrics_start.0, l.metrics_end.0, columns as usize)),
+                esc(&sparkline(&m.points, l.metrics_start.0, l.metrics_end.0, columns)),
                 thousands(value.round() as u64)
             );
         }

@@ -4,7 +4,7 @@
 use std::io::{self, Write};
 
 use natgw_core::analyze::thousands;
-use natgw_core::metrics::{MetricSummary, sparkline};
+use natgw_core::metrics::{MetricSummary, sparkline, sparkline_columns};
 use natgw_core::report::{AttributionMethod, Finding, LiveReport, Report, Severity, Status};
 
 use super::{bar, bytes};
@@ -148,7 +148,7 @@ pub fn metric_lines(
     out: &mut dyn Write,
 ) -> io::Result<()> {
     let w = metrics.iter().map(|m| m.metric.len()).max().unwrap_or(0);
-    let columns = (end.saturating_sub(start) / u64::from(period.max(1))).clamp(1, 60) as usize;
+    let columns = sparkline_columns(start, end, period);
     for m in metrics {
         let line = sparkline(&m.points, start, end, columns);
         let value = if m.statistic == "Sum" {

@@ -3,14 +3,15 @@
 //! file and stdin is one task; worker threads parse into their own analyzer shards. Every failure
 //! names the input; line numbers in bad-line reports are those of the whole file.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, TryLockError};
 
 use flate2::bufread::MultiGzDecoder;
-use natgw_core::analyze::{Analyzer, FIELDS, FastShard, NatEvidence, Shard, check_format};
+use natgw_core::analyze::{Analyzer, FIELDS, FastShard, FlowStreams, NatEvidence, NatFlows, Shard, check_format};
 use natgw_core::flowlog::{LineError, LogFormat, ParseStats, StreamParser};
 
 /// A problem with one input, shown as one line and exit code 3.
@@ -231,7 +232,8 @@ pub fn read_all(
     if !inputs.iter().any(|i| matches!(i.source, Source::Stdin))
         && let Some(evidence) = analyzer.nat_evidence()
     {
-        let (results, sinks) = run_pool(&inputs, &tasks, given, threads, || Sink::Evidence(Box::new(evidence.clone())));
+        let evidence_sink = || Sink::Evidence(Box::new(evidence.clone()));
+        let (results, sinks) = run_pool(&inputs, &tasks, given, threads, evidence_sink, None);
         if results.iter().all(Result::is_ok) {
             let mut all = evidence;
             for sink in sinks {
@@ -243,10 +245,25 @@ pub fn read_all(
         }
     }
     let fast = analyzer.fast_shard();
-    let (mut results, shards) = run_pool(&inputs, &tasks, given, threads, || match &fast {
+    // With the NAT known, the NAT → destination records go to the streaming estimator in input order
+    // (memory bounded by ports and seconds, not records). Should the records of a NAT port come out of
+    // time order, the streams cannot be exact: read again, keeping those records in memory. Standard
+    // input cannot be read again, so it never streams.
+    let streamable = fast.is_some() && !inputs.iter().any(|i| matches!(i.source, Source::Stdin));
+    let sequencer = streamable.then(Sequencer::default);
+    let sink = || match &fast {
         Some(f) => Sink::Fast(Box::new(f.clone())),
         None => Sink::Reference(Shard::default()),
-    });
+    };
+    let (mut results, mut shards) = run_pool(&inputs, &tasks, given, threads, sink, sequencer.as_ref());
+    let streams = sequencer.map(Sequencer::into_streams);
+    let streams = match streams {
+        Some(s) if !s.usable() => {
+            (results, shards) = run_pool(&inputs, &tasks, given, threads, sink, None);
+            None
+        }
+        other => other,
+    };
     results.sort_by_key(|r| match r {
         Ok(d) => d.task,
         Err((t, _)) => *t,
@@ -295,7 +312,60 @@ pub fn read_all(
             Sink::Evidence(_) => {}
         }
     }
+    if let Some(streams) = streams {
+        analyzer.absorb_streams(streams);
+    }
     Ok(())
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Feeds each task's NAT flows to the streaming estimates in task order (the input's order),
+/// whichever worker finished the task: a worker hands its task's flows over; whoever holds the
+/// streams feeds every task that is next in line, the others go back to parsing. Tasks are taken in
+/// order, so few wait.
+#[derive(Default)]
+struct Sequencer {
+    waiting: Mutex<BTreeMap<usize, NatFlows>>,
+    /// The next task to feed, and the streams.
+    streams: Mutex<(usize, FlowStreams)>,
+}
+
+impl Sequencer {
+    fn submit(&self, task: usize, flows: NatFlows) {
+        lock(&self.waiting).insert(task, flows);
+        loop {
+            let mut streams = match self.streams.try_lock() {
+                Ok(s) => s,
+                Err(TryLockError::Poisoned(p)) => p.into_inner(),
+                // Its holder feeds ours too, or sees it after letting go (below).
+                Err(TryLockError::WouldBlock) => return,
+            };
+            loop {
+                let next = streams.0;
+                let Some(flows) = lock(&self.waiting).remove(&next) else { break };
+                streams.1.feed(flows);
+                streams.0 += 1;
+            }
+            let next = streams.0;
+            drop(streams);
+            // A task handed over while we held the streams, and whose worker found them taken.
+            if !lock(&self.waiting).contains_key(&next) {
+                return;
+            }
+        }
+    }
+
+    fn into_streams(self) -> FlowStreams {
+        let (_, mut streams) = self.streams.into_inner().unwrap_or_else(|p| p.into_inner());
+        // Tasks after one that failed: the read fails anyway; feed them so nothing is lost silently.
+        for (_, flows) in self.waiting.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            streams.feed(flows);
+        }
+        streams
+    }
 }
 
 type TaskResult = Result<Done, (usize, String)>;
@@ -308,6 +378,7 @@ fn run_pool(
     given: &LogFormat,
     threads: usize,
     sink: impl Fn() -> Sink,
+    sequencer: Option<&Sequencer>,
 ) -> (Vec<TaskResult>, Vec<Sink>) {
     let next = AtomicUsize::new(0);
     let done: Mutex<Vec<TaskResult>> = Mutex::new(Vec::new());
@@ -324,6 +395,9 @@ fn run_pool(
                         .map(|(stats, format)| Done { task: t, stats, format })
                         .map_err(|e| (t, e));
                     let failed = result.is_err();
+                    if let (Some(seq), Sink::Fast(s)) = (sequencer, &mut shard) {
+                        seq.submit(t, s.take_flows());
+                    }
                     done_ref.lock().unwrap_or_else(|p| p.into_inner()).push(result);
                     if failed {
                         break;

@@ -11,7 +11,8 @@ use std::net::IpAddr;
 
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
-use crate::estimate::{self, EndObs, Estimate, EstimateContext, HoldModel, NatFlowObs};
+use crate::estimate::stream::DestStream;
+use crate::estimate::{self, Estimate, EstimateContext, HoldModel, NatFlowObs, ReuseStats};
 use crate::findings::{self, FindingContext};
 use crate::flowlog::{Action, Field, LogFormat, LogStatus, ParseStats, Record, TcpFlags};
 use crate::limits::{Thresholds, destination_limit};
@@ -26,7 +27,7 @@ use crate::time::Timestamp;
 use crate::topology::VpcEndpointInfo;
 
 mod fast;
-pub use fast::{FastShard, NatEvidence};
+pub use fast::{FastShard, FlowStreams, NatEvidence, NatFlows};
 
 /// The fields the analysis reads; a parser can skip the rest ([`crate::flowlog::LineParser::with_fields`]).
 pub const FIELDS: &[Field] = &[
@@ -109,6 +110,11 @@ pub enum AnalyzeError {
     NoNatGateway,
     #[error("no record involves NAT address(es) {0}: check --nat-ip and --nat-interface")]
     NatNotSeen(String),
+    #[error(
+        "the records of a NAT port came out of time order, so the streaming estimate is not exact; \
+         analyse these records without streaming"
+    )]
+    StreamOrder,
 }
 
 /// Checks that a log format has what the analysis needs.
@@ -260,6 +266,8 @@ pub struct Analyzer {
     fast: Option<FastShard>,
     /// The NAT gateway found by a first pass ([`Analyzer::infer_nat`]), when not configured.
     inferred: Option<fast::InferredNat>,
+    /// The streaming estimates, when the fast shards' NAT flows were fed to them.
+    streams: Option<FlowStreams>,
     inputs: Vec<(String, ParseStats)>,
     formats: Vec<String>,
 }
@@ -267,7 +275,15 @@ pub struct Analyzer {
 impl Analyzer {
     /// A new analysis.
     pub fn new(config: AnalyzeConfig) -> Analyzer {
-        Analyzer { config, main: Shard::default(), fast: None, inferred: None, inputs: Vec::new(), formats: Vec::new() }
+        Analyzer {
+            config,
+            main: Shard::default(),
+            fast: None,
+            inferred: None,
+            streams: None,
+            inputs: Vec::new(),
+            formats: Vec::new(),
+        }
     }
 
     /// Adds one record.
@@ -315,6 +331,12 @@ impl Analyzer {
         }
     }
 
+    /// Takes the streaming estimates the fast shards' NAT flows were fed to ([`FastShard::take_flows`],
+    /// [`FlowStreams::feed`]). Every NAT flow of the fast shards must have gone to them.
+    pub fn absorb_streams(&mut self, streams: FlowStreams) {
+        self.streams = Some(streams);
+    }
+
     /// Records that one input (a file, stdin) was read, with its format and parse counts.
     pub fn add_input(&mut self, name: impl Into<String>, format: &LogFormat, stats: ParseStats) {
         let f = format.to_string();
@@ -331,7 +353,7 @@ impl Analyzer {
             Some(mut fast) => {
                 // Records pushed the reference way join the fast path's.
                 fast.absorb_shard(std::mem::take(&mut self.main));
-                let gathered = fast.gather(&self.config, self.inferred.as_ref())?;
+                let gathered = fast.gather(&self.config, self.inferred.as_ref(), self.streams.take())?;
                 Analysis::report(&self.config, &self.inputs, &self.formats, gathered)
             }
         }
@@ -376,9 +398,58 @@ impl Default for ClientFlow {
 
 #[derive(Debug, Clone, Default)]
 struct DestAgg {
+    /// The NAT → destination records (reference and in-memory fast path)…
     flows: Vec<NatFlowObs>,
+    /// …or the streaming estimate fed with them in time order.
+    stream: Option<Box<DestStream>>,
     records: u64,
     bytes: u64,
+}
+
+/// The estimator's questions, answered from the records or from the stream.
+impl DestAgg {
+    fn estimate(&mut self, protocol: Protocol, ctx: &EstimateContext) -> Estimate {
+        match &mut self.stream {
+            Some(s) => {
+                s.close(ctx.data_end);
+                s.estimate(ctx)
+            }
+            None => estimate::estimate(&mut self.flows, protocol, ctx),
+        }
+    }
+
+    /// Reuse statistics for the pooled fit (TCP without flags only).
+    fn reuse_stats(&mut self, protocol: Protocol, data_end: u64) -> ReuseStats {
+        match &mut self.stream {
+            Some(s) => {
+                s.close(data_end);
+                s.reuse_stats()
+            }
+            None => estimate::reuse_observations(&mut self.flows, protocol, data_end),
+        }
+    }
+
+    /// Every NAT port used (address, port) with the start of its first record.
+    fn ports(&mut self) -> Vec<(IpAddr, u16, u64)> {
+        if let Some(s) = &self.stream {
+            return s.ports().collect();
+        }
+        estimate::sort_flows(&mut self.flows);
+        let mut out: Vec<(IpAddr, u16, u64)> = Vec::new();
+        for f in &self.flows {
+            if out.last().is_none_or(|l| (l.0, l.1) != (f.nat_address, f.nat_port)) {
+                out.push((f.nat_address, f.nat_port, f.start));
+            }
+        }
+        out
+    }
+
+    fn max_ports_per_minute(&mut self) -> u64 {
+        match &self.stream {
+            Some(s) => s.max_ports_per_minute(),
+            None => max_ports_per_minute(&mut self.flows),
+        }
+    }
 }
 
 /// The NAT gateway's legs, classified and aggregated: NAT → destination flows per destination, the
@@ -440,6 +511,9 @@ impl Legs {
             let mine = self.dests.entry(d).or_default();
             mine.records += agg.records;
             mine.bytes += agg.bytes;
+            if mine.stream.is_none() {
+                mine.stream = agg.stream;
+            }
             if mine.flows.len() < agg.flows.len() {
                 let theirs = std::mem::replace(&mut mine.flows, agg.flows);
                 mine.flows.extend(theirs);
@@ -614,19 +688,11 @@ impl Analysis {
         let mut estimates: HashMap<Destination, Estimate> = HashMap::default();
         let mut nat_unanswered: HashMap<(Destination, u64), u64> = HashMap::default();
         for (d, agg) in dests.iter_mut() {
-            estimates.insert(*d, estimate::estimate(&mut agg.flows, d.protocol, &ctx));
-            // NAT flows the destination never answered (flows are sorted by NAT 5-tuple now).
-            let mut last: Option<(IpAddr, u16)> = None;
-            for f in &agg.flows {
-                let key = (f.nat_address, f.nat_port);
-                if last == Some(key) {
-                    continue;
-                }
-                last = Some(key);
-                if !replied.contains(&(Some(f.nat_address), f.nat_port, *d))
-                    && !replied.contains(&(None, f.nat_port, *d))
-                {
-                    *nat_unanswered.entry((*d, f.start / 60)).or_default() += 1;
+            estimates.insert(*d, agg.estimate(d.protocol, &ctx));
+            // NAT ports the destination never answered, by the minute of their first record.
+            for (address, port, first) in agg.ports() {
+                if !replied.contains(&(Some(address), port, *d)) && !replied.contains(&(None, port, *d)) {
+                    *nat_unanswered.entry((*d, first / 60)).or_default() += 1;
                 }
             }
         }
@@ -638,10 +704,10 @@ impl Analysis {
         if !short.is_empty() {
             let mut order: Vec<Destination> = dests.keys().copied().collect();
             order.sort_unstable();
-            let mut pooled: Vec<EndObs> = Vec::new();
+            let mut pooled = ReuseStats::default();
             for d in &order {
                 if let Some(agg) = dests.get_mut(d) {
-                    pooled.extend(estimate::reuse_observations(&mut agg.flows, d.protocol, g.t_max));
+                    pooled.merge(&agg.reuse_stats(d.protocol, g.t_max));
                 }
             }
             ctx.fallback_share = estimate::fit_reuse(&pooled).map(|f| f.abandoned_share);
@@ -650,7 +716,7 @@ impl Analysis {
             }
             for d in short {
                 if let Some(agg) = dests.get_mut(&d) {
-                    estimates.insert(d, estimate::estimate(&mut agg.flows, d.protocol, &ctx));
+                    estimates.insert(d, agg.estimate(d.protocol, &ctx));
                 }
             }
         }
@@ -724,7 +790,7 @@ impl Analysis {
         let live_errors: u64 = cfg.live.iter().flat_map(|l| &l.error_windows).map(|w| w.errors).sum();
         if live_errors > 0 {
             let ppm: HashMap<Destination, u64> =
-                dests.iter_mut().map(|(d, a)| (*d, max_ports_per_minute(&mut a.flows))).collect();
+                dests.iter_mut().map(|(d, a)| (*d, a.max_ports_per_minute())).collect();
             let high_share = |d: &Destination| {
                 let by_minute = ppm.get(d).copied().unwrap_or(0) as f64;
                 estimates.get(d).map_or(0.0, |e| (e.high as f64).max(by_minute) / limit as f64)
@@ -819,7 +885,7 @@ impl Analysis {
                         dropped_attempts: dropped,
                         first_drop_at: first_drop,
                         error_port_allocation: metric_errors.get(d).copied(),
-                        max_ports_per_minute: max_ports_per_minute(&mut agg.flows),
+                        max_ports_per_minute: agg.max_ports_per_minute(),
                     },
                 }
             })

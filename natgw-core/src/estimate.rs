@@ -24,6 +24,12 @@ use crate::flowlog::TcpFlags;
 use crate::limits::{CONNECTIONS_PER_ADDRESS, IDLE_TIMEOUT_SECS};
 use crate::net::Protocol;
 
+mod reuse;
+pub mod stream;
+
+pub(crate) use reuse::Seconds;
+pub use reuse::{EndObs, MERGE_WINDOW_SECS, MIN_REUSE_GAPS, ReuseFit, ReuseStats, fit_reuse};
+
 /// One NAT → destination record: the NAT address and port used, and the record's first/last packet
 /// times within its window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,60 +54,6 @@ pub enum HoldModel {
     /// No evidence either way: the best estimate is the middle of the range.
     Unknown,
 }
-
-/// The port-reuse model fitted to one destination's gaps (TCP without flags): the share of segment
-/// ends that were abandoned, and the time-varying rate at which a free port is picked again
-/// (piecewise constant per minute: it follows the destination's load).
-#[derive(Debug, Clone, PartialEq)]
-pub struct ReuseFit {
-    /// Share of segment ends that were abandoned (held for the idle timeout).
-    pub abandoned_share: f64,
-    /// How many reuse gaps the fit saw.
-    pub gaps: u64,
-    /// Cumulative reuse hazard per second from `t0` (empty for a pooled prior-only fit).
-    hazard: Vec<f64>,
-    t0: u64,
-    /// Reuses sooner than this after an end are not observable (they merge into one record), so every
-    /// end is conditioned on none: a closed port's exposure starts this long after its end.
-    min_gap: u64,
-}
-
-impl ReuseFit {
-    /// A fit that knows only the abandoned share (a prior pooled from other destinations).
-    pub fn prior(abandoned_share: f64) -> ReuseFit {
-        ReuseFit { abandoned_share, gaps: 0, hazard: Vec::new(), t0: 0, min_gap: 0 }
-    }
-
-    /// Integrated reuse hazard over [a, b).
-    fn integral(&self, a: u64, b: u64) -> f64 {
-        if self.hazard.is_empty() || b <= a {
-            return 0.0;
-        }
-        let at = |t: u64| {
-            let i = t.saturating_sub(self.t0) as usize;
-            self.hazard[i.min(self.hazard.len() - 1)]
-        };
-        at(b) - at(a)
-    }
-
-    /// Posterior probability that the end `o` was abandoned.
-    pub fn posterior(&self, o: EndObs) -> f64 {
-        let q = self.abandoned_share;
-        if o.reused && o.gap < IDLE_TIMEOUT_SECS {
-            return 0.0;
-        }
-        if q <= 0.0 || q >= 1.0 {
-            return q.clamp(0.0, 1.0);
-        }
-        // Closed/abandoned likelihood ratio: a closed port could have been reused in the window an
-        // abandoned one could not.
-        let h = self.integral(o.end + self.min_gap.min(IDLE_TIMEOUT_SECS), o.end + o.gap.min(IDLE_TIMEOUT_SECS));
-        q / (q + (1.0 - q) * (-h).exp())
-    }
-}
-
-/// Seconds per step of the reuse hazard.
-const HAZARD_BIN_SECS: u64 = 60;
 
 /// The estimate for one destination.
 #[derive(Debug, Clone, PartialEq)]
@@ -143,28 +95,53 @@ pub struct EstimateContext {
 /// continuing across window boundaries.
 pub const CONTINUATION_GAP_SECS: u64 = 10;
 
-/// Fewer reuse gaps than this and a destination's own fit is not trusted.
-pub const MIN_REUSE_GAPS: u64 = 30;
-
 /// A segment of continuous use of one NAT port for the destination.
-#[derive(Debug, Clone, Copy)]
-struct Segment {
-    addr: usize,
-    start: u64,
-    end: u64,
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Segment {
+    pub(crate) start: u64,
+    pub(crate) end: u64,
     /// Some(true): closed (freed at once); Some(false): held for the idle timeout; None: unknown.
-    closed: Option<bool>,
-    /// Start of the next segment on the same NAT port, if any.
-    next_start: Option<u64>,
+    pub(crate) closed: Option<bool>,
 }
 
-/// A segment end whose fate is unknown, for the reuse fit: when it ended, and the gap to the next
-/// use of the same NAT port (`reused`) or to the end of the data (censored).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct EndObs {
-    pub end: u64,
-    pub gap: u64,
-    pub reused: bool,
+impl Segment {
+    /// The segment a port's first record (or the first after a segment ended) opens.
+    fn open(o: &NatFlowObs, tcp: bool) -> Segment {
+        let closed = if !tcp { Some(false) } else { o.tcp_flags.map(TcpFlags::closes) };
+        Segment { start: o.start, end: o.end, closed }
+    }
+}
+
+/// The segmentation rule, one record at a time: feeds the next record of one NAT port (in the order
+/// of [`sort_flows`]) to its open segment. Returns the segment the record ended, when it starts a new
+/// one (the record's start is then that segment's next use).
+pub(crate) fn advance(open: &mut Option<Segment>, o: &NatFlowObs, tcp: bool) -> Option<Segment> {
+    let Some(last) = open else {
+        *open = Some(Segment::open(o, tcp));
+        return None;
+    };
+    let flags = o.tcp_flags;
+    let gap = o.start.saturating_sub(last.end);
+    let same = if !tcp {
+        gap <= IDLE_TIMEOUT_SECS
+    } else if let Some(f) = flags {
+        last.closed != Some(true) && !f.opens() && gap <= IDLE_TIMEOUT_SECS
+    } else {
+        gap <= CONTINUATION_GAP_SECS
+    };
+    if same {
+        last.end = last.end.max(o.end);
+        if tcp && flags.is_some() {
+            last.closed = flags.map(TcpFlags::closes);
+        }
+        return None;
+    }
+    // A port reused inside one window merges the old connection's FIN with the new one's SYN in one
+    // record: the old connection closed there.
+    if tcp && flags.is_some_and(|f| f.opens() && f.closes()) && gap <= MERGE_WINDOW_SECS {
+        last.closed = Some(true);
+    }
+    open.replace(Segment::open(o, tcp))
 }
 
 /// Sorts NAT flows the way the estimator walks them: by NAT 5-tuple, then time (the flags complete the
@@ -174,297 +151,154 @@ pub fn sort_flows(obs: &mut [NatFlowObs]) {
     obs.sort_by_key(|o| (o.nat_address, o.nat_port, o.start, o.end, o.tcp_flags.map(|f| f.0)));
 }
 
-fn segments(obs: &mut [NatFlowObs], protocol: Protocol, addrs: &[IpAddr]) -> Vec<Segment> {
+/// A segment with its NAT address (index) and the start of the next segment on the same port.
+#[derive(Debug, Clone, Copy)]
+struct Placed {
+    addr: usize,
+    seg: Segment,
+    next_start: Option<u64>,
+}
+
+fn segments(obs: &mut [NatFlowObs], protocol: Protocol, addrs: &[IpAddr]) -> Vec<Placed> {
     sort_flows(obs);
     let tcp = protocol == Protocol::TCP;
-    let mut out: Vec<Segment> = Vec::new();
+    let mut out: Vec<Placed> = Vec::new();
+    let mut open: Option<Segment> = None;
     let mut prev_key: Option<(IpAddr, u16)> = None;
+    let mut addr = 0;
     for o in obs.iter() {
         let key = (o.nat_address, o.nat_port);
-        let addr = addrs.binary_search(&o.nat_address).unwrap_or(0);
-        let flags = o.tcp_flags;
-        let closes = flags.map(TcpFlags::closes);
-        if prev_key == Some(key)
-            && let Some(last) = out.last_mut()
-        {
-            let gap = o.start.saturating_sub(last.end);
-            let same = if !tcp {
-                gap <= IDLE_TIMEOUT_SECS
-            } else if let Some(f) = flags {
-                last.closed != Some(true) && !f.opens() && gap <= IDLE_TIMEOUT_SECS
-            } else {
-                gap <= CONTINUATION_GAP_SECS
-            };
-            if same {
-                last.end = last.end.max(o.end);
-                if tcp && flags.is_some() {
-                    last.closed = closes;
-                }
-                continue;
+        if prev_key != Some(key) {
+            if let Some(seg) = open.take() {
+                out.push(Placed { addr, seg, next_start: None });
             }
-            // A port reused inside one window merges the old connection's FIN with the new one's
-            // SYN in one record: the old connection closed there.
-            if tcp && flags.is_some_and(|f| f.opens() && f.closes()) && gap <= MERGE_WINDOW_SECS {
-                last.closed = Some(true);
-            }
-            last.next_start = Some(o.start);
+            addr = addrs.binary_search(&o.nat_address).unwrap_or(0);
+            prev_key = Some(key);
         }
-        prev_key = Some(key);
-        let closed = if !tcp { Some(false) } else { closes };
-        out.push(Segment { addr, start: o.start, end: o.end, closed, next_start: None });
+        if let Some(seg) = advance(&mut open, o, tcp) {
+            out.push(Placed { addr, seg, next_start: Some(o.start) });
+        }
+    }
+    if let Some(seg) = open {
+        out.push(Placed { addr, seg, next_start: None });
     }
     out
 }
 
-/// The reuse observations of segment ends whose fate is unknown.
-fn end_observations(segs: &[Segment], data_end: u64) -> impl Iterator<Item = EndObs> + '_ {
-    segs.iter().filter(|s| s.closed.is_none()).map(move |s| end_obs(s, data_end))
+/// What happens to a segment's port after its last packet, for the sweep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fate {
+    /// Freed at once.
+    Closed,
+    /// Held until this second (exclusive): the idle timeout, or the port's next use.
+    Held { until: u64 },
+    /// Unknown, and it may have been held to the idle timeout (or past the end of the data): the
+    /// posterior of its end second says how likely; held until `until` (exclusive) if so.
+    Maybe { until: u64 },
+    /// Unknown, but its port was used again before the idle timeout: not held.
+    Reused,
 }
 
-fn end_obs(s: &Segment, data_end: u64) -> EndObs {
-    match s.next_start {
-        Some(n) => EndObs { end: s.end, gap: n.saturating_sub(s.end), reused: true },
-        None => EndObs { end: s.end, gap: data_end.saturating_sub(s.end), reused: false },
-    }
-}
-
-/// Fits the port-reuse model by expectation-maximisation: a closed port is picked again at the
-/// (time-varying, per-minute) reuse hazard from its end, an abandoned one only from 350 s after it.
-/// A reuse inside the same aggregation window merges two connections into one record and leaves no
-/// gap to see, so ends are conditioned on no reuse within `MERGE_WINDOW_SECS` (left truncation; the
-/// hazard is memoryless). Returns `None` when fewer than [`MIN_REUSE_GAPS`] gaps were seen.
-pub fn fit_reuse(ends: &[EndObs]) -> Option<ReuseFit> {
-    fit_reuse_with(ends, HAZARD_BIN_SECS, MERGE_WINDOW_SECS)
-}
-
-/// Reuses sooner than this after an end may have merged into one record (the 60-s aggregation window).
-pub const MERGE_WINDOW_SECS: u64 = 60;
-
-fn fit_reuse_with(ends: &[EndObs], bin_secs: u64, min_gap: u64) -> Option<ReuseFit> {
-    // Ends reused within min_gap are closed for certain and outside the conditioned population.
-    let ends: Vec<EndObs> = ends.iter().copied().filter(|e| !e.reused || e.gap >= min_gap).collect();
-    let ends = ends.as_slice();
-    let gaps = ends.iter().filter(|e| e.reused).count() as u64;
-    if gaps < MIN_REUSE_GAPS {
-        return None;
-    }
-    let hold = IDLE_TIMEOUT_SECS;
-    let t0 = ends.iter().map(|e| e.end).min()?;
-    let t1 = ends.iter().map(|e| e.end + e.gap).max()? + 1;
-    let len = (t1 - t0) as usize;
-    let bins = len.div_ceil(bin_secs as usize);
-    // Reuse events per bin do not depend on the responsibilities.
-    let mut events = vec![0.0f64; bins];
-    for e in ends.iter().filter(|e| e.reused) {
-        events[((e.end + e.gap - t0) / bin_secs) as usize] += 1.0;
-    }
-    let mut fit = ReuseFit { abandoned_share: 0.5, gaps, hazard: Vec::new(), t0, min_gap };
-    // Start from a constant hazard.
-    let total: f64 = ends.iter().map(|e| e.gap as f64).sum();
-    let mut rate = vec![gaps as f64 / total.max(1.0); bins];
-    let mut diff = vec![0.0f64; len + 1];
-    for _ in 0..500 {
-        fit.hazard = cumulative(&rate, len, bin_secs);
-        // E-step and exposure (seconds at risk of reuse, weighted by component) per second.
-        diff.iter_mut().for_each(|d| *d = 0.0);
-        let mut rsum = 0.0;
-        for &e in ends {
-            let r = fit.posterior(e);
-            rsum += r;
-            let (a, b) = ((e.end - t0) as usize, (e.end + e.gap - t0) as usize);
-            let a_closed = (a + min_gap as usize).min(b);
-            diff[a_closed] += 1.0 - r;
-            diff[b] -= 1.0 - r;
-            if e.gap > hold {
-                diff[a + hold as usize] += r;
-                diff[b] -= r;
-            }
+impl Fate {
+    /// The fate of a segment ending at `end`, closed as `closed` says, whose port was next used at
+    /// `next_start` (`None`: not before the end of the data).
+    pub(crate) fn of(end: u64, closed: Option<bool>, next_start: Option<u64>) -> Fate {
+        let until = (end + IDLE_TIMEOUT_SECS + 1).min(next_start.unwrap_or(u64::MAX));
+        match closed {
+            Some(true) => Fate::Closed,
+            Some(false) => Fate::Held { until },
+            None => match next_start {
+                Some(n) if n.saturating_sub(end) < IDLE_TIMEOUT_SECS => Fate::Reused,
+                _ => Fate::Maybe { until },
+            },
         }
-        let mut exposure = vec![0.0f64; bins];
-        let mut cur = 0.0;
-        for (t, d) in diff.iter().take(len).enumerate() {
-            cur += d;
-            exposure[t / bin_secs as usize] += cur;
+    }
+
+    /// The end observation the reuse fit reads, for an unknown fate.
+    pub(crate) fn end_obs(end: u64, next_start: Option<u64>, data_end: u64) -> EndObs {
+        match next_start {
+            Some(n) => EndObs { end, gap: n.saturating_sub(end), reused: true },
+            None => EndObs { end, gap: data_end.saturating_sub(end), reused: false },
         }
-        rate = events.iter().zip(&exposure).map(|(n, x)| if *x > 1e-9 { n / x } else { 0.0 }).collect();
-        // Conditional maximisation in q given the hazard: the likelihood is concave in q.
-        fit.hazard = cumulative(&rate, len, bin_secs);
-        let q = best_share(ends, &fit, rsum / ends.len() as f64);
-        let done = (q - fit.abandoned_share).abs() < 1e-7;
-        fit.abandoned_share = q;
-        if done {
+    }
+}
+
+/// Fixed-point unit of the sweep: probabilities are rounded to multiples of 2⁻³² and every sum is
+/// an integer, so it does not depend on the order of the events (two paths that see the same
+/// segments in different orders reach the same peaks, bit for bit).
+pub(crate) const ONE: i64 = 1 << 32;
+
+pub(crate) fn fixed(p: f64) -> i64 {
+    (p.clamp(0.0, 1.0) * ONE as f64).round() as i64
+}
+
+/// A change in the number of ports held by one NAT address at one second, in [`ONE`]s: with no
+/// uncertain hold (low), with expected holds (best), with every uncertain hold (high).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Step {
+    pub(crate) at: u64,
+    pub(crate) addr: usize,
+    pub(crate) low: i64,
+    pub(crate) best: i64,
+    pub(crate) high: i64,
+}
+
+/// What the sweep needs besides the steps.
+pub(crate) struct Tally {
+    pub(crate) addrs: Vec<IpAddr>,
+    pub(crate) hold_model: HoldModel,
+    pub(crate) connections: u64,
+    /// Σ over connections of the probability they were abandoned, in [`ONE`]s.
+    pub(crate) abandoned: i64,
+}
+
+/// Sweeps the steps second by second (per NAT address, capped at its limit; holds stop at the end of
+/// the data) and builds the estimate. Shared by the reference and the streaming estimator.
+pub(crate) fn sweep(mut steps: Vec<Step>, t: Tally, ctx: &EstimateContext) -> Estimate {
+    let addrs = t.addrs;
+    let limit_total = CONNECTIONS_PER_ADDRESS * u64::from(ctx.nat_addresses.max(addrs.len() as u32).max(1));
+    steps.sort_unstable_by_key(|s| s.at);
+    let cap = CONNECTIONS_PER_ADDRESS as i64 * ONE;
+    let n = addrs.len().max(1);
+    let (mut cur_low, mut cur_best, mut cur_high) = (vec![0i64; n], vec![0i64; n], vec![0i64; n]);
+    let (mut peak_low, mut peak_best, mut peak_high, mut peak_at) = (0i64, 0i64, 0i64, 0u64);
+    let mut per_addr_peak = vec![0i64; n];
+    let mut i = 0;
+    while i < steps.len() {
+        let at = steps[i].at;
+        if at > ctx.data_end {
+            // Only ends of holds and of live segments remain: no new peak.
             break;
         }
-    }
-    fit.hazard = cumulative(&rate, len, bin_secs);
-    Some(fit)
-}
-
-/// The abandoned share that maximises the likelihood of `ends` under the fit's hazard: the root of
-/// the (decreasing) score Σ (a − c) / (q·a + (1 − q)·c), where a and c are an end's likelihoods if
-/// abandoned and if closed (ratio c/a = e^−h; a = 0 for an end reused before the idle timeout).
-fn best_share(ends: &[EndObs], fit: &ReuseFit, start: f64) -> f64 {
-    let terms: Vec<(f64, f64)> = ends
-        .iter()
-        .map(|&o| {
-            if o.reused && o.gap < IDLE_TIMEOUT_SECS {
-                (0.0, 1.0)
-            } else {
-                let h = fit.integral(o.end + fit.min_gap.min(IDLE_TIMEOUT_SECS), o.end + o.gap.min(IDLE_TIMEOUT_SECS));
-                (1.0, (-h).exp())
-            }
-        })
-        .collect();
-    let score = |q: f64| -> (f64, f64) {
-        let (mut d1, mut d2) = (0.0, 0.0);
-        for &(a, c) in &terms {
-            let den = q * a + (1.0 - q) * c;
-            if den > 0.0 {
-                let t = (a - c) / den;
-                d1 += t;
-                d2 -= t * t;
-            }
-        }
-        (d1, d2)
-    };
-    let eps = 1e-9;
-    if score(eps).0 <= 0.0 {
-        return 0.0;
-    }
-    if score(1.0 - eps).0 >= 0.0 {
-        return 1.0;
-    }
-    let (mut lo, mut hi, mut q) = (eps, 1.0 - eps, start.clamp(1e-6, 1.0 - 1e-6));
-    for _ in 0..100 {
-        let (d1, d2) = score(q);
-        if d1 > 0.0 {
-            lo = q
-        } else {
-            hi = q
-        }
-        let newton = if d2 < 0.0 { q - d1 / d2 } else { f64::NAN };
-        let next = if newton.is_finite() && newton > lo && newton < hi { newton } else { 0.5 * (lo + hi) };
-        if (next - q).abs() < 1e-10 {
-            return next;
-        }
-        q = next;
-    }
-    q
-}
-
-/// Cumulative hazard per second (index 0 = t0) from a per-bin rate.
-fn cumulative(rate: &[f64], len: usize, bin_secs: u64) -> Vec<f64> {
-    let mut h = Vec::with_capacity(len + 1);
-    let mut acc = 0.0;
-    h.push(0.0);
-    for t in 0..len {
-        acc += rate[t / bin_secs as usize];
-        h.push(acc);
-    }
-    h
-}
-
-/// The reuse observations of one destination's records (for a pooled fallback fit across
-/// destinations). TCP without flags only; empty otherwise.
-pub fn reuse_observations(obs: &mut [NatFlowObs], protocol: Protocol, data_end: u64) -> Vec<EndObs> {
-    if protocol != Protocol::TCP || obs.iter().any(|o| o.tcp_flags.is_some()) {
-        return Vec::new();
-    }
-    let mut addrs: Vec<IpAddr> = obs.iter().map(|o| o.nat_address).collect();
-    addrs.sort_unstable();
-    addrs.dedup();
-    let segs = segments(obs, protocol, &addrs);
-    end_observations(&segs, data_end).collect()
-}
-
-/// Estimates the peak simultaneous connections of one destination from its NAT-side records.
-pub fn estimate(obs: &mut [NatFlowObs], protocol: Protocol, ctx: &EstimateContext) -> Estimate {
-    let mut addrs: Vec<IpAddr> = obs.iter().map(|o| o.nat_address).collect();
-    addrs.sort_unstable();
-    addrs.dedup();
-    let limit_total = CONNECTIONS_PER_ADDRESS * u64::from(ctx.nat_addresses.max(addrs.len() as u32).max(1));
-    let segs = segments(obs, protocol, &addrs);
-    let has_flags = protocol == Protocol::TCP && obs.iter().any(|o| o.tcp_flags.is_some());
-
-    let unknown: Vec<EndObs> = end_observations(&segs, ctx.data_end).collect();
-    let (hold_model, fit) = if protocol != Protocol::TCP {
-        (HoldModel::IdleTimeout, None)
-    } else if has_flags {
-        (HoldModel::TcpFlags, None)
-    } else {
-        match fit_reuse(&unknown).or_else(|| ctx.fallback_share.map(ReuseFit::prior)) {
-            Some(f) => (HoldModel::PortReuse, Some(f)),
-            None => (HoldModel::Unknown, None),
-        }
-    };
-
-    // Events per address: (time, address, d_low, d_best, d_high).
-    let mut events: Vec<(u64, usize, f64, f64, f64)> = Vec::with_capacity(segs.len() * 4);
-    let mut abandoned = 0.0;
-    for s in &segs {
-        events.push((s.start, s.addr, 1.0, 1.0, 1.0));
-        events.push((s.end + 1, s.addr, -1.0, -1.0, -1.0));
-        let hold_end =
-            (s.end + IDLE_TIMEOUT_SECS).min(s.next_start.map_or(u64::MAX, |n| n.saturating_sub(1))).min(ctx.data_end);
-        let (low, best, high) = match s.closed {
-            Some(true) => (0.0, 0.0, 0.0),
-            Some(false) => (1.0, 1.0, 1.0),
-            None => {
-                let obs = end_obs(s, ctx.data_end);
-                let possible = !(obs.reused && obs.gap < IDLE_TIMEOUT_SECS);
-                let p = match &fit {
-                    Some(f) => f.posterior(obs),
-                    None if possible => 0.5,
-                    None => 0.0,
-                };
-                (0.0, p, if possible { 1.0 } else { 0.0 })
-            }
-        };
-        abandoned += if s.closed == Some(false) && protocol == Protocol::TCP { 1.0 } else { best };
-        if hold_end > s.end && high > 0.0 {
-            events.push((s.end + 1, s.addr, low, best, high));
-            events.push((hold_end + 1, s.addr, -low, -best, -high));
-        }
-    }
-    events.sort_unstable_by_key(|e| e.0);
-
-    let cap = CONNECTIONS_PER_ADDRESS as f64;
-    let n = addrs.len().max(1);
-    let (mut cur_low, mut cur_best, mut cur_high) = (vec![0.0f64; n], vec![0.0f64; n], vec![0.0f64; n]);
-    let (mut peak_low, mut peak_best, mut peak_high, mut peak_at) = (0.0f64, 0.0f64, 0.0f64, 0u64);
-    let mut per_addr_peak = vec![0.0f64; n];
-    let mut i = 0;
-    while i < events.len() {
-        let t = events[i].0;
-        while i < events.len() && events[i].0 == t {
-            let (_, a, dl, db, dh) = events[i];
-            cur_low[a] += dl;
-            cur_best[a] += db;
-            cur_high[a] += dh;
+        while i < steps.len() && steps[i].at == at {
+            let s = steps[i];
+            cur_low[s.addr] += s.low;
+            cur_best[s.addr] += s.best;
+            cur_high[s.addr] += s.high;
             i += 1;
         }
-        let sum = |v: &[f64]| v.iter().map(|x| x.clamp(0.0, cap)).sum::<f64>();
+        let sum = |v: &[i64]| v.iter().map(|x| (*x).clamp(0, cap)).sum::<i64>();
         let (l, b, h) = (sum(&cur_low), sum(&cur_best), sum(&cur_high));
         peak_low = peak_low.max(l);
         peak_high = peak_high.max(h);
-        if b > peak_best + 1e-9 {
+        if b > peak_best {
             peak_best = b;
-            peak_at = t;
+            peak_at = at;
         }
         for (p, c) in per_addr_peak.iter_mut().zip(&cur_best) {
-            *p = p.max(c.clamp(0.0, cap));
+            *p = (*p).max((*c).clamp(0, cap));
         }
     }
 
-    let round = |x: f64| x.round().max(0.0) as u64;
+    let round = |x: i64| ((x.max(0) + ONE / 2) / ONE) as u64;
     let saturated = round(peak_best) >= limit_total;
     let (low, high) = (round(peak_low), round(peak_high).min(limit_total));
     let peak = round(peak_best).clamp(low.min(limit_total), high.max(low)).min(limit_total);
-    let connections = segs.len() as u64;
-    let abandoned_share = match hold_model {
+    let connections = t.connections;
+    let abandoned_share = match t.hold_model {
         HoldModel::Unknown | HoldModel::IdleTimeout => None,
-        HoldModel::PortReuse => Some(if connections == 0 { 0.0 } else { abandoned / connections as f64 }),
-        HoldModel::TcpFlags => Some(if connections == 0 { 0.0 } else { abandoned / connections as f64 }),
+        HoldModel::PortReuse | HoldModel::TcpFlags if connections == 0 => Some(0.0),
+        HoldModel::PortReuse | HoldModel::TcpFlags => Some(t.abandoned as f64 / ONE as f64 / connections as f64),
     };
     Estimate {
         peak,
@@ -472,12 +306,108 @@ pub fn estimate(obs: &mut [NatFlowObs], protocol: Protocol, ctx: &EstimateContex
         low: low.min(limit_total),
         high: high.max(peak),
         per_address: addrs.iter().copied().zip(per_addr_peak.iter().map(|&p| round(p))).collect(),
-        hold_model,
+        hold_model: t.hold_model,
         abandoned_share,
         connections,
         saturated,
         limit: limit_total,
     }
+}
+
+/// The hold model of a destination and its reuse fit, from what its records showed.
+pub(crate) fn hold_model(
+    protocol: Protocol,
+    has_flags: bool,
+    stats: impl FnOnce() -> ReuseStats,
+    ctx: &EstimateContext,
+) -> (HoldModel, Option<ReuseFit>) {
+    if protocol != Protocol::TCP {
+        (HoldModel::IdleTimeout, None)
+    } else if has_flags {
+        (HoldModel::TcpFlags, None)
+    } else {
+        match fit_reuse(&stats()).or_else(|| ctx.fallback_share.map(ReuseFit::prior)) {
+            Some(f) => (HoldModel::PortReuse, Some(f)),
+            None => (HoldModel::Unknown, None),
+        }
+    }
+}
+
+/// The probability (in [`ONE`]s) that an unknown end in second `end` that may have been held was.
+pub(crate) fn maybe_held(fit: Option<&ReuseFit>, end: u64, data_end: u64) -> i64 {
+    match fit {
+        Some(f) => fixed(f.posterior_at(end, data_end)),
+        None => ONE / 2,
+    }
+}
+
+/// The reuse statistics of one destination's records (for a pooled fallback fit across
+/// destinations). TCP without flags only; empty otherwise.
+pub fn reuse_observations(obs: &mut [NatFlowObs], protocol: Protocol, data_end: u64) -> ReuseStats {
+    let mut stats = ReuseStats::default();
+    if protocol != Protocol::TCP || obs.iter().any(|o| o.tcp_flags.is_some()) {
+        return stats;
+    }
+    let addrs = addresses(obs);
+    for p in segments(obs, protocol, &addrs) {
+        if p.seg.closed.is_none() {
+            stats.add(Fate::end_obs(p.seg.end, p.next_start, data_end));
+        }
+    }
+    stats
+}
+
+fn addresses(obs: &[NatFlowObs]) -> Vec<IpAddr> {
+    let mut addrs: Vec<IpAddr> = obs.iter().map(|o| o.nat_address).collect();
+    addrs.sort_unstable();
+    addrs.dedup();
+    addrs
+}
+
+/// Estimates the peak simultaneous connections of one destination from its NAT-side records (the
+/// reference: every record in memory). [`stream::DestStream`] computes the same from records seen
+/// once, in time order.
+pub fn estimate(obs: &mut [NatFlowObs], protocol: Protocol, ctx: &EstimateContext) -> Estimate {
+    let addrs = addresses(obs);
+    let segs = segments(obs, protocol, &addrs);
+    let has_flags = protocol == Protocol::TCP && obs.iter().any(|o| o.tcp_flags.is_some());
+    let (hold_model, fit) = hold_model(
+        protocol,
+        has_flags,
+        || {
+            let mut stats = ReuseStats::default();
+            for p in segs.iter().filter(|p| p.seg.closed.is_none()) {
+                stats.add(Fate::end_obs(p.seg.end, p.next_start, ctx.data_end));
+            }
+            stats
+        },
+        ctx,
+    );
+
+    let mut steps: Vec<Step> = Vec::with_capacity(segs.len() * 4);
+    let mut abandoned = 0i64;
+    for &Placed { addr, seg: s, next_start } in &segs {
+        steps.push(Step { at: s.start, addr, low: ONE, best: ONE, high: ONE });
+        steps.push(Step { at: s.end + 1, addr, low: -ONE, best: -ONE, high: -ONE });
+        let (from, low, best, high, until) = match Fate::of(s.end, s.closed, next_start) {
+            Fate::Closed | Fate::Reused => continue,
+            Fate::Held { until } => {
+                abandoned += ONE;
+                (s.end + 1, ONE, ONE, ONE, until)
+            }
+            Fate::Maybe { until } => {
+                let p = maybe_held(fit.as_ref(), s.end, ctx.data_end);
+                abandoned += p;
+                (s.end + 1, 0, p, ONE, until)
+            }
+        };
+        if until > from {
+            steps.push(Step { at: from, addr, low, best, high });
+            steps.push(Step { at: until, addr, low: -low, best: -best, high: -high });
+        }
+    }
+    let tally = Tally { addrs, hold_model, connections: segs.len() as u64, abandoned };
+    sweep(steps, tally, ctx)
 }
 
 impl Estimate {
@@ -633,7 +563,7 @@ mod tests {
     fn reuse_fit_recovers_the_abandoned_share() {
         for (q, seed) in [(0.0, 1), (0.3, 2), (0.9, 3)] {
             let mut o = synthetic(q, seed);
-            let ends = reuse_observations(&mut o, Protocol::TCP, 20_000);
+            let ends = reuse_observations(&mut o, Protocol::TCP, 20_100);
             let fit = fit_reuse(&ends).unwrap();
             assert!((fit.abandoned_share - q).abs() < 0.05, "q={q}: fitted {fit:?}");
         }

@@ -1,13 +1,15 @@
 //! Differential tests of the analyzer's fast path (`natgw_core::analyze::FastShard`) against the
 //! reference path: the same records, split over several shards in a scrambled order, must give the
 //! same report, byte for byte, over every simulator scenario and layout and over random inputs, with
-//! the NAT addresses configured or inferred by a first pass.
+//! the NAT addresses configured or inferred by a first pass; and so must the streaming estimate
+//! (`FlowStreams`), fed block by block in input order as the CLI's sequencer feeds it, whenever the
+//! records come in time order (it must say so when they do not).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
-use natgw_core::analyze::{AnalyzeConfig, Analyzer};
+use natgw_core::analyze::{AnalyzeConfig, Analyzer, FlowStreams};
 use natgw_core::flowlog::{LogFormat, ParseStats, parse_all};
 use natgw_core::net::{CidrSet, InterfaceId};
 use natgw_testkit::sim::{Scenario, Simulation};
@@ -27,11 +29,20 @@ fn reference(config: &AnalyzeConfig, inputs: &[Input]) -> String {
     outcome(a.finish())
 }
 
+/// Why the fast path gave no report to compare.
+#[derive(Debug, PartialEq)]
+enum Skip {
+    /// The first pass found no NAT gateway (the CLI then takes the reference path).
+    NotInferred,
+    /// The streams saw records out of order (the CLI then reads again, in memory).
+    Unusable,
+}
+
 /// The report of the fast path: the records dealt over `shards` shards in blocks, the shards merged in
-/// reverse order (as threads finishing in any order would).
-/// Without configured NAT addresses, a first pass over the records (over shards too) infers them; when
-/// it cannot, the result is `None` (the CLI then takes the reference path).
-fn fast(config: &AnalyzeConfig, inputs: &[Input], shards: usize, block: usize) -> Option<String> {
+/// reverse order (as threads finishing in any order would). With `stream`, each block's NAT flows go
+/// to the streaming estimate in input order, as the CLI's sequencer does.
+/// Without configured NAT addresses, a first pass over the records (over shards too) infers them.
+fn fast(config: &AnalyzeConfig, inputs: &[Input], shards: usize, block: usize, stream: bool) -> Result<String, Skip> {
     let mut a = Analyzer::new(config.clone());
     if let Some(template) = a.nat_evidence() {
         let mut parts = vec![template; shards];
@@ -47,19 +58,32 @@ fn fast(config: &AnalyzeConfig, inputs: &[Input], shards: usize, block: usize) -
             evidence.absorb(p);
         }
         if !a.infer_nat(evidence) {
-            return None;
+            return Err(Skip::NotInferred);
         }
     }
     let template = a.fast_shard().expect("the NAT addresses are known");
     let mut parts = vec![template; shards];
     let mut stats: Vec<(&str, ParseStats)> = Vec::new();
+    let mut streams = FlowStreams::default();
     let mut n = 0usize;
     for (name, bytes) in inputs {
         let s = parse_all(bytes, LogFormat::default(), false, &mut |r| {
-            parts[(n / block) % shards].push(r);
+            let part = &mut parts[(n / block) % shards];
+            part.push(r);
             n += 1;
+            if stream && n.is_multiple_of(block) {
+                streams.feed(part.take_flows());
+            }
         });
         stats.push((name, s));
+    }
+    if stream {
+        // The last, partial block.
+        streams.feed(parts[(n.saturating_sub(1) / block) % shards].take_flows());
+        if !streams.usable() {
+            return Err(Skip::Unusable);
+        }
+        a.absorb_streams(streams);
     }
     // Threads sort their shards before handing them over; a shard that did not must merge the same.
     for (k, mut p) in parts.into_iter().enumerate().rev() {
@@ -71,7 +95,7 @@ fn fast(config: &AnalyzeConfig, inputs: &[Input], shards: usize, block: usize) -
     for (name, s) in stats {
         a.add_input(name, &LogFormat::default(), s);
     }
-    Some(outcome(a.finish()))
+    Ok(outcome(a.finish()))
 }
 
 fn outcome(r: Result<natgw_core::report::Report, natgw_core::analyze::AnalyzeError>) -> String {
@@ -81,22 +105,40 @@ fn outcome(r: Result<natgw_core::report::Report, natgw_core::analyze::AnalyzeErr
     }
 }
 
+/// How the streaming estimate must behave on an input.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Order {
+    /// The records are in time order: the streams must be usable.
+    InTime,
+    /// They may not be: the streams may refuse, but when they do not, they must agree.
+    Any,
+}
+
 /// Checks the paths agree; returns whether there was a report (not an error).
-fn assert_same(what: &str, config: &AnalyzeConfig, inputs: &[Input]) -> bool {
+fn assert_same(what: &str, config: &AnalyzeConfig, inputs: &[Input], order: Order) -> bool {
     let want = reference(config, inputs);
     for (shards, block) in [(1, usize::MAX), (3, 1), (2, 997)] {
-        let Some(got) = fast(config, inputs, shards, block) else {
-            assert!(want.starts_with("error"), "{what}: the NAT was not inferred, yet the reference found it");
-            continue;
-        };
-        if got != want {
-            let line = want.lines().zip(got.lines()).position(|(a, b)| a != b).unwrap_or(0);
-            panic!(
-                "{what}: fast path ({shards} shards, blocks of {block}) differs from the reference at line {line}:\n  \
-                 reference: {}\n  fast:      {}",
-                want.lines().nth(line).unwrap_or(""),
-                got.lines().nth(line).unwrap_or("")
-            );
+        for stream in [false, true] {
+            let got = match fast(config, inputs, shards, block, stream) {
+                Ok(got) => got,
+                Err(Skip::NotInferred) => {
+                    assert!(want.starts_with("error"), "{what}: the NAT was not inferred, yet the reference found it");
+                    continue;
+                }
+                Err(Skip::Unusable) => {
+                    assert_eq!(order, Order::Any, "{what}: the streams refused records in time order");
+                    continue;
+                }
+            };
+            if got != want {
+                let line = want.lines().zip(got.lines()).position(|(a, b)| a != b).unwrap_or(0);
+                panic!(
+                    "{what}: fast path ({shards} shards, blocks of {block}, streaming {stream}) differs from the \
+                     reference at line {line}:\n  reference: {}\n  fast:      {}",
+                    want.lines().nth(line).unwrap_or(""),
+                    got.lines().nth(line).unwrap_or("")
+                );
+            }
         }
     }
     !want.starts_with("error")
@@ -152,14 +194,14 @@ fn scenario_gives_the_reference_report(name: &str) {
         ("nat-v2+clients", vec![("nat-v2", sim.nat_v2()), ("clients-v2", sim.clients_v2())]),
     ];
     for (layout, inputs) in &layouts {
-        assert!(assert_same(&format!("{name} {layout}"), &config, inputs), "{name} {layout}: no report");
+        assert!(assert_same(&format!("{name} {layout}"), &config, inputs, Order::InTime), "{name} {layout}: no report");
     }
     // The VPC ranges assumed; the NAT inferred by a first pass.
     let assumed = AnalyzeConfig { vpc_cidrs: CidrSet::default(), ..config.clone() };
-    assert_same(&format!("{name} nat-v2+clients, assumed ranges"), &assumed, &layouts[2].1);
+    assert_same(&format!("{name} nat-v2+clients, assumed ranges"), &assumed, &layouts[2].1, Order::InTime);
     let inferred = AnalyzeConfig { nat_addresses: Vec::new(), ..config.clone() };
     for (layout, inputs) in &layouts {
-        assert!(assert_same(&format!("{name} {layout}, NAT inferred"), &inferred, inputs));
+        assert!(assert_same(&format!("{name} {layout}, NAT inferred"), &inferred, inputs, Order::InTime));
     }
 }
 
@@ -221,6 +263,26 @@ fn random_input(rng: &mut SmallRng, lines: usize, custom: bool) -> Vec<u8> {
     out.into_bytes()
 }
 
+/// The lines sorted by (first, last second, TCP flags), as the estimator orders one port's records.
+fn in_time_order(input: &[u8], custom: bool) -> Vec<u8> {
+    let text = std::str::from_utf8(input).unwrap();
+    let mut lines = text.lines();
+    let header = lines.next().unwrap();
+    let (s, e, f) = if custom { (8, 9, Some(12)) } else { (10, 11, None) };
+    let mut body: Vec<&str> = lines.collect();
+    body.sort_by_key(|l| {
+        let w: Vec<&str> = l.split(' ').collect();
+        let (a, b) = (w[s].parse::<u64>().unwrap(), w[e].parse::<u64>().unwrap());
+        (a.min(b), a.max(b), f.map(|i| w[i].parse::<u16>().unwrap()))
+    });
+    let mut out = format!("{header}\n");
+    for l in body {
+        out.push_str(l);
+        out.push('\n');
+    }
+    out.into_bytes()
+}
+
 #[test]
 fn random_inputs_give_the_reference_report() {
     let mut rng = SmallRng::seed_from_u64(0x5eed);
@@ -228,7 +290,14 @@ fn random_inputs_give_the_reference_report() {
     for round in 0..40 {
         let custom = round % 2 == 1;
         let lines = [50, 400, 3000][round % 3];
-        let input = random_input(&mut rng, lines, custom);
+        let mut input = random_input(&mut rng, lines, custom);
+        // Half the rounds in time order (as flow logs are written), so the streams must take them.
+        let order = if round % 4 < 2 {
+            input = in_time_order(&input, custom);
+            Order::InTime
+        } else {
+            Order::Any
+        };
         let nat: Vec<IpAddr> = match round % 5 {
             0 => vec!["10.0.0.5".parse().unwrap()],
             1 => vec!["10.0.0.5".parse().unwrap(), "10.0.0.6".parse().unwrap()],
@@ -246,7 +315,7 @@ fn random_inputs_give_the_reference_report() {
             nat_interface: (round % 7 == 3).then(|| InterfaceId::try_from("eni-0bbb".to_owned()).unwrap()),
             ..AnalyzeConfig::default()
         };
-        reports += usize::from(assert_same(&format!("random round {round}"), &config, &[("random", input)]));
+        reports += usize::from(assert_same(&format!("random round {round}"), &config, &[("random", input)], order));
     }
     // A fifth of the rounds name a NAT address that never occurs; most others must reach a report.
     assert!(reports >= 25, "only {reports} of 40 random rounds produced a report");

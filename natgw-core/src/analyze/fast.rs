@@ -21,9 +21,10 @@ use super::{
     ASSUMED_CIDRS_NOTE, AnalyzeConfig, AnalyzeError, Counts, Gathered, Legs, NatScores, NatSet, Obs, Shard, Sides,
     inferred_note, intern, internal_ranges, nat_not_seen, no_records, observe, remap_ifaces,
 };
-use crate::estimate;
+use crate::estimate::stream::DestStream;
+use crate::estimate::{self, NatFlowObs};
 use crate::flowlog::Record;
-use crate::net::CidrSet;
+use crate::net::{CidrSet, Destination};
 
 /// The NAT gateway as a first pass found it: its interface (by ID; `None` for records without one)
 /// and addresses.
@@ -186,6 +187,22 @@ impl FastShard {
         }
     }
 
+    /// Takes the NAT → destination records pushed since the last call, in the order they came, for
+    /// the streaming estimate ([`FlowStreams::feed`]); the shard keeps every other aggregate.
+    pub fn take_flows(&mut self) -> NatFlows {
+        let mut out = Vec::new();
+        for (i, legs) in self.per_iface.iter_mut().enumerate() {
+            let name =
+                (i != 0).then(|| self.ifaces.iter().find(|(_, n)| **n as usize == i).map(|(k, _)| k.clone())).flatten();
+            for (d, agg) in legs.on_nat.dests.iter_mut().chain(legs.off_nat.dests.iter_mut()) {
+                if !agg.flows.is_empty() {
+                    out.push((name.clone(), *d, std::mem::take(&mut agg.flows)));
+                }
+            }
+        }
+        NatFlows(out)
+    }
+
     /// Moves `other`'s legs into this shard (interface numbers remapped).
     pub fn absorb(&mut self, other: FastShard) {
         let remap = remap_ifaces(&mut self.ifaces, other.ifaces);
@@ -214,7 +231,12 @@ impl FastShard {
 
     /// Steps 1–2 of the analysis from the classified legs: the NAT interface, then the legs as
     /// classified for it.
-    pub(super) fn gather(self, cfg: &AnalyzeConfig, inferred: Option<&InferredNat>) -> Result<Gathered, AnalyzeError> {
+    pub(super) fn gather(
+        self,
+        cfg: &AnalyzeConfig,
+        inferred: Option<&InferredNat>,
+        streams: Option<FlowStreams>,
+    ) -> Result<Gathered, AnalyzeError> {
         let (internal, assumed_cidrs) = internal_ranges(cfg);
         if self.per_iface.iter().all(|l| l.kept == 0) {
             return Err(no_records(self.counts));
@@ -262,6 +284,25 @@ impl FastShard {
             from_client_ifaces |= l.kept > 0 && nat_iface.is_some_and(|n| n != i && i != 0);
             legs.merge(if on_nat { l.on_nat } else { l.off_nat });
         }
+        if let Some(streams) = streams {
+            if !streams.usable() {
+                return Err(AnalyzeError::StreamOrder);
+            }
+            for ((name, d), stream) in streams.streams {
+                let i = match &name {
+                    None => 0,
+                    Some(n) => self.ifaces.get(n.as_str()).copied().unwrap_or(u32::MAX),
+                };
+                if !nat_iface.is_none_or(|n| n == i || i == 0) {
+                    continue;
+                }
+                let agg = legs.dests.entry(d).or_default();
+                if !agg.flows.is_empty() || agg.stream.is_some() {
+                    return Err(AnalyzeError::StreamOrder);
+                }
+                agg.stream = Some(Box::new(stream));
+            }
+        }
         Ok(Gathered {
             counts: self.counts,
             nat_iface,
@@ -275,5 +316,41 @@ impl FastShard {
             any_pkt_dst: self.any_pkt_dst,
             from_client_ifaces,
         })
+    }
+}
+
+/// NAT → destination records of one part of the input (a chunk of a file, a gzip file), in the order
+/// they came, by interface (`None`: the format has no interface ID) and destination.
+#[derive(Debug, Default)]
+pub struct NatFlows(Vec<(Option<String>, Destination, Vec<NatFlowObs>)>);
+
+/// The streaming estimates of every (interface, destination), fed with [`NatFlows`] in input order:
+/// the parts of the input must come in time order, and the records of each NAT port within them
+/// (flow logs are written that way; a part that breaks it makes the streams
+/// [`usable`](FlowStreams::usable) no more, and the records must then be analysed in memory).
+#[derive(Debug, Default)]
+pub struct FlowStreams {
+    streams: HashMap<(Option<String>, Destination), DestStream>,
+}
+
+impl FlowStreams {
+    /// Adds the next part's records.
+    pub fn feed(&mut self, flows: NatFlows) {
+        for (iface, d, obs) in flows.0 {
+            let stream = self.streams.entry((iface, d)).or_insert_with(|| DestStream::new(d.protocol));
+            for o in &obs {
+                stream.push(o);
+            }
+        }
+    }
+
+    /// False when the streams cannot give the reference's estimates: records came out of order on a
+    /// NAT port, or one destination's records came both with and without interface IDs.
+    pub fn usable(&self) -> bool {
+        let mixed = self
+            .streams
+            .keys()
+            .any(|(name, d)| name.is_none() && self.streams.keys().any(|(other, e)| other.is_some() && e == d));
+        !mixed && !self.streams.values().any(DestStream::disordered)
     }
 }

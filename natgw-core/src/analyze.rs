@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
+use rustc_hash::FxHashMap as HashMap;
 
 use crate::estimate::stream::DestStream;
 use crate::estimate::{self, Estimate, EstimateContext, HoldModel, NatFlowObs, ReuseStats};
@@ -460,7 +460,7 @@ struct Legs {
     dests: HashMap<Destination, DestAgg>,
     /// Replies to a secondary NAT address are logged with the primary in dstaddr: the address used
     /// is in pkt-dstaddr when the format has it, else only the NAT port identifies the flow.
-    replied: HashSet<(Option<IpAddr>, u16, Destination)>,
+    replied: HashMap<Destination, Replied>,
     reply_bytes: HashMap<Destination, u64>,
     clients: HashMap<ClientKey, ClientFlow>,
 }
@@ -481,7 +481,7 @@ impl Legs {
             // Destination → NAT.
             let d = Destination { address: o.src, port: o.sport, protocol: o.proto };
             let used = o.pkt_dst.filter(|a| nat.contains(a));
-            self.replied.insert((used, o.dport, d));
+            self.replied.entry(d).or_default().insert(used, o.dport);
             *self.reply_bytes.entry(d).or_default() += o.bytes;
         } else if let Some((key, request)) = client_leg(o, on_nat, sides, internal) {
             let f = self.clients.entry(key).or_default();
@@ -521,12 +521,103 @@ impl Legs {
                 mine.flows.extend(agg.flows);
             }
         }
-        if self.replied.len() < other.replied.len() {
-            std::mem::swap(&mut self.replied, &mut other.replied);
+        for (d, r) in other.replied {
+            self.replied.entry(d).or_default().merge(r);
         }
-        self.replied.extend(other.replied);
         for (d, b) in other.reply_bytes {
             *self.reply_bytes.entry(d).or_default() += b;
+        }
+    }
+}
+
+/// The NAT ports a destination answered: by NAT address when the format has pkt-dstaddr, by port
+/// alone otherwise.
+#[derive(Debug, Clone, Default)]
+struct Replied {
+    any_address: PortSet,
+    by_address: Vec<(IpAddr, PortSet)>,
+}
+
+impl Replied {
+    fn insert(&mut self, address: Option<IpAddr>, port: u16) {
+        match address {
+            None => self.any_address.insert(port),
+            Some(a) => match self.by_address.iter_mut().find(|(b, _)| *b == a) {
+                Some((_, set)) => set.insert(port),
+                None => {
+                    let mut set = PortSet::default();
+                    set.insert(port);
+                    self.by_address.push((a, set));
+                }
+            },
+        }
+    }
+
+    fn contains(&self, address: IpAddr, port: u16) -> bool {
+        self.any_address.contains(port) || self.by_address.iter().any(|(a, s)| *a == address && s.contains(port))
+    }
+
+    fn merge(&mut self, other: Replied) {
+        self.any_address.merge(&other.any_address);
+        for (a, set) in other.by_address {
+            match self.by_address.iter_mut().find(|(b, _)| *b == a) {
+                Some((_, mine)) => mine.merge(&set),
+                None => self.by_address.push((a, set)),
+            }
+        }
+    }
+}
+
+/// A set of ports: a short list while there are few (most destinations), a 8-KiB bitmap beyond. Its
+/// size is bounded by the port space, whatever the number of records.
+#[derive(Debug, Clone)]
+enum PortSet {
+    Few(Vec<u16>),
+    Many(Box<[u64; 1024]>),
+}
+
+impl Default for PortSet {
+    fn default() -> PortSet {
+        PortSet::Few(Vec::new())
+    }
+}
+
+impl PortSet {
+    const FEW: usize = 64;
+
+    fn insert(&mut self, port: u16) {
+        match self {
+            PortSet::Few(v) if v.contains(&port) => {}
+            PortSet::Few(v) if v.len() < Self::FEW => v.push(port),
+            PortSet::Few(v) => {
+                let mut bits = Box::new([0u64; 1024]);
+                for p in v.iter().copied().chain([port]) {
+                    bits[usize::from(p >> 6)] |= 1 << (p & 63);
+                }
+                *self = PortSet::Many(bits);
+            }
+            PortSet::Many(bits) => bits[usize::from(port >> 6)] |= 1 << (port & 63),
+        }
+    }
+
+    fn contains(&self, port: u16) -> bool {
+        match self {
+            PortSet::Few(v) => v.contains(&port),
+            PortSet::Many(bits) => bits[usize::from(port >> 6)] & (1 << (port & 63)) != 0,
+        }
+    }
+
+    fn merge(&mut self, other: &PortSet) {
+        match (&mut *self, other) {
+            (PortSet::Many(mine), PortSet::Many(theirs)) => {
+                mine.iter_mut().zip(theirs.iter()).for_each(|(a, b)| *a |= b);
+            }
+            (_, PortSet::Few(v)) => v.iter().for_each(|p| self.insert(*p)),
+            (PortSet::Few(v), PortSet::Many(theirs)) => {
+                let mut bits = theirs.clone();
+                v.iter().for_each(|p| bits[usize::from(p >> 6)] |= 1 << (p & 63));
+                *self = PortSet::Many(bits);
+            }
         }
     }
 }
@@ -691,7 +782,7 @@ impl Analysis {
             estimates.insert(*d, agg.estimate(d.protocol, &ctx));
             // NAT ports the destination never answered, by the minute of their first record.
             for (address, port, first) in agg.ports() {
-                if !replied.contains(&(Some(address), port, *d)) && !replied.contains(&(None, port, *d)) {
+                if !replied.get(d).is_some_and(|r| r.contains(address, port)) {
                     *nat_unanswered.entry((*d, first / 60)).or_default() += 1;
                 }
             }
@@ -1174,6 +1265,35 @@ impl NatScores {
         addrs.truncate(7);
         addrs.insert(0, primary);
         Some((iface, addrs))
+    }
+}
+
+#[cfg(test)]
+mod port_set_tests {
+    use super::PortSet;
+
+    #[test]
+    fn a_port_set_is_a_set_on_both_sides_of_the_switch() {
+        let (mut a, mut b) = (PortSet::default(), PortSet::default());
+        for p in (0..200u16).map(|i| i.wrapping_mul(331)) {
+            a.insert(p);
+            a.insert(p);
+        }
+        assert!(matches!(a, PortSet::Many(_)));
+        b.insert(65_535);
+        b.insert(7);
+        assert!(matches!(b, PortSet::Few(_)));
+        for p in [0u16, 331, 662, 199u16.wrapping_mul(331)] {
+            assert!(a.contains(p));
+        }
+        assert!(!a.contains(1) && !b.contains(8) && b.contains(65_535));
+        let mut few = b.clone();
+        few.merge(&a);
+        a.merge(&b);
+        for p in [7u16, 65_535, 331] {
+            assert!(a.contains(p) && few.contains(p));
+        }
+        assert!(!a.contains(3) && !few.contains(3));
     }
 }
 

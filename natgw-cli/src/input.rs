@@ -212,6 +212,7 @@ pub fn read_all(
     given: &LogFormat,
     threads: usize,
     analyzer: &mut Analyzer,
+    stream: bool,
 ) -> Result<(), InputError> {
     let inputs: Vec<Input> = paths.iter().map(|p| probe(p, given)).collect::<Result<_, _>>()?;
     let mut tasks = Vec::new();
@@ -249,8 +250,8 @@ pub fn read_all(
     // (memory bounded by ports and seconds, not records). Should the records of a NAT port come out of
     // time order, the streams cannot be exact: read again, keeping those records in memory. Standard
     // input cannot be read again, so it never streams.
-    let streamable = fast.is_some() && !inputs.iter().any(|i| matches!(i.source, Source::Stdin));
-    let sequencer = streamable.then(Sequencer::default);
+    let streamable = stream && fast.is_some() && !inputs.iter().any(|i| matches!(i.source, Source::Stdin));
+    let sequencer = streamable.then(|| Sequencer::new(analyzer.flow_streams()));
     let sink = || match &fast {
         Some(f) => Sink::Fast(Box::new(f.clone())),
         None => Sink::Reference(Shard::default()),
@@ -326,7 +327,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// whichever worker finished the task: a worker hands its task's flows over; whoever holds the
 /// streams feeds every task that is next in line, the others go back to parsing. Tasks are taken in
 /// order, so few wait.
-#[derive(Default)]
 struct Sequencer {
     waiting: Mutex<BTreeMap<usize, NatFlows>>,
     /// The next task to feed, and the streams.
@@ -334,6 +334,10 @@ struct Sequencer {
 }
 
 impl Sequencer {
+    fn new(streams: FlowStreams) -> Sequencer {
+        Sequencer { waiting: Mutex::default(), streams: Mutex::new((0, streams)) }
+    }
+
     fn submit(&self, task: usize, flows: NatFlows) {
         lock(&self.waiting).insert(task, flows);
         loop {

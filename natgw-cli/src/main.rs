@@ -11,7 +11,7 @@ use std::io::{self, Write};
 use std::process::ExitCode;
 
 use clap::Parser;
-use natgw_core::analyze::{AnalyzeConfig, Analyzer};
+use natgw_core::analyze::{AnalyzeConfig, AnalyzeError, Analyzer};
 use natgw_core::insights::{self, NatTarget, QueryScope, SourceView};
 use natgw_core::net::CidrSet;
 use natgw_core::prefixes::ServicePrefixes;
@@ -94,10 +94,20 @@ fn analyze(a: AnalyzeArgs) -> Result<u8, Failure> {
         ..AnalyzeConfig::default()
     };
     let format = a.log_format.clone().unwrap_or_default();
-    let mut analyzer = Analyzer::new(config);
     let threads = a.threads.map_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()), usize::from);
-    input::read_all(&a.files, &format, threads, &mut analyzer).map_err(|e| Failure::new(exit::INPUT, e.0))?;
-    let report = analyzer.finish().map_err(|e| Failure::new(exit::INPUT, e.to_string()))?;
+    let analyse = |stream: bool| {
+        let mut analyzer = Analyzer::new(config.clone());
+        input::read_all(&a.files, &format, threads, &mut analyzer, stream)
+            .map_err(|e| Failure::new(exit::INPUT, e.0))?;
+        Ok::<_, Failure>(analyzer.finish())
+    };
+    // Streaming keeps memory flat; records that do not come in time order (files of one period read
+    // one after the other, say) are read again and kept in memory. Same report either way.
+    let report = match analyse(true)? {
+        Err(AnalyzeError::StreamOrder) => analyse(false)?,
+        other => other,
+    }
+    .map_err(|e| Failure::new(exit::INPUT, e.to_string()))?;
     let mut out = io::stdout().lock();
     render::report(&report, a.output, &mut out)?;
     out.flush()?;

@@ -6,7 +6,6 @@
 //! form; `finish` does the rest. The live AWS path reuses [`estimate`](crate::estimate) and
 //! [`findings`](crate::findings) on the results of Logs Insights queries, so no rule exists twice.
 
-use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use rustc_hash::FxHashMap as HashMap;
@@ -26,7 +25,9 @@ use crate::report::{
 use crate::time::Timestamp;
 use crate::topology::VpcEndpointInfo;
 
+mod clients;
 mod fast;
+use clients::{ClientAgg, ClientKey, ClientRec};
 pub use fast::{FastShard, FlowStreams, NatEvidence, NatFlows};
 
 /// The fields the analysis reads; a parser can skip the rest ([`crate::flowlog::LineParser::with_fields`]).
@@ -331,6 +332,13 @@ impl Analyzer {
         }
     }
 
+    /// Empty streams for the fast shards' flows ([`FastShard::take_flows`]): they take the NAT
+    /// interface as configured or found by the first pass, else as the first NAT flows show it.
+    pub fn flow_streams(&self) -> FlowStreams {
+        let known = self.config.nat_interface.as_ref().map(|i| i.as_str().to_owned());
+        FlowStreams::new(known.as_deref().or(self.inferred.as_ref().and_then(|n| n.iface.as_deref())))
+    }
+
     /// Takes the streaming estimates the fast shards' NAT flows were fed to ([`FastShard::take_flows`],
     /// [`FlowStreams::feed`]). Every NAT flow of the fast shards must have gone to them.
     pub fn absorb_streams(&mut self, streams: FlowStreams) {
@@ -368,31 +376,6 @@ impl Analyzer {
             self.fast = Some(f);
         }
         self.finish()
-    }
-}
-
-/// Which side of the NAT a leg is on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-struct ClientKey {
-    client: IpAddr,
-    client_port: u16,
-    host: Option<IpAddr>,
-    host_port: u16,
-    proto: Protocol,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct ClientFlow {
-    /// The earliest start of its request-direction records (`u64::MAX` until one is seen).
-    start: u64,
-    bytes: u64,
-    answered: bool,
-    seen_request: bool,
-}
-
-impl Default for ClientFlow {
-    fn default() -> ClientFlow {
-        ClientFlow { start: u64::MAX, bytes: 0, answered: false, seen_request: false }
     }
 }
 
@@ -462,7 +445,8 @@ struct Legs {
     /// is in pkt-dstaddr when the format has it, else only the NAT port identifies the flow.
     replied: HashMap<Destination, Replied>,
     reply_bytes: HashMap<Destination, u64>,
-    clients: HashMap<ClientKey, ClientFlow>,
+    /// Client-side records, for the client flows ([`clients`]); drained as they come when streaming.
+    clients: Vec<(ClientKey, ClientRec)>,
 }
 
 impl Legs {
@@ -484,14 +468,7 @@ impl Legs {
             self.replied.entry(d).or_default().insert(used, o.dport);
             *self.reply_bytes.entry(d).or_default() += o.bytes;
         } else if let Some((key, request)) = client_leg(o, on_nat, sides, internal) {
-            let f = self.clients.entry(key).or_default();
-            f.bytes += o.bytes;
-            if request {
-                f.start = f.start.min(o.start);
-                f.seen_request = true;
-            } else {
-                f.answered = true;
-            }
+            self.clients.push((key, ClientRec { start: o.start, end: o.end, bytes: o.bytes, request }));
         }
     }
 
@@ -500,13 +477,7 @@ impl Legs {
         if self.clients.len() < other.clients.len() {
             std::mem::swap(&mut self.clients, &mut other.clients);
         }
-        for (k, f) in other.clients {
-            let mine = self.clients.entry(k).or_default();
-            mine.start = mine.start.min(f.start);
-            mine.bytes += f.bytes;
-            mine.answered |= f.answered;
-            mine.seen_request |= f.seen_request;
-        }
+        self.clients.append(&mut other.clients);
         for (d, agg) in other.dests {
             let mine = self.dests.entry(d).or_default();
             mine.records += agg.records;
@@ -639,6 +610,8 @@ struct Gathered {
     any_pkt_dst: bool,
     /// Some kept record was logged on an interface other than the NAT gateway's.
     from_client_ifaces: bool,
+    /// The client flows, when streamed (else made from `legs.clients`).
+    client_flows: Option<ClientAgg>,
 }
 
 fn no_records(c: Counts) -> AnalyzeError {
@@ -731,6 +704,7 @@ impl Analysis {
             t_max,
             any_pkt_dst: a.main.obs.iter().any(|o| o.pkt_dst.is_some()),
             from_client_ifaces: a.main.obs.iter().any(|o| nat_iface.is_some_and(|i| i != o.iface && o.iface != 0)),
+            client_flows: None,
         };
         Analysis::report(cfg, &a.inputs, &a.formats, gathered)
     }
@@ -743,7 +717,11 @@ impl Analysis {
         formats: &[String],
         g: Gathered,
     ) -> Result<Report, AnalyzeError> {
-        let Legs { mut dests, replied, reply_bytes, mut clients } = g.legs;
+        let Legs { mut dests, replied, reply_bytes, clients } = g.legs;
+        let clients = match g.client_flows {
+            Some(streamed) => streamed,
+            None => ClientAgg::of_records(clients),
+        };
         let primary = g.nat_addrs[0];
         let limit = destination_limit(g.nat_addrs.len() as u32);
         if dests.is_empty() {
@@ -751,8 +729,7 @@ impl Analysis {
         }
 
         // Which client legs to use: named destinations (pkt-dstaddr or client interfaces) when any.
-        let known_host = clients.keys().any(|k| k.host.is_some());
-        clients.retain(|k, f| f.seen_request && (k.host.is_some() == known_host));
+        let known_host = clients.any_host;
         let attribution = if !known_host {
             Attribution {
                 method: AttributionMethod::Unavailable,
@@ -814,19 +791,12 @@ impl Analysis {
 
         // 4. Dropped attempts: client legs with no answer, beyond those the destination itself left
         // unanswered, per minute.
-        // (destination if named, port, protocol, minute) → (unanswered, all) client flows.
-        type MinuteKey = (Option<IpAddr>, u16, Protocol, u64);
-        let mut unanswered: BTreeMap<MinuteKey, (u64, u64)> = BTreeMap::new();
-        for (k, f) in &clients {
-            let e = unanswered.entry((k.host, k.host_port, k.proto, f.start / 60)).or_default();
-            e.1 += 1;
-            if !f.answered {
-                e.0 += 1;
-            }
-        }
+        // (destination if named, port, protocol, minute) → (unanswered, all) client flows, from the
+        // legs that name their destination when some do.
+        let unanswered = clients.minutes.iter().filter(|(k, _)| k.0.is_some() == known_host);
         let mut drops: HashMap<Destination, (u64, u64)> = HashMap::default(); // (count, first minute)
         let mut unexplained = 0u64;
-        for (&(host, port, proto, minute), &(u, total)) in &unanswered {
+        for (&(host, port, proto, minute), &(u, total)) in unanswered {
             let nat_side: u64 = match host {
                 Some(h) => nat_unanswered
                     .get(&(Destination { address: h, port, protocol: proto }, minute))
@@ -920,13 +890,8 @@ impl Analysis {
                 }
             }
         } else if known_host {
-            for (k, f) in &clients {
-                if let Some(h) = k.host {
-                    let d = Destination { address: h, port: k.host_port, protocol: k.proto };
-                    let e = sources.entry(d).or_default().entry(k.client).or_default();
-                    e.0 += 1;
-                    e.1 += f.bytes;
-                }
+            for (&(d, client), &counts) in &clients.sources {
+                sources.entry(d).or_default().insert(client, counts);
             }
         }
 
@@ -1299,6 +1264,8 @@ mod port_set_tests {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
 
     /// The count the old sort-and-dedup implementation made.

@@ -9,7 +9,7 @@
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
-use natgw_core::analyze::{AnalyzeConfig, Analyzer, FlowStreams};
+use natgw_core::analyze::{AnalyzeConfig, Analyzer};
 use natgw_core::flowlog::{LogFormat, ParseStats, parse_all};
 use natgw_core::net::{CidrSet, InterfaceId};
 use natgw_testkit::sim::{Scenario, Simulation};
@@ -64,7 +64,7 @@ fn fast(config: &AnalyzeConfig, inputs: &[Input], shards: usize, block: usize, s
     let template = a.fast_shard().expect("the NAT addresses are known");
     let mut parts = vec![template; shards];
     let mut stats: Vec<(&str, ParseStats)> = Vec::new();
-    let mut streams = FlowStreams::default();
+    let mut streams = a.flow_streams();
     let mut n = 0usize;
     for (name, bytes) in inputs {
         let s = parse_all(bytes, LogFormat::default(), false, &mut |r| {
@@ -95,7 +95,10 @@ fn fast(config: &AnalyzeConfig, inputs: &[Input], shards: usize, block: usize, s
     for (name, s) in stats {
         a.add_input(name, &LogFormat::default(), s);
     }
-    Ok(outcome(a.finish()))
+    match a.finish() {
+        Err(natgw_core::analyze::AnalyzeError::StreamOrder) => Err(Skip::Unusable),
+        r => Ok(outcome(r)),
+    }
 }
 
 fn outcome(r: Result<natgw_core::report::Report, natgw_core::analyze::AnalyzeError>) -> String {
@@ -207,7 +210,9 @@ fn scenario_gives_the_reference_report(name: &str) {
 
 /// Random records over small pools of addresses, ports and times, so that legs, port reuse, ties,
 /// several interfaces, secondary NAT addresses, reversed start/end, NODATA and REJECT all occur.
-fn random_input(rng: &mut SmallRng, lines: usize, custom: bool) -> Vec<u8> {
+/// `realistic`: the NAT gateway's legs only on its interface (eni-0aaa), a client's own records only
+/// on the other, as AWS logs them; else any record on any interface.
+fn random_input(rng: &mut SmallRng, lines: usize, custom: bool, realistic: bool) -> Vec<u8> {
     let mut out = String::new();
     if custom {
         out.push_str("version interface-id srcaddr dstaddr srcport dstport protocol bytes start end action log-status tcp-flags pkt-srcaddr pkt-dstaddr\n");
@@ -234,12 +239,18 @@ fn random_input(rng: &mut SmallRng, lines: usize, custom: bool) -> Vec<u8> {
             end = start.saturating_sub(5);
         }
         // Which leg: client → NAT, NAT → host, host → NAT, NAT → client, or a client's own record.
-        let (src, dst, sport, dport, psrc, pdst) = match rng.random_range(0..5) {
+        let leg = rng.random_range(0..5);
+        let (src, dst, sport, dport, psrc, pdst) = match leg {
             0 => (c, n, cport, hport, c, h),
             1 => (n, h, nport, hport, n, h),
             2 => (h, n, hport, nport, h, n),
             3 => (n, c, hport, cport, h, c),
             _ => (c, h, cport, hport, c, h),
+        };
+        let iface = match (realistic, leg) {
+            (false, _) => iface,
+            (true, 4) => "eni-0bbb",
+            (true, _) => "eni-0aaa",
         };
         let action = if rng.random_bool(0.03) { "REJECT" } else { "ACCEPT" };
         let status = if rng.random_bool(0.02) { "NODATA" } else { "OK" };
@@ -290,11 +301,15 @@ fn random_inputs_give_the_reference_report() {
     for round in 0..40 {
         let custom = round % 2 == 1;
         let lines = [50, 400, 3000][round % 3];
-        let mut input = random_input(&mut rng, lines, custom);
-        // Half the rounds in time order (as flow logs are written), so the streams must take them.
-        let order = if round % 4 < 2 {
+        // Half the rounds in time order and on the interfaces AWS would log them on, so the streams
+        // must take them; unless the NAT interface's records name destinations (the custom format's
+        // pkt-dstaddr) while the same clients' own interfaces are read too: the streams refuse that
+        // (see FlowStreams).
+        let realistic = round % 4 < 2;
+        let mut input = random_input(&mut rng, lines, custom, realistic);
+        let order = if realistic {
             input = in_time_order(&input, custom);
-            Order::InTime
+            if custom { Order::Any } else { Order::InTime }
         } else {
             Order::Any
         };

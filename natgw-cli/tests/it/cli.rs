@@ -158,6 +158,39 @@ fn nat_and_client_logs_together_attribute_sources_and_stdin_works() {
     assert_eq!(top["sources"][0]["connections"], truth.top_clients[0].attempts);
 }
 
+/// Files read one after the other stream (memory flat); records out of time order are read again and
+/// kept in memory. Either way the report is the one standard input (never streamed) gives.
+#[test]
+fn records_out_of_time_order_give_the_same_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Simulation::run(&Scenario::builtin("hot-s3").unwrap()).unwrap();
+    let text = sim.nat_v2();
+    let mut lines: Vec<&[u8]> = text.split_inclusive(|b| *b == b'\n').collect();
+    let header = lines.remove(0);
+    let mut reversed = header.to_vec();
+    lines.iter().rev().for_each(|l| reversed.extend_from_slice(l));
+    std::fs::write(dir.path().join("in-order.log"), &text).unwrap();
+    std::fs::write(dir.path().join("reversed.log"), &reversed).unwrap();
+    let args = ["--nat-ip", "10.0.0.142", "--vpc-cidr", "10.0.0.0/16", "--vpc-cidr", "100.64.0.0/16", "-o", "json"];
+    let report = |file: &str, stdin: Option<&[u8]>| {
+        let mut cmd = in_dir(dir.path());
+        cmd.arg("analyze").arg(file).args(args).stdout(Stdio::piped()).stdin(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        let input = stdin.map(<[u8]>::to_vec).unwrap_or_default();
+        let mut pipe = child.stdin.take().unwrap();
+        let writer = std::thread::spawn(move || pipe.write_all(&input));
+        let out = child.wait_with_output().unwrap();
+        writer.join().unwrap().unwrap();
+        let mut r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        r["input"]["sources"] = serde_json::Value::Null;
+        (out.status.code(), r)
+    };
+    let want = report("-", Some(&text));
+    assert_eq!(want.0, Some(5));
+    assert_eq!(report("in-order.log", None), want);
+    assert_eq!(report("reversed.log", None), want);
+}
+
 #[test]
 fn a_closed_pipe_is_a_clean_exit() {
     // Output far larger than a pipe's buffer (5,000 destinations as JSON), so the tool is still

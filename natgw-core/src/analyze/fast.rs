@@ -17,6 +17,7 @@ use std::net::IpAddr;
 
 use rustc_hash::FxHashMap as HashMap;
 
+use super::clients::{ClientKey, ClientRec, ClientTracker};
 use super::{
     ASSUMED_CIDRS_NOTE, AnalyzeConfig, AnalyzeError, Counts, Gathered, Legs, NatScores, NatSet, Obs, Shard, Sides,
     inferred_note, intern, internal_ranges, nat_not_seen, no_records, observe, remap_ifaces,
@@ -190,17 +191,22 @@ impl FastShard {
     /// Takes the NAT → destination records pushed since the last call, in the order they came, for
     /// the streaming estimate ([`FlowStreams::feed`]); the shard keeps every other aggregate.
     pub fn take_flows(&mut self) -> NatFlows {
-        let mut out = Vec::new();
+        let mut out = NatFlows::default();
         for (i, legs) in self.per_iface.iter_mut().enumerate() {
             let name =
                 (i != 0).then(|| self.ifaces.iter().find(|(_, n)| **n as usize == i).map(|(k, _)| k.clone())).flatten();
             for (d, agg) in legs.on_nat.dests.iter_mut().chain(legs.off_nat.dests.iter_mut()) {
                 if !agg.flows.is_empty() {
-                    out.push((name.clone(), *d, std::mem::take(&mut agg.flows)));
+                    out.nat.push((name.clone(), *d, std::mem::take(&mut agg.flows)));
+                }
+            }
+            for (on_nat, l) in [(true, &mut legs.on_nat), (false, &mut legs.off_nat)] {
+                if !l.clients.is_empty() {
+                    out.clients.push((name.clone(), on_nat, std::mem::take(&mut l.clients)));
                 }
             }
         }
-        NatFlows(out)
+        out
     }
 
     /// Moves `other`'s legs into this shard (interface numbers remapped).
@@ -284,10 +290,24 @@ impl FastShard {
             from_client_ifaces |= l.kept > 0 && nat_iface.is_some_and(|n| n != i && i != 0);
             legs.merge(if on_nat { l.on_nat } else { l.off_nat });
         }
-        if let Some(streams) = streams {
-            if !streams.usable() {
+        let mut client_flows = None;
+        if let Some(mut streams) = streams {
+            // The client legs were classified for the interface the first NAT flows came on; it must be
+            // the one chosen now (else read again without streaming).
+            let chosen = nat_iface.filter(|i| *i != 0).and_then(|i| iface_names.get(&i).cloned());
+            match &streams.nat_iface {
+                Some(provisional) if *provisional != chosen => return Err(AnalyzeError::StreamOrder),
+                Some(_) => {}
+                None => streams.decide(chosen),
+            }
+            if !streams.usable() || !legs.clients.is_empty() {
                 return Err(AnalyzeError::StreamOrder);
             }
+            let mut flows = super::clients::ClientAgg::default();
+            for tracker in streams.clients.into_values() {
+                flows.merge(tracker.finish());
+            }
+            client_flows = Some(flows);
             for ((name, d), stream) in streams.streams {
                 let i = match &name {
                     None => 0,
@@ -315,42 +335,133 @@ impl FastShard {
             t_max: self.t_max,
             any_pkt_dst: self.any_pkt_dst,
             from_client_ifaces,
+            client_flows,
         })
     }
 }
 
-/// NAT → destination records of one part of the input (a chunk of a file, a gzip file), in the order
-/// they came, by interface (`None`: the format has no interface ID) and destination.
+/// Client-side records of one interface (`None`: no interface IDs), classified as if it is the NAT
+/// gateway's (`true`) or not.
+type ClientGroup = (Option<String>, bool, Vec<(ClientKey, ClientRec)>);
+
+/// The records of one part of the input (a chunk of a file, a gzip file) that stream, in the order
+/// they came, by interface (`None`: the format has no interface ID): NAT → destination records by
+/// destination, and client-side records as classified for the interface being the NAT gateway's or
+/// not.
 #[derive(Debug, Default)]
-pub struct NatFlows(Vec<(Option<String>, Destination, Vec<NatFlowObs>)>);
+pub struct NatFlows {
+    nat: Vec<(Option<String>, Destination, Vec<NatFlowObs>)>,
+    clients: Vec<ClientGroup>,
+}
 
 /// The streaming estimates of every (interface, destination), fed with [`NatFlows`] in input order:
 /// the parts of the input must come in time order, and the records of each NAT port within them
 /// (flow logs are written that way; a part that breaks it makes the streams
 /// [`usable`](FlowStreams::usable) no more, and the records must then be analysed in memory).
+///
+/// Client-side records stream too ([`super::clients`]), classified for the interface the first NAT →
+/// destination records came on (or the configured one; until then they wait), one tracker per
+/// interface, so that files of different interfaces may cover the same time one after the other. The
+/// reference joins a client's records across interfaces; the trackers cannot, so a client address
+/// whose flows (named or not) show on two interfaces makes the streams unusable. AWS gives an address
+/// to one interface, so that happens only when the NAT interface's format names destinations
+/// (pkt-dstaddr) and the clients' own interfaces are read too.
 #[derive(Debug, Default)]
 pub struct FlowStreams {
     streams: HashMap<(Option<String>, Destination), DestStream>,
+    clients: HashMap<Option<String>, ClientTracker>,
+    /// The interface each (client address, destination named) was seen on.
+    client_ifaces: HashMap<(IpAddr, bool), Option<String>>,
+    /// A client address showed on two interfaces.
+    shared_client: bool,
+    /// The NAT gateway's interface as the streams take it, once known (`Some(None)`: no interface IDs).
+    nat_iface: Option<Option<String>>,
+    /// Client records that came before it was known.
+    waiting: Vec<ClientGroup>,
+    waiting_records: usize,
+    /// Too many records waited: the streams give up.
+    overflow: bool,
 }
 
+/// Client records that may wait for the NAT gateway's interface to show (a part or two of the input).
+const MAX_WAITING: usize = 1 << 20;
+
 impl FlowStreams {
+    /// Streams for an analysis whose NAT interface is configured as `nat_interface` (`None`: the
+    /// interface of the first NAT → destination records).
+    pub fn new(nat_interface: Option<&str>) -> FlowStreams {
+        FlowStreams { nat_iface: nat_interface.map(|n| Some(n.to_owned())), ..FlowStreams::default() }
+    }
+
     /// Adds the next part's records.
     pub fn feed(&mut self, flows: NatFlows) {
-        for (iface, d, obs) in flows.0 {
+        if self.nat_iface.is_none() {
+            // The interface with the most NAT → destination records of this part.
+            let mut counts: HashMap<&Option<String>, usize> = HashMap::default();
+            for (iface, _, obs) in &flows.nat {
+                *counts.entry(iface).or_default() += obs.len();
+            }
+            let best = counts.into_iter().max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(a.0))).map(|(k, _)| k.clone());
+            if let Some(iface) = best {
+                self.decide(iface);
+            }
+        }
+        for (iface, d, obs) in flows.nat {
             let stream = self.streams.entry((iface, d)).or_insert_with(|| DestStream::new(d.protocol));
             for o in &obs {
                 stream.push(o);
             }
         }
+        if self.nat_iface.is_some() {
+            self.feed_clients(flows.clients);
+        } else {
+            self.waiting_records += flows.clients.iter().map(|c| c.2.len()).sum::<usize>();
+            self.overflow |= self.waiting_records > MAX_WAITING;
+            if !self.overflow {
+                self.waiting.extend(flows.clients);
+            }
+        }
     }
 
-    /// False when the streams cannot give the reference's estimates: records came out of order on a
-    /// NAT port, or one destination's records came both with and without interface IDs.
+    /// Takes `iface` as the NAT gateway's and streams the client records that waited for it.
+    fn decide(&mut self, iface: Option<String>) {
+        self.nat_iface = Some(iface);
+        let waiting = std::mem::take(&mut self.waiting);
+        self.feed_clients(waiting);
+    }
+
+    fn feed_clients(&mut self, groups: Vec<ClientGroup>) {
+        let Some(nat) = &self.nat_iface else { return };
+        for (iface, on_nat, recs) in groups {
+            // Records without an interface ID count as the NAT gateway's, as in the reference.
+            if on_nat == (iface.is_none() || iface == *nat) {
+                let tracker = self.clients.entry(iface.clone()).or_default();
+                let mut last = None;
+                for (k, r) in &recs {
+                    let who = (k.client, k.host.is_some());
+                    if last != Some(who) {
+                        last = Some(who);
+                        let owner = self.client_ifaces.entry(who).or_insert_with(|| iface.clone());
+                        self.shared_client |= *owner != iface;
+                    }
+                    tracker.push(*k, r);
+                }
+            }
+        }
+    }
+
+    /// False when the streams cannot give the reference's report: records came out of order on a
+    /// NAT port or too late for their interface's client flows, one destination's records came both
+    /// with and without interface IDs, or a client address on two interfaces.
     pub fn usable(&self) -> bool {
         let mixed = self
             .streams
             .keys()
             .any(|(name, d)| name.is_none() && self.streams.keys().any(|(other, e)| other.is_some() && e == d));
-        !mixed && !self.streams.values().any(DestStream::disordered)
+        !mixed
+            && !self.overflow
+            && !self.shared_client
+            && !self.clients.values().any(ClientTracker::disordered)
+            && !self.streams.values().any(DestStream::disordered)
     }
 }

@@ -19,7 +19,7 @@ use natgw_core::flowlog::{LineError, LogFormat, ParseStats, StreamParser};
 pub struct InputError(pub String);
 
 /// Bytes per task of a plain file.
-const CHUNK: u64 = 8 << 20;
+const CHUNK: u64 = 4 << 20;
 /// Read buffer for streams.
 const BUF: usize = 1 << 20;
 
@@ -144,6 +144,7 @@ fn run_task(
     task: &Task,
     given: &LogFormat,
     shard: &mut Sink,
+    scratch: &mut Vec<u8>,
 ) -> Result<(ParseStats, LogFormat), String> {
     let format = if task.first { given.clone() } else { input.format.clone() };
     let mut parser = StreamParser::new(format, false).with_fields(FIELDS);
@@ -156,9 +157,13 @@ fn run_task(
             let mut file =
                 File::open(&input.path).map_err(|e| format!("cannot open {}: {}", input.name, io_reason(&e)))?;
             file.seek(SeekFrom::Start(a)).map_err(|e| format!("{}: {}", input.name, io_reason(&e)))?;
-            let mut buf = vec![0u8; (b - a) as usize];
-            file.read_exact(&mut buf).map_err(|e| format!("{}: read failed: {}", input.name, io_reason(&e)))?;
-            parser.feed(&buf, &mut push);
+            // One buffer per worker, reused: chunks are the same size, and fresh ones would fragment
+            // the heap.
+            scratch.clear();
+            scratch.reserve_exact((b - a) as usize);
+            scratch.resize((b - a) as usize, 0);
+            file.read_exact(scratch).map_err(|e| format!("{}: read failed: {}", input.name, io_reason(&e)))?;
+            parser.feed(scratch, &mut push);
         }
         (source, _) => {
             let raw: Box<dyn Read> = match source {
@@ -392,10 +397,11 @@ fn run_pool(
         for _ in 0..threads.clamp(1, tasks.len().max(1)) {
             let mut shard = sink();
             scope.spawn(move || {
+                let mut scratch = Vec::new();
                 loop {
                     let t = next.fetch_add(1, Ordering::Relaxed);
                     let Some(task) = tasks.get(t) else { break };
-                    let result = run_task(&inputs[task.input], task, given, &mut shard)
+                    let result = run_task(&inputs[task.input], task, given, &mut shard, &mut scratch)
                         .map(|(stats, format)| Done { task: t, stats, format })
                         .map_err(|e| (t, e));
                     let failed = result.is_err();

@@ -9,9 +9,11 @@
 //!
 //! [`ClientTracker`] streams one interface's records: it keeps only the flows still open and hands
 //! the others to the aggregates ([`ClientAgg`]) as time moves on, so its memory follows the
-//! connections of the last minutes, not the records. It needs the records roughly in time order: one
-//! that comes more than [`LATENESS_SECS`] behind the latest start seen might have joined a flow
-//! already closed, and marks the tracker [`disordered`](ClientTracker::disordered).
+//! connections of the last minutes, not the records. It closes a flow once the latest start seen is
+//! past the flow's last second + 350 s + a lateness allowance: twice the longest record seen (the
+//! log's aggregation interval), at least 120 s, at most [`LATENESS_SECS`]. A record that could still
+//! have joined a flow already closed marks the tracker [`disordered`](ClientTracker::disordered): the
+//! allowance is a bet on the input's order, never on the answer.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -21,8 +23,11 @@ use rustc_hash::FxHashMap as HashMap;
 use crate::limits::IDLE_TIMEOUT_SECS;
 use crate::net::{Destination, Protocol};
 
-/// How far behind the latest start seen a record may come (flow logs aggregate over at most 600 s).
+/// The most a record may come behind the latest start seen (flow logs aggregate over at most 600 s).
 pub const LATENESS_SECS: u64 = 600;
+
+/// The least lateness allowed for.
+const MIN_LATENESS_SECS: u64 = 120;
 
 /// A client flow's 5-tuple, from the client's side.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -45,23 +50,28 @@ pub(super) struct ClientRec {
     pub(super) request: bool,
 }
 
-/// One flow, as far as its records have been seen.
+/// One flow, as far as its records have been seen. Times are Unix seconds in 32 bits (until 2106;
+/// records past that make the tracker refuse): the tracker holds many of these.
 #[derive(Debug, Clone, Copy)]
 struct Flow {
-    first: u64,
-    last: u64,
-    /// The earliest start of its request-direction records (`u64::MAX` until one is seen).
-    request_start: u64,
-    bytes: u64,
+    first: u32,
+    last: u32,
+    /// The earliest start of its request-direction records (`u32::MAX` until one is seen).
+    request_start: u32,
     answered: bool,
+    bytes: u64,
 }
+
+/// Seconds past this do not fit a [`Flow`].
+const LAST_SECOND: u64 = u32::MAX as u64 - 1;
 
 impl Flow {
     fn of(r: &ClientRec) -> Flow {
+        let (start, end) = (r.start.min(LAST_SECOND) as u32, r.end.min(LAST_SECOND) as u32);
         Flow {
-            first: r.start,
-            last: r.end,
-            request_start: if r.request { r.start } else { u64::MAX },
+            first: start,
+            last: end,
+            request_start: if r.request { start } else { u32::MAX },
             bytes: r.bytes,
             answered: !r.request,
         }
@@ -69,7 +79,8 @@ impl Flow {
 
     /// Whether the two chain together (their gap is at most the idle timeout).
     fn touches(&self, other: &Flow) -> bool {
-        other.first <= self.last + IDLE_TIMEOUT_SECS && self.first <= other.last + IDLE_TIMEOUT_SECS
+        let idle = IDLE_TIMEOUT_SECS;
+        u64::from(other.first) <= u64::from(self.last) + idle && u64::from(self.first) <= u64::from(other.last) + idle
     }
 
     fn absorb(&mut self, other: &Flow) {
@@ -85,28 +96,30 @@ impl Flow {
 #[derive(Debug, Clone)]
 struct KeyFlows {
     first: Flow,
-    more: Vec<Flow>,
+    /// Rare: boxed so that the common entry stays small.
+    #[expect(clippy::box_collection, reason = "8 bytes per open 5-tuple instead of 24; most never have a second flow")]
+    more: Option<Box<Vec<Flow>>>,
 }
 
 impl KeyFlows {
     fn new(r: &ClientRec) -> KeyFlows {
-        KeyFlows { first: Flow::of(r), more: Vec::new() }
+        KeyFlows { first: Flow::of(r), more: None }
     }
 
     /// Adds a record: it joins every flow it chains with (merging them), or starts its own.
     fn add(&mut self, r: &ClientRec) {
         let mut joined = Flow::of(r);
         let mut all: Vec<Flow> = Vec::new();
-        if self.more.is_empty() {
+        if self.more.is_none() {
             if self.first.touches(&joined) {
                 self.first.absorb(&joined);
                 return;
             }
-            self.more.push(joined);
+            self.more = Some(Box::new(vec![joined]));
             return;
         }
         all.push(self.first);
-        all.append(&mut self.more);
+        all.extend(self.more.take().into_iter().flat_map(|v| *v));
         // Merge until nothing more chains (a record can bridge two flows).
         loop {
             let before = all.len();
@@ -124,11 +137,11 @@ impl KeyFlows {
         }
         all.push(joined);
         self.first = all.swap_remove(0);
-        self.more = all;
+        self.more = (!all.is_empty()).then(|| Box::new(all));
     }
 
     fn flows(&self) -> impl Iterator<Item = &Flow> {
-        std::iter::once(&self.first).chain(&self.more)
+        std::iter::once(&self.first).chain(self.more.iter().flat_map(|v| v.iter()))
     }
 }
 
@@ -150,10 +163,10 @@ impl ClientAgg {
     fn add(&mut self, k: &ClientKey, f: &Flow) {
         self.any_host |= k.host.is_some();
         // Flows only seen answering (their request was logged elsewhere) are not counted.
-        if f.request_start == u64::MAX {
+        if f.request_start == u32::MAX {
             return;
         }
-        let e = self.minutes.entry((k.host, k.host_port, k.proto, f.request_start / 60)).or_default();
+        let e = self.minutes.entry((k.host, k.host_port, k.proto, u64::from(f.request_start) / 60)).or_default();
         e.1 += 1;
         if !f.answered {
             e.0 += 1;
@@ -199,27 +212,53 @@ impl ClientAgg {
     }
 }
 
+/// A [`ClientKey`] with its addresses numbered: 16 bytes instead of 40, for the many open flows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct OpenKey {
+    client: u32,
+    /// `u32::MAX`: not named.
+    host: u32,
+    client_port: u16,
+    host_port: u16,
+    proto: Protocol,
+}
+
 /// The streaming client flows; see the module docs.
 #[derive(Debug, Clone, Default)]
 pub(super) struct ClientTracker {
-    open: HashMap<ClientKey, KeyFlows>,
+    open: HashMap<OpenKey, KeyFlows>,
+    /// The addresses seen (clients and named destinations: bounded by the hosts, not the records).
+    addresses: Vec<IpAddr>,
+    numbers: HashMap<IpAddr, u32>,
     agg: ClientAgg,
     /// The latest start seen.
     latest: u64,
+    /// The longest record seen (end − start).
+    longest: u64,
+    /// Flows that ended before this (+ 350 s) are closed: a record starting earlier comes too late.
+    closed_before: u64,
     /// When to look for flows to close next.
     next_close: u64,
     disordered: bool,
 }
 
 /// How often (in seconds of the data) the tracker closes the flows time has passed.
-const CLOSE_EVERY_SECS: u64 = 120;
+const CLOSE_EVERY_SECS: u64 = 60;
 
 impl ClientTracker {
     pub(super) fn push(&mut self, key: ClientKey, r: &ClientRec) {
-        if r.start + LATENESS_SECS < self.latest {
+        if r.start < self.closed_before || r.end > LAST_SECOND {
             self.disordered = true;
         }
         self.latest = self.latest.max(r.start);
+        self.longest = self.longest.max(r.end.saturating_sub(r.start));
+        let key = OpenKey {
+            client: self.number(key.client),
+            host: key.host.map_or(u32::MAX, |h| self.number(h)),
+            client_port: key.client_port,
+            host_port: key.host_port,
+            proto: key.proto,
+        };
         match self.open.get_mut(&key) {
             Some(flows) => flows.add(r),
             None => {
@@ -227,31 +266,49 @@ impl ClientTracker {
             }
         }
         if self.latest >= self.next_close {
-            self.close_before(self.latest.saturating_sub(LATENESS_SECS));
+            let lateness = (2 * self.longest).clamp(MIN_LATENESS_SECS, LATENESS_SECS);
+            self.close_before(self.latest.saturating_sub(lateness));
             self.next_close = self.latest + CLOSE_EVERY_SECS;
         }
     }
 
+    fn number(&mut self, address: IpAddr) -> u32 {
+        *self.numbers.entry(address).or_insert_with(|| {
+            self.addresses.push(address);
+            self.addresses.len() as u32 - 1
+        })
+    }
+
     /// Closes the flows no record starting at `horizon` or later can chain with.
     fn close_before(&mut self, horizon: u64) {
+        self.closed_before = self.closed_before.max(horizon);
         let agg = &mut self.agg;
+        let addresses = &self.addresses;
         self.open.retain(|k, flows| {
-            if flows.flows().all(|f| f.last + IDLE_TIMEOUT_SECS < horizon) {
+            let k = &ClientKey {
+                client: addresses[k.client as usize],
+                client_port: k.client_port,
+                host: (k.host != u32::MAX).then(|| addresses[k.host as usize]),
+                host_port: k.host_port,
+                proto: k.proto,
+            };
+            let closed = |f: &Flow| u64::from(f.last) + IDLE_TIMEOUT_SECS < horizon;
+            if flows.flows().all(closed) {
                 flows.flows().for_each(|f| agg.add(k, f));
                 return false;
             }
-            if !flows.more.is_empty() {
+            if flows.more.is_some() {
                 // Close the old flows of a 5-tuple that is in use again.
                 let mut keep: Vec<Flow> = Vec::new();
                 for f in flows.flows() {
-                    if f.last + IDLE_TIMEOUT_SECS < horizon {
+                    if closed(f) {
                         agg.add(k, f);
                     } else {
                         keep.push(*f);
                     }
                 }
                 flows.first = keep.swap_remove(0);
-                flows.more = keep;
+                flows.more = (!keep.is_empty()).then(|| Box::new(keep));
             }
             true
         });

@@ -15,6 +15,8 @@
 
 use std::net::IpAddr;
 
+use std::collections::hash_map::Entry;
+
 use rustc_hash::FxHashMap as HashMap;
 
 use super::{
@@ -36,13 +38,39 @@ struct Cell {
     maybe_until_reuse: u32,
 }
 
-/// One NAT port's state.
+/// One NAT port's state, in 28 bytes (a hot destination has tens of thousands). Times are Unix
+/// seconds in 32 bits: records past 2106 make the stream refuse.
 #[derive(Debug, Clone, Copy)]
 struct Port {
-    open: Option<Segment>,
-    first_start: u64,
+    /// The open segment: its first and last second, and whether it closed (0: no, 1: yes, 2: unknown).
+    start: u32,
+    end: u32,
+    closed: u8,
+    first_start: u32,
     /// The sort key of the last record seen: (start, end, flags + 1 or 0).
-    last: (u64, u64, u32),
+    last: (u32, u32, u32),
+}
+
+impl Port {
+    fn segment(&self) -> Segment {
+        let closed = match self.closed {
+            0 => Some(false),
+            1 => Some(true),
+            _ => None,
+        };
+        Segment { start: u64::from(self.start), end: u64::from(self.end), closed }
+    }
+
+    /// Stores `s` as the open segment (its times fit: they come from records that did).
+    fn set(&mut self, s: Segment) {
+        self.start = s.start as u32;
+        self.end = s.end as u32;
+        self.closed = match s.closed {
+            Some(false) => 0,
+            Some(true) => 1,
+            None => 2,
+        };
+    }
 }
 
 /// The streaming estimate of one destination; see the module docs.
@@ -108,18 +136,36 @@ impl DestStream {
         };
         let tcp = self.protocol == Protocol::TCP;
         self.has_flags |= tcp && o.tcp_flags.is_some();
-        let key = (o.start, o.end, o.tcp_flags.map_or(0, |f| u32::from(f.0) + 1));
-        let port =
-            self.ports.entry((addr as u8, o.nat_port)).or_insert(Port { open: None, first_start: o.start, last: key });
-        let first = port.open.is_none();
+        if o.end.max(o.start) >= u64::from(u32::MAX) {
+            self.disordered = true;
+            return;
+        }
+        let key = (o.start as u32, o.end as u32, o.tcp_flags.map_or(0, |f| u32::from(f.0) + 1));
+        let port = match self.ports.entry((addr as u8, o.nat_port)) {
+            Entry::Vacant(v) => {
+                let mut port = Port { start: 0, end: 0, closed: 0, first_start: key.0, last: key };
+                let mut open = None;
+                advance(&mut open, o, tcp);
+                port.set(open.unwrap_or(Segment { start: o.start, end: o.end, closed: None }));
+                v.insert(port);
+                *self.minutes.entry(o.start / 60).or_default() += 1;
+                return;
+            }
+            Entry::Occupied(e) => e.into_mut(),
+        };
         if key < port.last {
             self.disordered = true;
         }
         let previous = std::mem::replace(&mut port.last, key);
-        if first || previous.0 / 60 != o.start / 60 {
+        if previous.0 / 60 != key.0 / 60 {
             *self.minutes.entry(o.start / 60).or_default() += 1;
         }
-        if let Some(seg) = advance(&mut port.open, o, tcp) {
+        let mut open = Some(port.segment());
+        let ended = advance(&mut open, o, tcp);
+        if let Some(seg) = open {
+            port.set(seg);
+        }
+        if let Some(seg) = ended {
             self.end_segment(addr, seg, Some(o.start), 0);
         }
     }
@@ -129,8 +175,7 @@ impl DestStream {
         if self.data_end.is_some() {
             return;
         }
-        let open: Vec<(usize, Segment)> =
-            self.ports.iter_mut().filter_map(|(k, p)| p.open.take().map(|s| (usize::from(k.0), s))).collect();
+        let open: Vec<(usize, Segment)> = self.ports.iter().map(|(k, p)| (usize::from(k.0), p.segment())).collect();
         for (addr, seg) in open {
             self.end_segment(addr, seg, None, data_end);
         }
@@ -216,7 +261,7 @@ impl DestStream {
 
     /// Every NAT port used, with its address and the start of its first record.
     pub fn ports(&self) -> impl Iterator<Item = (IpAddr, u16, u64)> + '_ {
-        self.ports.iter().map(|(&(a, port), p)| (self.addrs[usize::from(a)], port, p.first_start))
+        self.ports.iter().map(|(&(a, port), p)| (self.addrs[usize::from(a)], port, u64::from(p.first_start)))
     }
 
     /// Peak distinct NAT ports starting a record in one minute.

@@ -158,10 +158,10 @@ fn run_task(
                 File::open(&input.path).map_err(|e| format!("cannot open {}: {}", input.name, io_reason(&e)))?;
             file.seek(SeekFrom::Start(a)).map_err(|e| format!("{}: {}", input.name, io_reason(&e)))?;
             // One buffer per worker, reused: chunks are the same size, and fresh ones would fragment
-            // the heap.
-            scratch.clear();
-            scratch.reserve_exact((b - a) as usize);
-            scratch.resize((b - a) as usize, 0);
+            // the heap. Resizing without clearing zeroes only what grows; the read overwrites the rest.
+            let len = (b - a) as usize;
+            scratch.reserve_exact(len.saturating_sub(scratch.len()));
+            scratch.resize(len, 0);
             file.read_exact(scratch).map_err(|e| format!("{}: read failed: {}", input.name, io_reason(&e)))?;
             parser.feed(scratch, &mut push);
         }

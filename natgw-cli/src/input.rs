@@ -8,7 +8,7 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, TryLockError};
+use std::sync::{Condvar, Mutex, MutexGuard, TryLockError};
 
 use flate2::bufread::MultiGzDecoder;
 use natgw_core::analyze::{Analyzer, FIELDS, FastShard, FlowStreams, NatEvidence, NatFlows, Shard, check_format};
@@ -145,13 +145,13 @@ fn run_task(
     given: &LogFormat,
     shard: &mut Sink,
     scratch: &mut Vec<u8>,
+    part_done: &mut dyn FnMut(&mut Sink),
 ) -> Result<(ParseStats, LogFormat), String> {
     let format = if task.first { given.clone() } else { input.format.clone() };
     let mut parser = StreamParser::new(format, false).with_fields(FIELDS);
     if !task.first {
         parser = parser.without_header();
     }
-    let mut push = |r: &natgw_core::flowlog::Record<'_>| shard.push(r);
     match (&input.source, task.range) {
         (Source::Plain(_), Some((a, b))) => {
             let mut file =
@@ -163,7 +163,7 @@ fn run_task(
             scratch.reserve_exact(len.saturating_sub(scratch.len()));
             scratch.resize(len, 0);
             file.read_exact(scratch).map_err(|e| format!("{}: read failed: {}", input.name, io_reason(&e)))?;
-            parser.feed(scratch, &mut push);
+            parser.feed(scratch, &mut |r| shard.push(r));
         }
         (source, _) => {
             let raw: Box<dyn Read> = match source {
@@ -192,7 +192,9 @@ fn run_task(
                     }
                 };
                 total += n as u64;
-                parser.feed(&buf[..n], &mut push);
+                parser.feed(&buf[..n], &mut |r| shard.push(r));
+                // A gzip file or stdin can be large: hand its records over as they come.
+                part_done(shard);
                 if parser.stats().lines == 0 && total > 4 * BUF as u64 {
                     return Err(format!(
                         "{}: no line break in the first {} MiB: not a flow-log file",
@@ -207,7 +209,7 @@ fn run_task(
         }
     }
     let format = parser.format().clone();
-    let stats = parser.finish(&mut push);
+    let stats = parser.finish(&mut |r| shard.push(r));
     Ok((stats, format))
 }
 
@@ -328,23 +330,51 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Feeds each task's NAT flows to the streaming estimates in task order (the input's order),
-/// whichever worker finished the task: a worker hands its task's flows over; whoever holds the
-/// streams feeds every task that is next in line, the others go back to parsing. Tasks are taken in
-/// order, so few wait.
+/// Tasks a worker may run ahead of the streams, per worker.
+const AHEAD_PER_THREAD: usize = 4;
+
+/// Records a part of a large gzip file or stdin holds before it is handed over.
+const PART_RECORDS: u64 = 1 << 16;
+
+/// Where the streams are: the next (task, part) to feed.
+type Part = (usize, usize);
+
+/// Feeds each task's records to the streaming estimates in input order (task by task, part by part),
+/// whichever worker read them: a worker hands a part over; whoever holds the streams feeds every part
+/// that is next in line, the others go back to parsing. Workers wait before running more than a few
+/// tasks ahead of the streams, so what waits stays small.
 struct Sequencer {
-    waiting: Mutex<BTreeMap<usize, NatFlows>>,
-    /// The next task to feed, and the streams.
-    streams: Mutex<(usize, FlowStreams)>,
+    waiting: Mutex<BTreeMap<Part, (NatFlows, bool)>>,
+    /// The next part to feed, and the streams.
+    streams: Mutex<(Part, FlowStreams)>,
+    /// Tasks fed in full, and its change signalled.
+    fed: Mutex<usize>,
+    progress: Condvar,
 }
 
 impl Sequencer {
     fn new(streams: FlowStreams) -> Sequencer {
-        Sequencer { waiting: Mutex::default(), streams: Mutex::new((0, streams)) }
+        Sequencer {
+            waiting: Mutex::default(),
+            streams: Mutex::new(((0, 0), streams)),
+            fed: Mutex::new(0),
+            progress: Condvar::new(),
+        }
     }
 
-    fn submit(&self, task: usize, flows: NatFlows) {
-        lock(&self.waiting).insert(task, flows);
+    /// Blocks until task `task` is fewer than `ahead` tasks past the last one fed in full. Cannot
+    /// deadlock: every earlier task is held by a worker that is not waiting (it waits only before
+    /// taking its next task, after handing the last one over in full).
+    fn wait_for_room(&self, task: usize, ahead: usize) {
+        let mut fed = lock(&self.fed);
+        while task >= *fed + ahead.max(1) {
+            fed = self.progress.wait(fed).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    /// Hands over part `at` of a task (`last`: its final part).
+    fn submit(&self, at: Part, flows: NatFlows, last: bool) {
+        lock(&self.waiting).insert(at, (flows, last));
         loop {
             let mut streams = match self.streams.try_lock() {
                 Ok(s) => s,
@@ -354,13 +384,20 @@ impl Sequencer {
             };
             loop {
                 let next = streams.0;
-                let Some(flows) = lock(&self.waiting).remove(&next) else { break };
+                let Some((flows, last)) = lock(&self.waiting).remove(&next) else { break };
                 streams.1.feed(flows);
-                streams.0 += 1;
+                streams.0 = if last { (next.0 + 1, 0) } else { (next.0, next.1 + 1) };
             }
             let next = streams.0;
             drop(streams);
-            // A task handed over while we held the streams, and whose worker found them taken.
+            {
+                let mut fed = lock(&self.fed);
+                if next.0 > *fed {
+                    *fed = next.0;
+                    self.progress.notify_all();
+                }
+            }
+            // A part handed over while we held the streams, and whose worker found them taken.
             if !lock(&self.waiting).contains_key(&next) {
                 return;
             }
@@ -369,8 +406,8 @@ impl Sequencer {
 
     fn into_streams(self) -> FlowStreams {
         let (_, mut streams) = self.streams.into_inner().unwrap_or_else(|p| p.into_inner());
-        // Tasks after one that failed: the read fails anyway; feed them so nothing is lost silently.
-        for (_, flows) in self.waiting.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        // Parts after a task that failed: the read fails anyway; feed them so nothing is lost silently.
+        for (_, (flows, _)) in self.waiting.into_inner().unwrap_or_else(|p| p.into_inner()) {
             streams.feed(flows);
         }
         streams
@@ -401,13 +438,27 @@ fn run_pool(
                 loop {
                     let t = next.fetch_add(1, Ordering::Relaxed);
                     let Some(task) = tasks.get(t) else { break };
-                    let result = run_task(&inputs[task.input], task, given, &mut shard, &mut scratch)
-                        .map(|(stats, format)| Done { task: t, stats, format })
-                        .map_err(|e| (t, e));
-                    let failed = result.is_err();
-                    if let (Some(seq), Sink::Fast(s)) = (sequencer, &mut shard) {
-                        seq.submit(t, s.take_flows());
+                    if let Some(seq) = sequencer {
+                        // Do not run ahead of the streams by more than a few tasks: what waits for
+                        // them is memory.
+                        seq.wait_for_room(t, AHEAD_PER_THREAD * threads);
                     }
+                    let mut part = 0;
+                    let mut hand_over = |shard: &mut Sink, last: bool| {
+                        if let (Some(seq), Sink::Fast(s)) = (sequencer, shard)
+                            && (last || s.records_since_take() >= PART_RECORDS)
+                        {
+                            seq.submit((t, part), s.take_flows(), last);
+                            part += 1;
+                        }
+                    };
+                    let result = run_task(&inputs[task.input], task, given, &mut shard, &mut scratch, &mut |s| {
+                        hand_over(s, false)
+                    })
+                    .map(|(stats, format)| Done { task: t, stats, format })
+                    .map_err(|e| (t, e));
+                    let failed = result.is_err();
+                    hand_over(&mut shard, true);
                     done_ref.lock().unwrap_or_else(|p| p.into_inner()).push(result);
                     if failed {
                         break;

@@ -248,7 +248,9 @@ const CLOSE_EVERY_SECS: u64 = 60;
 impl ClientTracker {
     pub(super) fn push(&mut self, key: ClientKey, r: &ClientRec) {
         if r.start < self.closed_before || r.end > LAST_SECOND {
+            // The streams will not be used: stop here (nothing below can overflow then).
             self.disordered = true;
+            return;
         }
         self.latest = self.latest.max(r.start);
         self.longest = self.longest.max(r.end.saturating_sub(r.start));
@@ -268,7 +270,7 @@ impl ClientTracker {
         if self.latest >= self.next_close {
             let lateness = (2 * self.longest).clamp(MIN_LATENESS_SECS, LATENESS_SECS);
             self.close_before(self.latest.saturating_sub(lateness));
-            self.next_close = self.latest + CLOSE_EVERY_SECS;
+            self.next_close = self.latest.saturating_add(CLOSE_EVERY_SECS);
         }
     }
 

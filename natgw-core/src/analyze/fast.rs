@@ -117,6 +117,8 @@ pub struct FastShard {
     t_min: u64,
     t_max: u64,
     any_pkt_dst: bool,
+    /// Records counted when [`take_flows`](FastShard::take_flows) last ran.
+    taken_at: u64,
 }
 
 impl FastShard {
@@ -131,6 +133,7 @@ impl FastShard {
             t_min: u64::MAX,
             t_max: 0,
             any_pkt_dst: false,
+            taken_at: 0,
         }
     }
 
@@ -191,6 +194,7 @@ impl FastShard {
     /// Takes the NAT → destination records pushed since the last call, in the order they came, for
     /// the streaming estimate ([`FlowStreams::feed`]); the shard keeps every other aggregate.
     pub fn take_flows(&mut self) -> NatFlows {
+        self.taken_at = self.counts.records;
         let mut out = NatFlows::default();
         for (i, legs) in self.per_iface.iter_mut().enumerate() {
             let name =
@@ -207,6 +211,11 @@ impl FastShard {
             }
         }
         out
+    }
+
+    /// Records pushed since the last [`take_flows`](FastShard::take_flows).
+    pub fn records_since_take(&self) -> u64 {
+        self.counts.records - self.taken_at
     }
 
     /// Moves `other`'s legs into this shard (interface numbers remapped).
@@ -454,10 +463,9 @@ impl FlowStreams {
     /// NAT port or too late for their interface's client flows, one destination's records came both
     /// with and without interface IDs, or a client address on two interfaces.
     pub fn usable(&self) -> bool {
-        let mixed = self
-            .streams
-            .keys()
-            .any(|(name, d)| name.is_none() && self.streams.keys().any(|(other, e)| other.is_some() && e == d));
+        let named: rustc_hash::FxHashSet<&Destination> =
+            self.streams.keys().filter(|(name, _)| name.is_some()).map(|(_, d)| d).collect();
+        let mixed = self.streams.keys().any(|(name, d)| name.is_none() && named.contains(d));
         !mixed
             && !self.overflow
             && !self.shared_client

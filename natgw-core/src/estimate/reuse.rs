@@ -18,6 +18,9 @@ const HAZARD_BIN_SECS: u64 = 60;
 /// Reuses sooner than this after an end may have merged into one record (the 60-s aggregation window).
 pub const MERGE_WINDOW_SECS: u64 = 60;
 
+/// The longest span of ends the fit takes (31 days).
+pub const MAX_FIT_SPAN_SECS: u64 = 31 * 86_400;
+
 /// Fewer reuse gaps than this and a destination's own fit is not trusted.
 pub const MIN_REUSE_GAPS: u64 = 30;
 
@@ -269,6 +272,11 @@ pub fn fit_reuse(stats: &ReuseStats) -> Option<ReuseFit> {
     let (hold, min_gap, bin) = (IDLE_TIMEOUT_SECS, MERGE_WINDOW_SECS, HAZARD_BIN_SECS);
     let t0 = stats.first_end;
     let t1 = stats.last + 1;
+    // Per-second arrays over the span: a span of more than a few weeks is not one incident's data but
+    // a stray timestamp; no fit then (the estimate says the hold model is unknown).
+    if t1 - t0 > MAX_FIT_SPAN_SECS {
+        return None;
+    }
     let len = (t1 - t0) as usize;
     let bins = len.div_ceil(bin as usize);
     // Dense views of the counts: reuse events per bin and the fixed exposure never change; the ends

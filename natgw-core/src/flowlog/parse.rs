@@ -222,8 +222,10 @@ fn set_number(rec: &mut Record<'_>, slot: &Field, v: u64) -> Option<()> {
         Field::Protocol => rec.protocol = Some(Protocol(u8::try_from(v).ok()?)),
         Field::Packets => rec.packets = Some(v),
         Field::Bytes => rec.bytes = Some(v),
-        Field::Start => rec.start = Some(v),
-        Field::End => rec.end = Some(v),
+        // Unix seconds in 32 bits (to 2106): larger values are not times, and would overflow the
+        // estimator's arithmetic.
+        Field::Start => rec.start = Some(u64::from(u32::try_from(v).ok()?)),
+        Field::End => rec.end = Some(u64::from(u32::try_from(v).ok()?)),
         Field::TcpFlags => rec.tcp_flags = Some(TcpFlags(u16::try_from(v).ok()?)),
         _ => return None,
     }
@@ -248,8 +250,8 @@ fn set<'a>(rec: &mut Record<'a>, slot: &Field, t: &'a [u8]) -> Result<(), LineEr
         Field::Protocol => rec.protocol = Some(Protocol(num(slot, t)?)),
         Field::Packets => rec.packets = Some(num(slot, t)?),
         Field::Bytes => rec.bytes = Some(num(slot, t)?),
-        Field::Start => rec.start = Some(num(slot, t)?),
-        Field::End => rec.end = Some(num(slot, t)?),
+        Field::Start => rec.start = Some(u64::from(num::<u32>(slot, t)?)),
+        Field::End => rec.end = Some(u64::from(num::<u32>(slot, t)?)),
         Field::Action => {
             rec.action = Some(match t {
                 b"ACCEPT" => Action::Accept,
@@ -510,9 +512,10 @@ mod tests {
 2 1 eni-1 10.0.0.999 10.0.0.2 1 2 6 1 1 5 6 ACCEPT OK\n\
 \xff\xfe\x00\x01 1 eni-1 10.0.0.1 10.0.0.2 1 2 6 1 1 5 6 ACCEPT OK\n\
 2 1 eni-1 10.0.0.1 10.0.0.2 1 2 6 1 1 5 6 MAYBE OK\n\
-garbage line\n";
+garbage line\n\
+2 1 eni-1 10.0.0.1 10.0.0.2 1 2 6 1 1 5 4294967296 ACCEPT OK\n";
         let (_, stats) = collect(buf, LogFormat::default());
-        assert_eq!((stats.records, stats.skipped), (1, 6));
+        assert_eq!((stats.records, stats.skipped), (1, 7));
         let reasons: Vec<String> = stats.bad_lines.iter().map(|b| format!("line {}: {}", b.line, b.error)).collect();
         insta::assert_snapshot!(reasons.join("\n"), @r#"
         line 2: has 11 fields, the log format has 14
@@ -521,6 +524,7 @@ garbage line\n";
         line 5: is not text (binary data)
         line 6: field action has invalid value "MAYBE"
         line 7: has 2 fields, the log format has 14
+        line 8: field end has invalid value "4294967296"
         "#);
     }
 

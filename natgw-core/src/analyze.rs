@@ -796,34 +796,39 @@ impl Analysis {
         let unanswered = clients.minutes.iter().filter(|(k, _)| k.0.is_some() == known_host);
         let mut drops: HashMap<Destination, (u64, u64)> = HashMap::default(); // (count, first minute)
         let mut unexplained = 0u64;
+        // For client legs that do not name their destination: the NAT side's unanswered flows of every
+        // destination on that port and protocol, per minute; and the destinations near their limit.
+        // Indexed once (not a scan of every destination per minute: thousands of each are common).
+        let mut unanswered_by_port: HashMap<(u16, Protocol, u64), u64> = HashMap::default();
+        for (&(d, minute), &n) in &nat_unanswered {
+            *unanswered_by_port.entry((d.port, d.protocol, minute)).or_default() += n;
+        }
+        let near = |d: &Destination, min_share: f64| {
+            estimates.get(d).is_some_and(|e| e.high as f64 >= min_share * limit as f64)
+        };
+        let mut near_by_port: HashMap<(u16, Protocol), Vec<Destination>> = HashMap::default();
+        for d in dests.keys().filter(|d| near(d, 0.9)) {
+            near_by_port.entry((d.port, d.protocol)).or_default().push(*d);
+        }
         for (&(host, port, proto, minute), &(u, total)) in unanswered {
             let nat_side: u64 = match host {
                 Some(h) => nat_unanswered
                     .get(&(Destination { address: h, port, protocol: proto }, minute))
                     .copied()
                     .unwrap_or(0),
-                None => dests
-                    .keys()
-                    .filter(|d| d.port == port && d.protocol == proto)
-                    .map(|d| nat_unanswered.get(&(*d, minute)).copied().unwrap_or(0))
-                    .sum(),
+                None => unanswered_by_port.get(&(port, proto, minute)).copied().unwrap_or(0),
             };
             let dropped = u.saturating_sub(nat_side);
             if dropped < 5 || dropped * 200 < total {
                 continue;
             }
             // Candidates: the named destination, or those on this port and protocol near the limit.
-            let near = |d: &Destination, min_share: f64| {
-                estimates.get(d).is_some_and(|e| e.high as f64 >= min_share * limit as f64)
-            };
             let candidates: Vec<Destination> = match host {
                 Some(h) => {
                     let d = Destination { address: h, port, protocol: proto };
                     if near(&d, 0.5) { vec![d] } else { Vec::new() }
                 }
-                None => {
-                    dests.keys().filter(|d| d.port == port && d.protocol == proto && near(d, 0.9)).copied().collect()
-                }
+                None => near_by_port.get(&(port, proto)).cloned().unwrap_or_default(),
             };
             if candidates.is_empty() {
                 unexplained += dropped;

@@ -329,7 +329,11 @@ impl FastShard {
                 if !agg.flows.is_empty() || agg.stream.is_some() {
                     return Err(AnalyzeError::StreamOrder);
                 }
-                agg.stream = Some(Box::new(stream));
+                match stream {
+                    // A destination seen a few times keeps its records: the reference path reads them.
+                    Feed::Few(records) => agg.flows = records,
+                    Feed::Stream(stream) => agg.stream = Some(stream),
+                }
             }
         }
         Ok(Gathered {
@@ -377,7 +381,7 @@ pub struct NatFlows {
 /// (pkt-dstaddr) and the clients' own interfaces are read too.
 #[derive(Debug, Default)]
 pub struct FlowStreams {
-    streams: HashMap<(Option<String>, Destination), DestStream>,
+    streams: HashMap<(Option<String>, Destination), Feed>,
     clients: HashMap<Option<String>, ClientTracker>,
     /// The interface each (client address, destination named) was seen on.
     client_ifaces: HashMap<(IpAddr, bool), Option<String>>,
@@ -391,6 +395,18 @@ pub struct FlowStreams {
     /// Too many records waited: the streams give up.
     overflow: bool,
 }
+
+/// One destination's NAT flows as they stream in: its records while they are few (a destination seen a
+/// few times then costs those records, not the pages of per-second counts the seconds they touch would
+/// take; the reference path reads them at the end, in any order), its streaming estimate after.
+#[derive(Debug)]
+enum Feed {
+    Few(Vec<NatFlowObs>),
+    Stream(Box<DestStream>),
+}
+
+/// Records a destination keeps as they are before it streams.
+const FEW: usize = 64;
 
 /// Client records that may wait for the NAT gateway's interface to show (a part or two of the input).
 const MAX_WAITING: usize = 1 << 20;
@@ -416,9 +432,17 @@ impl FlowStreams {
             }
         }
         for (iface, d, obs) in flows.nat {
-            let stream = self.streams.entry((iface, d)).or_insert_with(|| DestStream::new(d.protocol));
-            for o in &obs {
-                stream.push(o);
+            let feed = self.streams.entry((iface, d)).or_insert_with(|| Feed::Few(Vec::new()));
+            if let Feed::Few(records) = feed {
+                records.extend_from_slice(&obs);
+                if records.len() <= FEW {
+                    continue;
+                }
+                let mut stream = DestStream::new(d.protocol);
+                records.iter().for_each(|o| stream.push(o));
+                *feed = Feed::Stream(Box::new(stream));
+            } else if let Feed::Stream(stream) = feed {
+                obs.iter().for_each(|o| stream.push(o));
             }
         }
         if self.nat_iface.is_some() {
@@ -470,6 +494,6 @@ impl FlowStreams {
             && !self.overflow
             && !self.shared_client
             && !self.clients.values().any(ClientTracker::disordered)
-            && !self.streams.values().any(DestStream::disordered)
+            && !self.streams.values().any(|f| matches!(f, Feed::Stream(s) if s.disordered()))
     }
 }

@@ -447,6 +447,8 @@ struct Legs {
     reply_bytes: HashMap<Destination, u64>,
     /// Client-side records, for the client flows ([`clients`]); drained as they come when streaming.
     clients: Vec<(ClientKey, ClientRec)>,
+    /// Destinations whose `flows` were empty when a flow came (what streaming must drain next).
+    fresh: Vec<Destination>,
 }
 
 impl Legs {
@@ -460,6 +462,9 @@ impl Legs {
             agg.records += 1;
             agg.bytes += o.bytes;
             let tcp_flags = (o.flags != NO_FLAGS).then_some(TcpFlags(o.flags));
+            if agg.flows.is_empty() {
+                self.fresh.push(d);
+            }
             agg.flows.push(NatFlowObs { nat_address: o.src, nat_port: o.sport, start: o.start, end: o.end, tcp_flags });
         } else if on_nat && dst_nat && !src_in {
             // Destination → NAT.
@@ -717,7 +722,7 @@ impl Analysis {
         formats: &[String],
         g: Gathered,
     ) -> Result<Report, AnalyzeError> {
-        let Legs { mut dests, replied, reply_bytes, clients } = g.legs;
+        let Legs { mut dests, replied, reply_bytes, clients, .. } = g.legs;
         let clients = match g.client_flows {
             Some(streamed) => streamed,
             None => ClientAgg::of_records(clients),

@@ -199,9 +199,14 @@ impl FastShard {
         for (i, legs) in self.per_iface.iter_mut().enumerate() {
             let name =
                 (i != 0).then(|| self.ifaces.iter().find(|(_, n)| **n as usize == i).map(|(k, _)| k.clone())).flatten();
-            for (d, agg) in legs.on_nat.dests.iter_mut().chain(legs.off_nat.dests.iter_mut()) {
-                if !agg.flows.is_empty() {
-                    out.nat.push((name.clone(), *d, std::mem::take(&mut agg.flows)));
+            // Only the destinations that got flows since the last take (not every one seen).
+            for l in [&mut legs.on_nat, &mut legs.off_nat] {
+                for d in std::mem::take(&mut l.fresh) {
+                    if let Some(agg) = l.dests.get_mut(&d)
+                        && !agg.flows.is_empty()
+                    {
+                        out.nat.push((name.clone(), d, std::mem::take(&mut agg.flows)));
+                    }
                 }
             }
             for (on_nat, l) in [(true, &mut legs.on_nat), (false, &mut legs.off_nat)] {

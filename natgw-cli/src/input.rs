@@ -254,24 +254,17 @@ pub fn read_all(
     }
     let fast = analyzer.fast_shard();
     // With the NAT known, the NAT → destination records go to the streaming estimator in input order
-    // (memory bounded by ports and seconds, not records). Should the records of a NAT port come out of
-    // time order, the streams cannot be exact: read again, keeping those records in memory. Standard
-    // input cannot be read again, so it never streams.
+    // (memory bounded by ports and seconds, not records). Should they come out of time order, the
+    // analysis refuses them (`AnalyzeError::StreamOrder`) and the caller reads again with `stream`
+    // off, keeping the records in memory. Standard input cannot be read again, so it never streams.
     let streamable = stream && fast.is_some() && !inputs.iter().any(|i| matches!(i.source, Source::Stdin));
     let sequencer = streamable.then(|| Sequencer::new(analyzer.flow_streams()));
     let sink = || match &fast {
         Some(f) => Sink::Fast(Box::new(f.clone())),
         None => Sink::Reference(Shard::default()),
     };
-    let (mut results, mut shards) = run_pool(&inputs, &tasks, given, threads, sink, sequencer.as_ref());
+    let (mut results, shards) = run_pool(&inputs, &tasks, given, threads, sink, sequencer.as_ref());
     let streams = sequencer.map(Sequencer::into_streams);
-    let streams = match streams {
-        Some(s) if !s.usable() => {
-            (results, shards) = run_pool(&inputs, &tasks, given, threads, sink, None);
-            None
-        }
-        other => other,
-    };
     results.sort_by_key(|r| match r {
         Ok(d) => d.task,
         Err((t, _)) => *t,
@@ -404,13 +397,9 @@ impl Sequencer {
         }
     }
 
+    /// The streams. Parts still waiting follow a task that failed, and then the read fails.
     fn into_streams(self) -> FlowStreams {
-        let (_, mut streams) = self.streams.into_inner().unwrap_or_else(|p| p.into_inner());
-        // Parts after a task that failed: the read fails anyway; feed them so nothing is lost silently.
-        for (_, (flows, _)) in self.waiting.into_inner().unwrap_or_else(|p| p.into_inner()) {
-            streams.feed(flows);
-        }
-        streams
+        self.streams.into_inner().unwrap_or_else(|p| p.into_inner()).1
     }
 }
 

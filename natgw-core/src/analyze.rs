@@ -775,13 +775,10 @@ impl Analysis {
         let mut short: Vec<Destination> =
             estimates.iter().filter(|(_, e)| e.hold_model == HoldModel::Unknown).map(|(d, _)| *d).collect();
         if !short.is_empty() {
-            let mut order: Vec<Destination> = dests.keys().copied().collect();
-            order.sort_unstable();
+            // Counts: the order destinations are pooled in does not matter.
             let mut pooled = ReuseStats::default();
-            for d in &order {
-                if let Some(agg) = dests.get_mut(d) {
-                    pooled.merge(&agg.reuse_stats(d.protocol, g.t_max));
-                }
+            for (d, agg) in dests.iter_mut() {
+                pooled.merge(&agg.reuse_stats(d.protocol, g.t_max));
             }
             ctx.fallback_share = estimate::fit_reuse(&pooled).map(|f| f.abandoned_share);
             if ctx.fallback_share.is_none() {

@@ -344,15 +344,18 @@ pub(crate) fn maybe_held(fit: Option<&ReuseFit>, end: u64, data_end: u64) -> i64
 /// The reuse statistics of one destination's records (for a pooled fallback fit across
 /// destinations). TCP without flags only; empty otherwise.
 pub fn reuse_observations(obs: &mut [NatFlowObs], protocol: Protocol, data_end: u64) -> ReuseStats {
-    let mut stats = ReuseStats::default();
     if protocol != Protocol::TCP || obs.iter().any(|o| o.tcp_flags.is_some()) {
-        return stats;
+        return ReuseStats::default();
     }
     let addrs = addresses(obs);
-    for p in segments(obs, protocol, &addrs) {
-        if p.seg.closed.is_none() {
-            stats.add(Fate::end_obs(p.seg.end, p.next_start, data_end));
-        }
+    unknown_ends(&segments(obs, protocol, &addrs), data_end)
+}
+
+/// The reuse statistics of the segments whose fate is unknown.
+fn unknown_ends(segs: &[Placed], data_end: u64) -> ReuseStats {
+    let mut stats = ReuseStats::default();
+    for p in segs.iter().filter(|p| p.seg.closed.is_none()) {
+        stats.add(Fate::end_obs(p.seg.end, p.next_start, data_end));
     }
     stats
 }
@@ -371,18 +374,7 @@ pub fn estimate(obs: &mut [NatFlowObs], protocol: Protocol, ctx: &EstimateContex
     let addrs = addresses(obs);
     let segs = segments(obs, protocol, &addrs);
     let has_flags = protocol == Protocol::TCP && obs.iter().any(|o| o.tcp_flags.is_some());
-    let (hold_model, fit) = hold_model(
-        protocol,
-        has_flags,
-        || {
-            let mut stats = ReuseStats::default();
-            for p in segs.iter().filter(|p| p.seg.closed.is_none()) {
-                stats.add(Fate::end_obs(p.seg.end, p.next_start, ctx.data_end));
-            }
-            stats
-        },
-        ctx,
-    );
+    let (hold_model, fit) = hold_model(protocol, has_flags, || unknown_ends(&segs, ctx.data_end), ctx);
 
     let mut steps: Vec<Step> = Vec::with_capacity(segs.len() * 4);
     let mut abandoned = 0i64;

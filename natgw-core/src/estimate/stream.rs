@@ -196,19 +196,15 @@ impl DestStream {
                     cells.at(until).certain -= 1;
                 }
             }
-            fate @ (Fate::Reused | Fate::Maybe { .. }) => {
-                if let Fate::Maybe { until } = fate {
-                    let cell = cells.at(s.end);
-                    if until == s.end + IDLE_TIMEOUT_SECS + 1 {
-                        cell.maybe += 1;
-                    } else {
-                        cell.maybe_until_reuse += 1;
-                    }
+            Fate::Reused => self.reuse.add(Fate::end_obs(s.end, next_start, data_end)),
+            Fate::Maybe { until } => {
+                let cell = cells.at(s.end);
+                if until == s.end + IDLE_TIMEOUT_SECS + 1 {
+                    cell.maybe += 1;
+                } else {
+                    cell.maybe_until_reuse += 1;
                 }
-                match next_start {
-                    Some(n) => self.reuse.add_reused(s.end, n.saturating_sub(s.end)),
-                    None => self.reuse.add_censored(s.end, data_end),
-                }
+                self.reuse.add(Fate::end_obs(s.end, next_start, data_end));
             }
         }
     }

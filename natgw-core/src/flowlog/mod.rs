@@ -3,6 +3,7 @@
 pub mod format;
 pub mod parse;
 pub mod record;
+mod scan;
 
 pub use format::{DEFAULT_FORMAT, Field, FormatError, LogFormat};
 pub use parse::{BadLine, LineError, LineParser, MAX_BAD_LINES_KEPT, ParseStats, StreamParser, parse_all};

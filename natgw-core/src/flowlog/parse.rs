@@ -5,6 +5,7 @@ use memchr::memchr;
 
 use super::format::{Field, LogFormat};
 use super::record::{Action, FlowDirection, LogStatus, Record, TcpFlags};
+use super::scan::Scan;
 use crate::net::{Protocol, parse_ip};
 
 /// Why one line was skipped.
@@ -32,24 +33,8 @@ pub struct LineParser {
     format: LogFormat,
     /// Per position: whether the consumer reads this field (others are counted, not parsed).
     wanted: Vec<bool>,
-    /// Per position: a wanted field holding a decimal number (parsed while it is scanned).
-    numeric: Vec<bool>,
-}
-
-/// Fields whose values are decimal numbers.
-fn is_numeric(f: &Field) -> bool {
-    matches!(
-        f,
-        Field::Version
-            | Field::SrcPort
-            | Field::DstPort
-            | Field::Protocol
-            | Field::Packets
-            | Field::Bytes
-            | Field::Start
-            | Field::End
-            | Field::TcpFlags
-    )
+    /// The one-pass scan of the format (the hot path).
+    scan: Scan,
 }
 
 impl LineParser {
@@ -67,8 +52,8 @@ impl LineParser {
     }
 
     fn with_wanted(format: LogFormat, wanted: Vec<bool>) -> LineParser {
-        let numeric = format.fields().iter().zip(&wanted).map(|(f, w)| *w && is_numeric(f)).collect();
-        LineParser { format, wanted, numeric }
+        let scan = Scan::new(format.fields(), &wanted);
+        LineParser { format, wanted, scan }
     }
 
     /// The format this parser reads.
@@ -78,56 +63,7 @@ impl LineParser {
 
     /// Parses one line (without its line ending). Fields are separated by runs of spaces or tabs.
     pub fn parse<'a>(&self, line: &'a [u8]) -> Result<Record<'a>, LineError> {
-        match self.parse_plain(line) {
-            Some(rec) => Ok(rec),
-            None => self.parse_any(line),
-        }
-    }
-
-    /// One pass over a line in the shape AWS writes (fields separated by single spaces, no tabs,
-    /// numbers in decimal that fit their fields, no `-` in numeric fields): numbers are parsed as
-    /// they are scanned. `None` for any other line, which [`parse_any`](LineParser::parse_any) then
-    /// reads; whenever this returns a record, it is the one `parse_any` returns.
-    fn parse_plain<'a>(&self, line: &'a [u8]) -> Option<Record<'a>> {
-        let fields = self.format.fields();
-        if memchr(b'\t', line).is_some() {
-            return None;
-        }
-        let mut rec = Record::default();
-        let n = line.len();
-        let mut i = 0;
-        for (k, field) in fields.iter().enumerate() {
-            if k > 0 {
-                if line.get(i) != Some(&b' ') {
-                    return None;
-                }
-                i += 1;
-            }
-            let begin = i;
-            if self.numeric[k] {
-                let mut v: u64 = 0;
-                while i < n && line[i].is_ascii_digit() {
-                    v = v.wrapping_mul(10).wrapping_add(u64::from(line[i] - b'0'));
-                    i += 1;
-                }
-                // At most 19 digits cannot overflow (longer ones wrapped: discarded); longer numbers
-                // and `-` take the general path.
-                if i == begin || i - begin > 19 || (i < n && line[i] != b' ') {
-                    return None;
-                }
-                set_number(&mut rec, field, v)?;
-            } else {
-                i = next_space(line, i);
-                let token = &line[begin..i];
-                if token.is_empty() {
-                    return None;
-                }
-                if self.wanted[k] && token != b"-" {
-                    set(&mut rec, field, token).ok()?;
-                }
-            }
-        }
-        (i == n).then_some(rec)
+        self.parse_any(line)
     }
 
     /// Parses any line: runs of spaces and tabs separate fields; errors say what is wrong.
@@ -191,52 +127,11 @@ fn num<T: TryFrom<u64>>(slot: &Field, token: &[u8]) -> Result<T, LineError> {
     T::try_from(v).map_err(|_| bad(slot, token))
 }
 
-/// The position of the first space in `line` from `i` (or its length), eight bytes at a time.
-fn next_space(line: &[u8], mut i: usize) -> usize {
-    const ONES: u64 = u64::from_ne_bytes([1; 8]);
-    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
-    const SPACES: u64 = u64::from_ne_bytes([b' '; 8]);
-    while let Some(bytes) = line.get(i..i + 8) {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(bytes);
-        // A zero byte of `x` is a space; the lowest flagged byte is always a true one.
-        let x = u64::from_le_bytes(word) ^ SPACES;
-        let found = x.wrapping_sub(ONES) & !x & HIGHS;
-        if found != 0 {
-            return i + (found.trailing_zeros() / 8) as usize;
-        }
-        i += 8;
-    }
-    while i < line.len() && line[i] != b' ' {
-        i += 1;
-    }
-    i
-}
-
-/// Stores a numeric field's value; `None` when it does not fit the field.
-fn set_number(rec: &mut Record<'_>, slot: &Field, v: u64) -> Option<()> {
-    match slot {
-        Field::Version => rec.version = Some(u8::try_from(v).ok()?),
-        Field::SrcPort => rec.srcport = Some(u16::try_from(v).ok()?),
-        Field::DstPort => rec.dstport = Some(u16::try_from(v).ok()?),
-        Field::Protocol => rec.protocol = Some(Protocol(u8::try_from(v).ok()?)),
-        Field::Packets => rec.packets = Some(v),
-        Field::Bytes => rec.bytes = Some(v),
-        // Unix seconds in 32 bits (to 2106): larger values are not times, and would overflow the
-        // estimator's arithmetic.
-        Field::Start => rec.start = Some(u64::from(u32::try_from(v).ok()?)),
-        Field::End => rec.end = Some(u64::from(u32::try_from(v).ok()?)),
-        Field::TcpFlags => rec.tcp_flags = Some(TcpFlags(u16::try_from(v).ok()?)),
-        _ => return None,
-    }
-    Some(())
-}
-
 fn text<'a>(slot: &Field, token: &'a [u8]) -> Result<&'a str, LineError> {
     std::str::from_utf8(token).map_err(|_| bad(slot, token))
 }
 
-fn set<'a>(rec: &mut Record<'a>, slot: &Field, t: &'a [u8]) -> Result<(), LineError> {
+pub(super) fn set<'a>(rec: &mut Record<'a>, slot: &Field, t: &'a [u8]) -> Result<(), LineError> {
     let ip = |t: &[u8]| parse_ip(t).ok_or_else(|| bad(slot, t));
     match slot {
         Field::Type | Field::Region | Field::TrafficPath | Field::Other(_) => {}
@@ -383,11 +278,23 @@ impl StreamParser {
                 }
             }
         }
-        while let Some(i) = memchr(b'\n', chunk) {
-            self.line(&chunk[..i], on_record);
-            chunk = &chunk[i + 1..];
+        let mut at = 0;
+        while at < chunk.len() {
+            // The scan reads a line in the shape AWS writes in one pass, through its line end; any
+            // other line (and a stream's first, which may be a header) goes the general way.
+            if (self.stats.lines > 0 || !self.header_allowed)
+                && let Some(next) = self.parser.scan.line(chunk, at, on_record)
+            {
+                self.stats.lines += 1;
+                self.stats.records += 1;
+                at = next;
+                continue;
+            }
+            let Some(i) = memchr(b'\n', &chunk[at..]) else { break };
+            self.line(&chunk[at..at + i], on_record);
+            at += i + 1;
         }
-        self.carry.extend_from_slice(chunk);
+        self.carry.extend_from_slice(&chunk[at..]);
     }
 
     /// Ends the stream (parsing a last line without a newline) and returns its counts.
@@ -423,12 +330,6 @@ impl StreamParser {
                     None => LineParser::new(header),
                 };
             }
-            return;
-        }
-        // The one-pass path's record is handed on where it was built (no move through a Result).
-        if let Some(rec) = self.parser.parse_plain(line) {
-            self.stats.records += 1;
-            on_record(&rec);
             return;
         }
         match self.parser.parse_any(line) {
@@ -530,18 +431,42 @@ garbage line\n\
 
     #[test]
     fn chunk_boundaries_do_not_matter() {
-        let buf = b"2 1 eni-1 10.0.0.1 10.0.0.2 1 2 6 1 1 5 6 ACCEPT OK\n2 1 eni-1 10.0.0.3 10.0.0.4 1 2 17 1 1 5 6 ACCEPT OK\n2 1 eni-1 10.0.0.5 10.0.0.6 1 2 6 1 1 5 6 ACCEPT OK";
-        let (whole, _) = collect(buf, LogFormat::default());
-        for size in 1..buf.len() {
+        // A header, then lines the scan reads and lines it leaves to the general parser, with heads
+        // that repeat and change, bad lines, a blank one, CRLF and no final line end.
+        let buf: &[u8] = b"version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end action log-status\n\
+2 1 eni-1 10.0.0.1 10.0.0.2 1 2 6 1 1 5 6 ACCEPT OK\n\
+2 1 eni-1 10.0.0.3 10.0.0.4 1 2 17 1 1 5 6 ACCEPT OK\n\
+2 1 eni-22 10.0.0.3 10.0.0.4 65535 2 17 1 1 1700000000 1700000060 REJECT OK\n\
+2 1 eni-22 - - - - - - - 1700000000 1700000060 - NODATA\r\n\
+\n\
+2 1 eni-22 2001:db8::1 10.0.0.4 1 2 6 1 1 5 6 ACCEPT OK\n\
+2 1 eni-22  10.0.0.1 10.0.0.2 1 2 6 1 1 5 6 ACCEPT OK\n\
+2 1 eni-22 10.0.0.1 10.0.0.2 1 2 6 1 1 5 6 ACCEPT\n\
+2\t1 eni-1 10.0.0.1 10.0.0.2 1 2 6 1 1 5 6 ACCEPT OK\n\
+2 1 eni-1 10.0.0.1 10.0.0.2 1 99999 6 1 1 5 6 ACCEPT OK\n\
+2 1 eni-1 10.0.0.5 10.0.0.6 1 2 6 12345678901234567 1 5 6 ACCEPT OK";
+        let (whole, whole_stats) = collect(buf, LogFormat::default());
+        // The general parser, line by line, is the reference.
+        let mut want = Vec::new();
+        let p = LineParser::new(LogFormat::default());
+        for line in buf.split(|b| *b == b'\n').skip(1) {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if let Ok(r) = p.parse_any(line) {
+                want.push(format!("{r:?}"));
+            }
+        }
+        assert_eq!((whole_stats.records, whole_stats.skipped), (8, 2));
+        assert_eq!(whole.len(), want.len());
+        for size in (1..buf.len()).chain([4 << 10]) {
             let mut out = Vec::new();
             let mut p = StreamParser::new(LogFormat::default(), false);
-            let mut cb = |r: &Record<'_>| out.push(r.srcaddr);
+            let mut cb = |r: &Record<'_>| out.push(format!("{r:?}"));
             for chunk in buf.chunks(size) {
                 p.feed(chunk, &mut cb);
             }
             let stats = p.finish(&mut cb);
-            assert_eq!(stats.records, 3, "chunk size {size}");
-            assert_eq!(out.len(), whole.len());
+            assert_eq!(stats, whole_stats, "chunk size {size}");
+            assert_eq!(out, want, "chunk size {size}");
         }
     }
 
@@ -567,12 +492,24 @@ garbage line\n\
             v2.clone(),
             LineParser::new(custom.clone()),
             LineParser::with_fields(custom, &[Field::SrcAddr, Field::Start]),
+            // A head of skipped fields and the interface ID, compared with the last line's.
+            LineParser::with_fields(
+                LogFormat::default(),
+                &[Field::InterfaceId, Field::SrcAddr, Field::DstPort, Field::Start, Field::Action, Field::LogStatus],
+            ),
         ];
         let good_v2 = "2 123456789012 eni-0a1b 10.0.1.5 52.216.8.10 40000 443 6 3 180 1700000000 1700000010 ACCEPT OK";
-        assert_eq!(v2.parse_plain(good_v2.as_bytes()), Some(v2.parse_any(good_v2.as_bytes()).unwrap()));
+        let plain = |p: &LineParser, l: &str| {
+            let mut got = None;
+            p.clone().scan.line(format!("{l}\n").as_bytes(), 0, &mut |r| got = Some(format!("{r:?}")));
+            got
+        };
+        assert_eq!(plain(&v2, good_v2), Some(format!("{:?}", v2.parse_any(good_v2.as_bytes()).unwrap())));
         let good_custom =
             "5 eni-0a1b 10.0.1.5 52.216.8.10 40000 443 6 180 1700000000 1700000010 ACCEPT OK 19 52.216.8.10 use1-az1";
-        assert!(parsers[1].parse_plain(good_custom.as_bytes()).is_some());
+        assert!(plain(&parsers[1], good_custom).is_some());
+        // Without its line end in the buffer, a line is left for later.
+        assert!(v2.clone().scan.line(good_v2.as_bytes(), 0, &mut |_| panic!("no line end")).is_none());
         // Mutations of good lines: every byte replaced by each of a few troublemakers, and random ones.
         let odd: &[u8] = b" \t-0919:xA.\xff";
         let mut seed = 7u64;
@@ -614,23 +551,30 @@ garbage line\n\
         lines.push(b"2 1 eni-1 ::1 2001:db8::5 70000 443 6 3 180 1700000000 1700000010 ACCEPT OK".to_vec());
         lines.push(b"2 1 eni-1 10.0.0.1 10.0.0.2 1 2 6 3 99999999999999999999 1 2 ACCEPT OK".to_vec());
         lines.push(b"2 1 eni-1 10.0.0.1 10.0.0.2 1 2 6 3 9999999999999999999 1 2 ACCEPT OK".to_vec());
+        lines.push(b"2 1 eni-1 10.0.0.1 10.0.0.2 1 2 6 3 18446744073709551615 1 2 ACCEPT OK".to_vec());
+        lines.push(b"2 1 eni-1 10.0.0.1 10.0.0.2 1 2 6 3 180 1700000000 1700000010 ACCEPT OK\r".to_vec());
         let mut accepted = 0;
         for p in &parsers {
+            let mut scan = p.scan.clone();
             for l in &lines {
-                if let Some(rec) = p.parse_plain(l) {
-                    accepted += 1;
-                    assert_eq!(Ok(rec), p.parse_any(l), "{:?}", String::from_utf8_lossy(l));
+                // The scan reads words past the line's end: the line followed by another, and alone.
+                for after in [&b"2 1 eni-1 10.0.0.1 10.0.0.2 1 2 6 3 180 1 2 ACCEPT OK\n"[..], b""] {
+                    let buf = [&b"7\n"[..], l, b"\n", after].concat();
+                    let want = p.parse_any(l);
+                    let mut got = None;
+                    // One scan state across lines, as in a stream (the interface ID it remembers).
+                    let next = scan.line(&buf, 2, &mut |r| {
+                        assert_eq!(Ok(r), want.as_ref(), "{:?}", String::from_utf8_lossy(l));
+                        got = Some(());
+                    });
+                    assert_eq!(next.is_some(), got.is_some());
+                    if let Some(next) = next {
+                        accepted += 1;
+                        assert_eq!(next, l.len() + 3);
+                    }
                 }
             }
         }
         assert!(accepted > 1000, "only {accepted} lines took the one-pass path");
-    }
-    #[test]
-    fn next_space_finds_the_first_space() {
-        let line = b"eni-0123456789abcdef0 10.0.0.1  x\x80\xa0 ";
-        for from in 0..=line.len() {
-            let want = line[from..].iter().position(|&b| b == b' ').map_or(line.len(), |p| from + p);
-            assert_eq!(next_space(line, from), want, "from {from}");
-        }
     }
 }

@@ -1,0 +1,478 @@
+//! The one-pass line scanner: the parser's hot path. A [`LineParser`](super::LineParser) compiles its
+//! format into one [`Op`] per field; [`Scan::line`] then reads a line straight out of the buffer in
+//! two steps:
+//!
+//! 1. it finds the line's separators eight bytes at a time (SWAR on a `u64`: every space up to the
+//!    `\n`), which also finds the line's end and checks its shape;
+//! 2. it runs the ops over the fields those separators bound, parsing only the fields the consumer
+//!    wants (numbers eight digits at a time, IPv4 addresses by a tight loop) and never touching the
+//!    others.
+//!
+//! Anything unusual in a wanted field (`-`, IPv6, text) takes the general field setter on the same
+//! token. A line in any shape other than the one AWS writes (runs of separators, tabs, `\r`, the wrong
+//! number of fields, a value that does not fit its field, a bad value) makes the scan decline, and
+//! the general parser reads that line: whenever the scan gives a record, it is the one
+//! [`LineParser::parse_any`](super::LineParser) gives for that line (a test holds them equal).
+
+use std::net::IpAddr;
+
+use super::format::Field;
+use super::parse::set;
+use super::record::{Action, LogStatus, Record, TcpFlags};
+use crate::net::Protocol;
+
+/// A numeric field the scan parses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Num {
+    Version,
+    SrcPort,
+    DstPort,
+    Protocol,
+    Packets,
+    Bytes,
+    Start,
+    End,
+    TcpFlags,
+}
+
+/// An address field the scan parses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Addr {
+    Src,
+    Dst,
+    PktSrc,
+    PktDst,
+}
+
+/// What the scan does with one field of the format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Op {
+    /// Not wanted: not looked at.
+    Skip,
+    /// A wanted decimal number.
+    Number(Num),
+    /// A wanted address: IPv4 here, anything else through the general setter.
+    Address(Addr),
+    /// `ACCEPT` or `REJECT`.
+    Action,
+    /// `OK`, `NODATA` or `SKIPDATA`.
+    LogStatus,
+    /// The interface ID: text that runs of lines share (see [`Scan::interface_id`]).
+    InterfaceId,
+    /// Any other wanted field, through the general setter.
+    Token,
+}
+
+impl Op {
+    pub(super) fn of(field: &Field, wanted: bool) -> Op {
+        match field {
+            _ if !wanted => Op::Skip,
+            Field::Version => Op::Number(Num::Version),
+            Field::SrcPort => Op::Number(Num::SrcPort),
+            Field::DstPort => Op::Number(Num::DstPort),
+            Field::Protocol => Op::Number(Num::Protocol),
+            Field::Packets => Op::Number(Num::Packets),
+            Field::Bytes => Op::Number(Num::Bytes),
+            Field::Start => Op::Number(Num::Start),
+            Field::End => Op::Number(Num::End),
+            Field::TcpFlags => Op::Number(Num::TcpFlags),
+            Field::SrcAddr => Op::Address(Addr::Src),
+            Field::DstAddr => Op::Address(Addr::Dst),
+            Field::PktSrcAddr => Op::Address(Addr::PktSrc),
+            Field::PktDstAddr => Op::Address(Addr::PktDst),
+            Field::Action => Op::Action,
+            Field::LogStatus => Op::LogStatus,
+            Field::InterfaceId => Op::InterfaceId,
+            _ => Op::Token,
+        }
+    }
+}
+
+/// The compiled scan of one format: the fields and what to do with each.
+#[derive(Debug, Clone)]
+pub(super) struct Scan {
+    fields: Vec<Field>,
+    ops: Vec<Op>,
+    /// How many leading fields form a line's head: fields skipped, and the interface ID. Runs of
+    /// lines (a file, often) share their head, so it is compared with the last line's, not read.
+    head_fields: usize,
+    /// The last line's head, its trailing space included (empty: none yet).
+    head: Vec<u8>,
+    /// Whether that head holds an interface ID (not `-`), and which.
+    head_interface_id: bool,
+    interface_id: String,
+}
+
+const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+const LOWS: u64 = u64::from_ne_bytes([0x7F; 8]);
+const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+const ZEROS: u64 = u64::from_ne_bytes([b'0'; 8]);
+
+/// The eight bytes at `i` as a little-endian word (first byte lowest), if the buffer has them.
+#[inline(always)]
+fn word(buf: &[u8], i: usize) -> Option<u64> {
+    let bytes: [u8; 8] = buf.get(i..i + 8)?.try_into().ok()?;
+    Some(u64::from_le_bytes(bytes))
+}
+
+/// The high bit of each byte of `x` below `!` (space, tab, line end, control bytes), exactly.
+#[inline(always)]
+fn separator_bytes(x: u64) -> u64 {
+    !(((x & LOWS) + ONES * (0x80 - 0x21)) | x) & HIGHS
+}
+
+/// The high bit of each byte of `x` that is not an ASCII digit, exactly.
+#[inline(always)]
+fn non_digit_bytes(x: u64) -> u64 {
+    let d = x ^ ZEROS;
+    (((d & LOWS) + ONES * (0x80 - 10)) | d) & HIGHS
+}
+
+/// Powers of ten by digit count.
+const POW10: [u64; 9] = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000];
+
+/// The value of eight digit values (0–9, one per byte, first digit in the lowest byte).
+#[inline(always)]
+fn eight_digits(v: u64) -> u64 {
+    let v = (v & 0x0F0F_0F0F_0F0F_0F0F).wrapping_mul(2561) >> 8;
+    let v = (v & 0x00FF_00FF_00FF_00FF).wrapping_mul(6_553_601) >> 16;
+    (v & 0x0000_FFFF_0000_FFFF).wrapping_mul(42_949_672_960_001) >> 32
+}
+
+/// A decimal number of 1–19 digits at `begin` (which cannot overflow): its value and where its
+/// digits end. More digits, or none: `None`.
+#[inline(always)]
+pub(super) fn number(buf: &[u8], begin: usize) -> Option<(u64, usize)> {
+    let mut i = begin;
+    let mut v: u64 = 0;
+    while let Some(x) = word(buf, i) {
+        let len = (non_digit_bytes(x).trailing_zeros() / 8) as usize;
+        if len == 0 {
+            break;
+        }
+        // The digits shifted to the top; the zero bytes below them read as leading zeros.
+        v = v * POW10[len] + eight_digits((x ^ ZEROS) << (64 - 8 * len));
+        i += len;
+        if len < 8 {
+            return Some((v, i));
+        }
+        if i - begin == 16 {
+            // Eight more digits could overflow: the last three of 19 go one at a time.
+            break;
+        }
+    }
+    // Near the buffer's end (or after 16 digits): one digit at a time.
+    while let Some(&b) = buf.get(i) {
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
+            break;
+        }
+        if i - begin >= 19 {
+            return None;
+        }
+        v = v * 10 + u64::from(d);
+        i += 1;
+    }
+    (i > begin).then_some((v, i))
+}
+
+/// The position of the first byte below `!` (a space, tab, line end or control byte) in `buf` from
+/// `i`, or the buffer's length.
+#[inline(always)]
+fn next_separator(buf: &[u8], mut i: usize) -> usize {
+    while let Some(x) = word(buf, i) {
+        let found = separator_bytes(x);
+        if found != 0 {
+            return i + (found.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while i < buf.len() && buf[i] > b' ' {
+        i += 1;
+    }
+    i
+}
+
+/// A dotted-quad IPv4 address at `i` (octets of at most three digits, no leading zeros, ≤ 255) and
+/// where it ends; what follows is not looked at.
+#[inline(always)]
+pub(super) fn ipv4(buf: &[u8], mut i: usize) -> Option<(u32, usize)> {
+    let digit = |i: usize| buf.get(i).map(|b| b.wrapping_sub(b'0')).filter(|d| *d <= 9);
+    let mut addr: u32 = 0;
+    for n in 0..4 {
+        let first = digit(i)?;
+        let mut v = u32::from(first);
+        i += 1;
+        if let Some(d) = digit(i) {
+            if first == 0 {
+                return None;
+            }
+            v = v * 10 + u32::from(d);
+            i += 1;
+            if let Some(d) = digit(i) {
+                v = v * 10 + u32::from(d);
+                i += 1;
+            }
+        }
+        if v > 255 {
+            return None;
+        }
+        addr = addr << 8 | v;
+        if n < 3 {
+            if buf.get(i) != Some(&b'.') {
+                return None;
+            }
+            i += 1;
+        }
+    }
+    Some((addr, i))
+}
+
+impl Scan {
+    pub(super) fn new(fields: &[Field], wanted: &[bool]) -> Scan {
+        let ops: Vec<Op> = fields.iter().zip(wanted).map(|(f, w)| Op::of(f, *w)).collect();
+        let head_fields = ops.iter().take_while(|op| matches!(op, Op::Skip | Op::InterfaceId)).count();
+        Scan {
+            fields: fields.to_vec(),
+            ops,
+            head_fields,
+            head: Vec::new(),
+            head_interface_id: false,
+            interface_id: String::new(),
+        }
+    }
+
+    /// Remembers an interface ID token as text (checked once per change): whether it names one
+    /// (not `-`); `None` when it is not text.
+    #[inline(always)]
+    fn interface_id(&mut self, t: &[u8]) -> Option<bool> {
+        if t == b"-" {
+            return Some(false);
+        }
+        if t != self.interface_id.as_bytes() {
+            self.interface_id.clear();
+            self.interface_id.push_str(std::str::from_utf8(t).ok()?);
+        }
+        Some(true)
+    }
+
+    /// Reads the line's head (its leading fields that are skipped or the interface ID) from `start`:
+    /// where the next field starts. A head identical to the last line's is compared, not read.
+    #[inline(always)]
+    fn head(&mut self, buf: &[u8], start: usize) -> Option<usize> {
+        if self.head_fields == 0 {
+            return Some(start);
+        }
+        let line = &buf[start..];
+        if !self.head.is_empty() && line.starts_with(&self.head) {
+            return Some(start + self.head.len());
+        }
+        let mut i = start;
+        self.head_interface_id = false;
+        for k in 0..self.head_fields {
+            let begin = i;
+            i = next_separator(buf, i);
+            if i == begin || buf.get(i) != Some(&b' ') {
+                // A line of only head fields, or an odd one: the general parser reads it.
+                self.head.clear();
+                return None;
+            }
+            if self.ops[k] == Op::InterfaceId {
+                let Some(named) = self.interface_id(&buf[begin..i]) else {
+                    self.head.clear();
+                    return None;
+                };
+                self.head_interface_id = named;
+            }
+            i += 1;
+        }
+        self.head.clear();
+        self.head.extend_from_slice(&buf[start..i]);
+        Some(i)
+    }
+
+    /// Reads the line that starts at `start` in `buf`, through its `\n`, and hands its record to
+    /// `on_record`; returns where the next line starts. `None` (and no record) when the line is not in
+    /// the shape AWS writes, or has no `\n` in `buf`.
+    #[inline]
+    pub(super) fn line(&mut self, buf: &[u8], start: usize, on_record: &mut dyn FnMut(&Record<'_>)) -> Option<usize> {
+        let mut i = self.head(buf, start)?;
+        let mut rec = Record::default();
+        let mut interface_id = self.head_interface_id;
+        let last = self.ops.len().checked_sub(1)?;
+        for k in self.head_fields..self.ops.len() {
+            let begin = i;
+            match self.ops[k] {
+                Op::Skip => i = next_separator(buf, i),
+                Op::InterfaceId => {
+                    i = next_separator(buf, i);
+                    interface_id = self.interface_id(&buf[begin..i])?;
+                }
+                Op::Number(slot) => match number(buf, i) {
+                    Some((v, end)) => {
+                        i = end;
+                        set_number(&mut rec, slot, v)?;
+                    }
+                    None => {
+                        i = next_separator(buf, i);
+                        token(&mut rec, &self.fields[k], &buf[begin..i])?;
+                    }
+                },
+                Op::Address(slot) => match ipv4(buf, i) {
+                    Some((a, end)) => {
+                        i = end;
+                        let a = Some(IpAddr::V4(a.into()));
+                        match slot {
+                            Addr::Src => rec.srcaddr = a,
+                            Addr::Dst => rec.dstaddr = a,
+                            Addr::PktSrc => rec.pkt_srcaddr = a,
+                            Addr::PktDst => rec.pkt_dstaddr = a,
+                        }
+                    }
+                    None => {
+                        i = next_separator(buf, i);
+                        token(&mut rec, &self.fields[k], &buf[begin..i])?;
+                    }
+                },
+                Op::Action => {
+                    i = next_separator(buf, i);
+                    rec.action = match &buf[begin..i] {
+                        b"ACCEPT" => Some(Action::Accept),
+                        b"REJECT" => Some(Action::Reject),
+                        b"-" => None,
+                        _ => return None,
+                    };
+                }
+                Op::LogStatus => {
+                    i = next_separator(buf, i);
+                    rec.log_status = match &buf[begin..i] {
+                        b"OK" => LogStatus::Ok,
+                        b"NODATA" => LogStatus::NoData,
+                        b"SKIPDATA" => LogStatus::SkipData,
+                        _ => return None,
+                    };
+                }
+                Op::Token => {
+                    i = next_separator(buf, i);
+                    token(&mut rec, &self.fields[k], &buf[begin..i])?;
+                }
+            }
+            let separator = if k == last { b'\n' } else { b' ' };
+            if i == begin || buf.get(i) != Some(&separator) {
+                return None;
+            }
+            i += 1;
+        }
+        if interface_id {
+            rec.interface_id = Some(self.interface_id.as_str());
+        }
+        on_record(&rec);
+        Some(i)
+    }
+}
+
+/// Stores a numeric field's value; `None` when it does not fit the field (the general parser then
+/// says why).
+#[inline(always)]
+fn set_number(rec: &mut Record<'_>, slot: Num, v: u64) -> Option<()> {
+    match slot {
+        Num::Version => rec.version = Some(u8::try_from(v).ok()?),
+        Num::SrcPort => rec.srcport = Some(u16::try_from(v).ok()?),
+        Num::DstPort => rec.dstport = Some(u16::try_from(v).ok()?),
+        Num::Protocol => rec.protocol = Some(Protocol(u8::try_from(v).ok()?)),
+        Num::Packets => rec.packets = Some(v),
+        Num::Bytes => rec.bytes = Some(v),
+        // Unix seconds in 32 bits (to 2106), as the general parser reads them.
+        Num::Start => rec.start = Some(u64::from(u32::try_from(v).ok()?)),
+        Num::End => rec.end = Some(u64::from(u32::try_from(v).ok()?)),
+        Num::TcpFlags => rec.tcp_flags = Some(TcpFlags(u16::try_from(v).ok()?)),
+    }
+    Some(())
+}
+
+/// A wanted field's token through the general setter (`-` leaves it unset); `None` for a bad value.
+#[inline]
+fn token<'a>(rec: &mut Record<'a>, field: &Field, t: &'a [u8]) -> Option<()> {
+    if t != b"-" {
+        set(rec, field, t).ok()?;
+    }
+    Some(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_agree_with_a_digit_loop() {
+        let mut cases: Vec<Vec<u8>> = Vec::new();
+        for n in 0..=26 {
+            for tail in [&b" x"[..], b"", b"\n", b"-", b"a1234567890", b"/", b":"] {
+                let digits: Vec<u8> = (0..n).map(|k| b"9081726354"[k % 10]).collect();
+                cases.push([&digits[..], tail].concat());
+                cases.push([&b"0"[..], &digits, tail].concat());
+                cases.push([&digits[..], tail, b"          "].concat());
+            }
+        }
+        cases.push(b"9999999999999999999 ".to_vec());
+        cases.push(b"18446744073709551615".to_vec());
+        for c in &cases {
+            for at in 0..c.len() {
+                let digits = c[at..].iter().take_while(|b| b.is_ascii_digit()).count();
+                let want = (1..=19).contains(&digits).then(|| {
+                    let v = c[at..at + digits].iter().fold(0u64, |v, b| v * 10 + u64::from(b - b'0'));
+                    (v, at + digits)
+                });
+                assert_eq!(number(c, at), want, "{:?} at {at}", String::from_utf8_lossy(c));
+            }
+        }
+    }
+
+    /// The byte classes are exact for every byte value in every position, whatever its neighbours.
+    #[test]
+    fn byte_classes_are_exact() {
+        for b in 0..=255u8 {
+            for at in 0..8 {
+                for fill in [0u8, b' ', b'0', b'9', 0x80, 0xff, b'\n'] {
+                    let mut bytes = [fill; 8];
+                    bytes[at] = b;
+                    let x = u64::from_le_bytes(bytes);
+                    let flag = |pred: &dyn Fn(u8) -> bool| {
+                        bytes.iter().enumerate().filter(|(_, v)| pred(**v)).fold(0u64, |m, (i, _)| m | 0x80 << (8 * i))
+                    };
+                    assert_eq!(separator_bytes(x), flag(&|v| v <= b' '), "{b:#x} at {at} in {fill:#x}");
+                    assert_eq!(non_digit_bytes(x), flag(&|v| !v.is_ascii_digit()), "{b:#x} at {at} in {fill:#x}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn ipv4_agrees_with_the_general_parser() {
+        for s in [
+            "10.0.0.1",
+            "255.255.255.255",
+            "0.0.0.0",
+            "1.2.3.4 ",
+            "01.2.3.4",
+            "1.2.3",
+            "256.1.1.1",
+            "1.2.3.4.5",
+            "1.2.3.999",
+            "1..2.3",
+            "::1",
+            "1.2.3.04",
+            "100.64.12.7\n",
+            "9.9.9.9x",
+        ] {
+            let b = s.as_bytes();
+            let got = ipv4(b, 0);
+            let end = got.map_or(0, |g| g.1);
+            let want = crate::net::parse_ipv4(&b[..end]).map(u32::from);
+            assert_eq!(got.map(|g| g.0), want, "{s}");
+            if let Some(v4) = crate::net::parse_ipv4(b.trim_ascii_end()) {
+                assert_eq!(got, Some((u32::from(v4), b.trim_ascii_end().len())), "{s}");
+            }
+        }
+    }
+}

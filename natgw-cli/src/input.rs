@@ -22,6 +22,8 @@ pub struct InputError(pub String);
 const CHUNK: u64 = 4 << 20;
 /// Read buffer for streams.
 const BUF: usize = 1 << 20;
+/// What a plain file's task reads at a time: small enough to stay in a core's cache while it is parsed.
+const READ_PIECE: usize = 256 << 10;
 
 #[derive(Debug)]
 enum Source {
@@ -157,13 +159,16 @@ fn run_task(
             let mut file =
                 File::open(&input.path).map_err(|e| format!("cannot open {}: {}", input.name, io_reason(&e)))?;
             file.seek(SeekFrom::Start(a)).map_err(|e| format!("{}: {}", input.name, io_reason(&e)))?;
-            // One buffer per worker, reused: chunks are the same size, and fresh ones would fragment
-            // the heap. Resizing without clearing zeroes only what grows; the read overwrites the rest.
-            let len = (b - a) as usize;
-            scratch.reserve_exact(len.saturating_sub(scratch.len()));
-            scratch.resize(len, 0);
-            file.read_exact(scratch).map_err(|e| format!("{}: read failed: {}", input.name, io_reason(&e)))?;
-            parser.feed(scratch, &mut |r| shard.push(r));
+            // One small buffer per worker, reused, read into and parsed piece by piece: the kernel's
+            // copy and the parser then both work in the core's cache, not in memory.
+            scratch.resize(READ_PIECE, 0);
+            let mut left = b - a;
+            while left > 0 {
+                let piece = &mut scratch[..READ_PIECE.min(left as usize)];
+                file.read_exact(piece).map_err(|e| format!("{}: read failed: {}", input.name, io_reason(&e)))?;
+                parser.feed(piece, &mut |r| shard.push(r));
+                left -= piece.len() as u64;
+            }
         }
         (source, _) => {
             let raw: Box<dyn Read> = match source {

@@ -145,18 +145,42 @@ impl fmt::Display for InterfaceId {
     }
 }
 
-/// A set of CIDR blocks (a VPC's blocks, a prefix list) with containment tests.
+/// A set of CIDR blocks (a VPC's blocks, a prefix list) with containment tests. Serialized as the
+/// list of blocks.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct CidrSet(Vec<IpNet>);
+#[serde(from = "Vec<IpNet>", into = "Vec<IpNet>")]
+pub struct CidrSet {
+    blocks: Vec<IpNet>,
+    /// The IPv4 blocks as (mask, network): the analyzer asks about every record's addresses.
+    v4: Vec<(u32, u32)>,
+}
+
+impl From<Vec<IpNet>> for CidrSet {
+    fn from(blocks: Vec<IpNet>) -> CidrSet {
+        CidrSet::new(blocks)
+    }
+}
+
+impl From<CidrSet> for Vec<IpNet> {
+    fn from(set: CidrSet) -> Vec<IpNet> {
+        set.blocks
+    }
+}
 
 impl CidrSet {
     /// A set from blocks; host bits are cleared (`10.0.1.5/16` → `10.0.0.0/16`).
     pub fn new(blocks: impl IntoIterator<Item = IpNet>) -> Self {
-        let mut v: Vec<IpNet> = blocks.into_iter().map(|n| n.trunc()).collect();
-        v.sort();
-        v.dedup();
-        CidrSet(v)
+        let mut blocks: Vec<IpNet> = blocks.into_iter().map(|n| n.trunc()).collect();
+        blocks.sort();
+        blocks.dedup();
+        let v4 = blocks
+            .iter()
+            .filter_map(|n| match n {
+                IpNet::V4(n) => Some((u32::from(n.netmask()), u32::from(n.network()))),
+                IpNet::V6(_) => None,
+            })
+            .collect();
+        CidrSet { blocks, v4 }
     }
 
     /// The private ranges a VPC's blocks are usually drawn from (RFC 1918, RFC 6598 shared space),
@@ -172,18 +196,15 @@ impl CidrSet {
             // The analyzer's hot path: masks and compares on integers (blocks are truncated).
             IpAddr::V4(a) => {
                 let a = u32::from(*a);
-                self.0.iter().any(|n| match n {
-                    IpNet::V4(n) => a & u32::from(n.netmask()) == u32::from(n.network()),
-                    IpNet::V6(_) => false,
-                })
+                self.v4.iter().any(|&(mask, net)| a & mask == net)
             }
-            IpAddr::V6(_) => self.0.iter().any(|n| n.contains(addr)),
+            IpAddr::V6(_) => self.blocks.iter().any(|n| n.contains(addr)),
         }
     }
 
     /// The IPv4 blocks (Logs Insights' `isIpv4InSubnet` takes only those).
     pub fn ipv4(&self) -> impl Iterator<Item = ipnet::Ipv4Net> + '_ {
-        self.0.iter().filter_map(|n| match n {
+        self.blocks.iter().filter_map(|n| match n {
             IpNet::V4(v4) => Some(*v4),
             IpNet::V6(_) => None,
         })
@@ -191,12 +212,12 @@ impl CidrSet {
 
     /// All blocks.
     pub fn blocks(&self) -> &[IpNet] {
-        &self.0
+        &self.blocks
     }
 
     /// True when the set has no block.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.blocks.is_empty()
     }
 }
 

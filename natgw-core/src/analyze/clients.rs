@@ -15,7 +15,6 @@
 //! have joined a flow already closed marks the tracker [`disordered`](ClientTracker::disordered): the
 //! allowance is a bet on the input's order, never on the answer.
 
-use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use rustc_hash::FxHashMap as HashMap;
@@ -153,7 +152,8 @@ pub(super) type MinuteKey = (Option<IpAddr>, u16, Protocol, u64);
 /// Sums: mergeable and bounded by minutes, destinations and clients, not by records.
 #[derive(Debug, Clone, Default)]
 pub(super) struct ClientAgg {
-    pub(super) minutes: BTreeMap<MinuteKey, (u64, u64)>,
+    /// In no order (a hash map: every flow closed lands here); sort before reading in order.
+    pub(super) minutes: HashMap<MinuteKey, (u64, u64)>,
     pub(super) sources: HashMap<(Destination, IpAddr), (u64, u64)>,
     /// Some client leg named its destination.
     pub(super) any_host: bool,
@@ -229,6 +229,8 @@ pub(super) struct ClientTracker {
     open: HashMap<OpenKey, KeyFlows>,
     /// The addresses seen (clients and named destinations: bounded by the hosts, not the records).
     addresses: Vec<IpAddr>,
+    /// Per address: seen as a client with its destination named (2), not named (1).
+    roles: Vec<u8>,
     numbers: HashMap<IpAddr, u32>,
     agg: ClientAgg,
     /// The latest start seen.
@@ -246,16 +248,22 @@ pub(super) struct ClientTracker {
 const CLOSE_EVERY_SECS: u64 = 60;
 
 impl ClientTracker {
-    pub(super) fn push(&mut self, key: ClientKey, r: &ClientRec) {
+    /// Adds a record; returns whether its client address is new to this tracker in its role (with
+    /// its destination named or not).
+    pub(super) fn push(&mut self, key: ClientKey, r: &ClientRec) -> bool {
         if r.start < self.closed_before || r.end > LAST_SECOND {
             // The streams will not be used: stop here (nothing below can overflow then).
             self.disordered = true;
-            return;
+            return false;
         }
         self.latest = self.latest.max(r.start);
         self.longest = self.longest.max(r.end.saturating_sub(r.start));
+        let client = self.number(key.client);
+        let role = if key.host.is_some() { 2 } else { 1 };
+        let new_role = self.roles[client as usize] & role == 0;
+        self.roles[client as usize] |= role;
         let key = OpenKey {
-            client: self.number(key.client),
+            client,
             host: key.host.map_or(u32::MAX, |h| self.number(h)),
             client_port: key.client_port,
             host_port: key.host_port,
@@ -272,11 +280,13 @@ impl ClientTracker {
             self.close_before(self.latest.saturating_sub(lateness));
             self.next_close = self.latest.saturating_add(CLOSE_EVERY_SECS);
         }
+        new_role
     }
 
     fn number(&mut self, address: IpAddr) -> u32 {
         *self.numbers.entry(address).or_insert_with(|| {
             self.addresses.push(address);
+            self.roles.push(0);
             self.addresses.len() as u32 - 1
         })
     }
@@ -369,7 +379,9 @@ mod tests {
     }
 
     fn summary(a: &ClientAgg) -> Vec<(MinuteKey, (u64, u64))> {
-        a.minutes.iter().map(|(k, v)| (*k, *v)).collect()
+        let mut v: Vec<(MinuteKey, (u64, u64))> = a.minutes.iter().map(|(k, v)| (*k, *v)).collect();
+        v.sort_unstable();
+        v
     }
 
     #[test]
@@ -377,7 +389,9 @@ mod tests {
         for seed in 0..30 {
             let recs = records(seed, 200 + seed as usize * 100);
             let mut t = ClientTracker::default();
-            recs.iter().for_each(|(k, r)| t.push(*k, r));
+            recs.iter().for_each(|(k, r)| {
+                t.push(*k, r);
+            });
             assert!(!t.disordered());
             let want = ClientAgg::of_records(recs.iter().rev().copied().collect());
             assert_eq!(summary(&t.finish()), summary(&want), "seed {seed}");

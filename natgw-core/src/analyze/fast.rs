@@ -474,15 +474,14 @@ impl FlowStreams {
             // Records without an interface ID count as the NAT gateway's, as in the reference.
             if on_nat == (iface.is_none() || iface == *nat) {
                 let tracker = self.clients.entry(iface.clone()).or_default();
-                let mut last = None;
                 for (k, r) in &recs {
-                    let who = (k.client, k.host.is_some());
-                    if last != Some(who) {
-                        last = Some(who);
-                        let owner = self.client_ifaces.entry(who).or_insert_with(|| iface.clone());
+                    // A client address new to this interface's tracker (in its role) must not be
+                    // another interface's.
+                    if tracker.push(*k, r) {
+                        let owner =
+                            self.client_ifaces.entry((k.client, k.host.is_some())).or_insert_with(|| iface.clone());
                         self.shared_client |= *owner != iface;
                     }
-                    tracker.push(*k, r);
                 }
             }
         }

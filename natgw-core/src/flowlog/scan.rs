@@ -242,20 +242,6 @@ impl Scan {
         }
     }
 
-    /// Remembers an interface ID token as text (checked once per change): whether it names one
-    /// (not `-`); `None` when it is not text.
-    #[inline(always)]
-    fn interface_id(&mut self, t: &[u8]) -> Option<bool> {
-        if t == b"-" {
-            return Some(false);
-        }
-        if t != self.interface_id.as_bytes() {
-            self.interface_id.clear();
-            self.interface_id.push_str(std::str::from_utf8(t).ok()?);
-        }
-        Some(true)
-    }
-
     /// Reads the line's head (its leading fields that are skipped or the interface ID) from `start`:
     /// where the next field starts. A head identical to the last line's is compared, not read.
     #[inline(always)]
@@ -278,7 +264,7 @@ impl Scan {
                 return None;
             }
             if self.ops[k] == Op::InterfaceId {
-                let Some(named) = self.interface_id(&buf[begin..i]) else {
+                let Some(named) = remember(&mut self.interface_id, &buf[begin..i]) else {
                     self.head.clear();
                     return None;
                 };
@@ -298,77 +284,115 @@ impl Scan {
     pub(super) fn line(&mut self, buf: &[u8], start: usize, on_record: &mut dyn FnMut(&Record<'_>)) -> Option<usize> {
         let mut i = self.head(buf, start)?;
         let mut rec = Record::default();
-        let mut interface_id = self.head_interface_id;
-        let last = self.ops.len().checked_sub(1)?;
-        for k in self.head_fields..self.ops.len() {
-            let begin = i;
-            match self.ops[k] {
-                Op::Skip => i = next_separator(buf, i),
-                Op::InterfaceId => {
-                    i = next_separator(buf, i);
-                    interface_id = self.interface_id(&buf[begin..i])?;
-                }
-                Op::Number(slot) => match number(buf, i) {
-                    Some((v, end)) => {
-                        i = end;
-                        set_number(&mut rec, slot, v)?;
-                    }
-                    None => {
-                        i = next_separator(buf, i);
-                        token(&mut rec, &self.fields[k], &buf[begin..i])?;
-                    }
-                },
-                Op::Address(slot) => match ipv4(buf, i) {
-                    Some((a, end)) => {
-                        i = end;
-                        let a = Some(IpAddr::V4(a.into()));
-                        match slot {
-                            Addr::Src => rec.srcaddr = a,
-                            Addr::Dst => rec.dstaddr = a,
-                            Addr::PktSrc => rec.pkt_srcaddr = a,
-                            Addr::PktDst => rec.pkt_dstaddr = a,
-                        }
-                    }
-                    None => {
-                        i = next_separator(buf, i);
-                        token(&mut rec, &self.fields[k], &buf[begin..i])?;
-                    }
-                },
-                Op::Action => {
-                    i = next_separator(buf, i);
-                    rec.action = match &buf[begin..i] {
-                        b"ACCEPT" => Some(Action::Accept),
-                        b"REJECT" => Some(Action::Reject),
-                        b"-" => None,
-                        _ => return None,
-                    };
-                }
-                Op::LogStatus => {
-                    i = next_separator(buf, i);
-                    rec.log_status = match &buf[begin..i] {
-                        b"OK" => LogStatus::Ok,
-                        b"NODATA" => LogStatus::NoData,
-                        b"SKIPDATA" => LogStatus::SkipData,
-                        _ => return None,
-                    };
-                }
-                Op::Token => {
-                    i = next_separator(buf, i);
-                    token(&mut rec, &self.fields[k], &buf[begin..i])?;
-                }
-            }
-            let separator = if k == last { b'\n' } else { b' ' };
-            if i == begin || buf.get(i) != Some(&separator) {
+        let mut named = self.head_interface_id;
+        let cache = &mut self.interface_id;
+        let (last, body) = self.ops.split_last()?;
+        let body = body.get(self.head_fields..).unwrap_or_default();
+        let fields = &self.fields[self.head_fields..];
+        for (op, field) in body.iter().zip(fields) {
+            i = read(buf, i, *op, field, &mut rec, cache, &mut named)?;
+            if buf.get(i) != Some(&b' ') {
                 return None;
             }
             i += 1;
         }
-        if interface_id {
+        if self.head_fields < self.ops.len() {
+            i = read(buf, i, *last, &self.fields[self.ops.len() - 1], &mut rec, cache, &mut named)?;
+        }
+        if buf.get(i) != Some(&b'\n') {
+            return None;
+        }
+        if named {
             rec.interface_id = Some(self.interface_id.as_str());
         }
         on_record(&rec);
-        Some(i)
+        Some(i + 1)
     }
+}
+
+/// Remembers an interface ID token as text (checked once per change): whether it names one (not
+/// `-`); `None` when it is not text.
+#[inline(always)]
+fn remember(cache: &mut String, t: &[u8]) -> Option<bool> {
+    if t == b"-" {
+        return Some(false);
+    }
+    if t != cache.as_bytes() {
+        cache.clear();
+        cache.push_str(std::str::from_utf8(t).ok()?);
+    }
+    Some(true)
+}
+
+/// Reads one field at `i` into `rec` (the interface ID into `cache`, `named` saying whether it names
+/// one): where the field ends. `None` for an empty field or a value the general parser must judge.
+#[inline(always)]
+fn read<'a>(
+    buf: &'a [u8],
+    mut i: usize,
+    op: Op,
+    field: &Field,
+    rec: &mut Record<'a>,
+    cache: &mut String,
+    named: &mut bool,
+) -> Option<usize> {
+    let begin = i;
+    match op {
+        Op::Skip => i = next_separator(buf, i),
+        Op::InterfaceId => {
+            i = next_separator(buf, i);
+            *named = remember(cache, &buf[begin..i])?;
+        }
+        Op::Number(slot) => match number(buf, i) {
+            Some((v, end)) => {
+                set_number(rec, slot, v)?;
+                return Some(end);
+            }
+            None => {
+                i = next_separator(buf, i);
+                token(rec, field, &buf[begin..i])?;
+            }
+        },
+        Op::Address(slot) => match ipv4(buf, i) {
+            Some((a, end)) => {
+                let a = Some(IpAddr::V4(a.into()));
+                match slot {
+                    Addr::Src => rec.srcaddr = a,
+                    Addr::Dst => rec.dstaddr = a,
+                    Addr::PktSrc => rec.pkt_srcaddr = a,
+                    Addr::PktDst => rec.pkt_dstaddr = a,
+                }
+                return Some(end);
+            }
+            None => {
+                i = next_separator(buf, i);
+                token(rec, field, &buf[begin..i])?;
+            }
+        },
+        Op::Action => {
+            i = next_separator(buf, i);
+            rec.action = match &buf[begin..i] {
+                b"ACCEPT" => Some(Action::Accept),
+                b"REJECT" => Some(Action::Reject),
+                b"-" => None,
+                _ => return None,
+            };
+        }
+        Op::LogStatus => {
+            i = next_separator(buf, i);
+            rec.log_status = match &buf[begin..i] {
+                b"OK" => LogStatus::Ok,
+                b"NODATA" => LogStatus::NoData,
+                b"SKIPDATA" => LogStatus::SkipData,
+                _ => return None,
+            };
+        }
+        Op::Token => {
+            i = next_separator(buf, i);
+            token(rec, field, &buf[begin..i])?;
+        }
+    }
+    (i > begin).then_some(i)
 }
 
 /// Stores a numeric field's value; `None` when it does not fit the field (the general parser then

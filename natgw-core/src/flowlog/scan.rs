@@ -1,12 +1,12 @@
 //! The one-pass line scanner: the parser's hot path. A [`LineParser`](super::LineParser) compiles its
-//! format into one [`Op`] per field; [`Scan::line`] then reads a line straight out of the buffer in
-//! two steps:
+//! format into one [`Op`] per field; [`Scan::line`] then reads a line straight out of the buffer, from
+//! its start through its `\n`, field by field:
 //!
-//! 1. it finds the line's separators eight bytes at a time (SWAR on a `u64`: every space up to the
-//!    `\n`), which also finds the line's end and checks its shape;
-//! 2. it runs the ops over the fields those separators bound, parsing only the fields the consumer
-//!    wants (numbers eight digits at a time, IPv4 addresses by a tight loop) and never touching the
-//!    others.
+//! - the line's head (its leading fields that are skipped or the interface ID) is compared with the
+//!   last line's as bytes and, when equal, not read again: runs of lines share it;
+//! - numbers are read eight digits at a time (SWAR on a `u64`), and their digit check finds their end;
+//! - IPv4 addresses are read by a tight loop, separators of other fields found eight bytes at a time;
+//! - fields the consumer does not want are skipped, not parsed.
 //!
 //! Anything unusual in a wanted field (`-`, IPv6, text) takes the general field setter on the same
 //! token. A line in any shape other than the one AWS writes (runs of separators, tabs, `\r`, the wrong
@@ -47,7 +47,7 @@ pub(super) enum Addr {
 /// What the scan does with one field of the format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Op {
-    /// Not wanted: not looked at.
+    /// Not wanted: skipped to the next separator.
     Skip,
     /// A wanted decimal number.
     Number(Num),

@@ -184,10 +184,13 @@ fn run_task(
             }
             let gzip = head.starts_with(&[0x1f, 0x8b]);
             let mut text: Box<dyn Read> = if gzip { Box::new(MultiGzDecoder::new(reader)) } else { Box::new(reader) };
-            let mut buf = vec![0u8; BUF];
+            // The worker's buffer again: a fresh one per file was 1 MiB allocated and zeroed per
+            // gzip file.
+            scratch.resize(BUF, 0);
+            let buf = &mut scratch[..BUF];
             let mut total: u64 = 0;
             loop {
-                let n = match text.read(&mut buf) {
+                let n = match text.read(buf) {
                     Ok(0) => break,
                     Ok(n) => n,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -453,7 +456,7 @@ fn run_pool(
                     .map_err(|e| (t, e));
                     let failed = result.is_err();
                     hand_over(&mut shard, true);
-                    done_ref.lock().unwrap_or_else(|p| p.into_inner()).push(result);
+                    lock(done_ref).push(result);
                     if failed {
                         break;
                     }
@@ -461,7 +464,7 @@ fn run_pool(
                 if let Sink::Fast(s) = &mut shard {
                     s.sort();
                 }
-                shards_ref.lock().unwrap_or_else(|p| p.into_inner()).push(shard);
+                lock(shards_ref).push(shard);
             });
         }
     });

@@ -235,31 +235,46 @@ pub fn parse_ip(b: &[u8]) -> Option<IpAddr> {
 
 /// Parses dotted-quad IPv4 from ASCII bytes (no leading zeros beyond a single `0`, each octet ≤ 255).
 pub fn parse_ipv4(b: &[u8]) -> Option<Ipv4Addr> {
-    let mut octets = [0u8; 4];
-    let mut i = 0;
-    for (n, octet) in octets.iter_mut().enumerate() {
-        let begin = i;
-        let mut v: u32 = 0;
-        while i < b.len() && b[i].is_ascii_digit() {
-            v = v * 10 + u32::from(b[i] - b'0');
-            i += 1;
-            if i - begin > 3 {
+    match ipv4_prefix(b, 0) {
+        Some((a, end)) if end == b.len() => Some(Ipv4Addr::from(a)),
+        _ => None,
+    }
+}
+
+/// A dotted-quad IPv4 address at `i` in `buf` (octets of at most three digits, no leading zeros,
+/// each ≤ 255) as an integer, and where it ends; what follows is not looked at (the flow-log scan
+/// reads addresses in place this way).
+#[inline(always)]
+pub(crate) fn ipv4_prefix(buf: &[u8], mut i: usize) -> Option<(u32, usize)> {
+    let digit = |i: usize| buf.get(i).map(|b| b.wrapping_sub(b'0')).filter(|d| *d <= 9);
+    let mut addr: u32 = 0;
+    for n in 0..4 {
+        let first = digit(i)?;
+        let mut v = u32::from(first);
+        i += 1;
+        if let Some(d) = digit(i) {
+            if first == 0 {
                 return None;
             }
+            v = v * 10 + u32::from(d);
+            i += 1;
+            if let Some(d) = digit(i) {
+                v = v * 10 + u32::from(d);
+                i += 1;
+            }
         }
-        let len = i - begin;
-        if len == 0 || v > 255 || (len > 1 && b[begin] == b'0') {
+        if v > 255 {
             return None;
         }
-        *octet = v as u8;
+        addr = addr << 8 | v;
         if n < 3 {
-            if i >= b.len() || b[i] != b'.' {
+            if buf.get(i) != Some(&b'.') {
                 return None;
             }
             i += 1;
         }
     }
-    (i == b.len()).then(|| Ipv4Addr::from(octets))
+    Some((addr, i))
 }
 
 #[cfg(test)]
@@ -311,6 +326,21 @@ mod tests {
             valid += usize::from(want.is_some());
         }
         assert!(valid > 100, "only {valid} valid addresses drawn");
+    }
+
+    /// An address followed by anything reads as the address alone, and where it ends.
+    #[test]
+    fn an_ipv4_prefix_ignores_what_follows() {
+        for s in ["0.0.0.0", "10.0.1.5", "255.255.255.255", "100.64.12.7"] {
+            let want: Ipv4Addr = s.parse().unwrap_or(Ipv4Addr::UNSPECIFIED);
+            for tail in [" x", "\n", "x", ".", ":80", ""] {
+                let b = format!("7 {s}{tail}");
+                assert_eq!(ipv4_prefix(b.as_bytes(), 2), Some((u32::from(want), 2 + s.len())), "{b:?}");
+            }
+        }
+        for s in ["01.2.3.4", "1.2.3", "256.1.1.1", "1..2.3", "::1", "1.2.3.04", "1234.1.1.1", ""] {
+            assert_eq!(ipv4_prefix(s.as_bytes(), 0), None, "{s}");
+        }
     }
 
     #[test]

@@ -282,7 +282,7 @@ impl StreamParser {
         while at < chunk.len() {
             // The scan reads a line in the shape AWS writes in one pass, through its line end; any
             // other line (and a stream's first, which may be a header) goes the general way.
-            if (self.stats.lines > 0 || !self.header_allowed)
+            if !self.header_next()
                 && let Some(next) = self.parser.scan.line(chunk, at, on_record)
             {
                 self.stats.lines += 1;
@@ -311,7 +311,13 @@ impl StreamParser {
         &self.stats
     }
 
+    /// Whether the next line may be a header: the stream's first, at the top of an input.
+    fn header_next(&self) -> bool {
+        self.header_allowed && self.stats.lines == 0
+    }
+
     fn line(&mut self, mut line: &[u8], on_record: &mut dyn FnMut(&Record<'_>)) {
+        let may_be_header = self.header_next();
         self.stats.lines += 1;
         if let [rest @ .., b'\r'] = line {
             line = rest;
@@ -319,10 +325,7 @@ impl StreamParser {
         if line.iter().all(|b| b.is_ascii_whitespace()) {
             return;
         }
-        if self.stats.lines == 1
-            && self.header_allowed
-            && let Some(header) = LogFormat::from_header(line)
-        {
+        if may_be_header && let Some(header) = LogFormat::from_header(line) {
             self.stats.header = true;
             if !self.explicit {
                 self.parser = match &self.fields {

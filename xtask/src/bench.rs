@@ -56,10 +56,48 @@ pub fn run(root: &Path, runs: u32) -> Result<()> {
         bail!("bench.py failed");
     }
     let r: serde_json::Value = serde_json::from_slice(&out.stdout)?;
-    let md = render(&r, String::from_utf8_lossy(&versions.stdout).trim());
+    let phases = phases(root, &inputs)?;
+    let mut md = render(&r, String::from_utf8_lossy(&versions.stdout).trim());
+    md += &render_phases(&phases);
     std::fs::write(root.join("docs/benchmarks.md"), md)?;
     eprintln!("wrote docs/benchmarks.md");
     Ok(())
+}
+
+/// One thread's time per stage of the analysis on the plain file (`natgw-core/benches/phases.rs`).
+fn phases(root: &Path, inputs: &bench_data::BenchInputs) -> Result<serde_json::Value> {
+    let mut cmd = Command::new("cargo");
+    cmd.args(["bench", "-q", "-p", "natgw-core", "--bench", "phases", "--"])
+        .arg(&inputs.plain)
+        .arg(&inputs.nat_ip)
+        .args(&inputs.vpc_cidrs)
+        .current_dir(root);
+    eprintln!("$ {cmd:?}");
+    let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
+    if !out.status.success() {
+        bail!("{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let line = String::from_utf8_lossy(&out.stdout);
+    let line = line.lines().last().unwrap_or_default();
+    serde_json::from_str(line).with_context(|| format!("phases printed {line:?}"))
+}
+
+fn render_phases(p: &serde_json::Value) -> String {
+    let t = |k: &str| p[k].as_f64().unwrap_or(f64::NAN);
+    let (parse, classify, whole) = (t("parse"), t("classify"), t("whole"));
+    let mut md = String::from(
+        "\nWhere one thread's time goes (the core pipeline on the plain file, without the CLI's threads; \
+         `natgw-core/benches/phases.rs`):\n\n| stage | adds (s) | share |\n|---|--:|--:|\n",
+    );
+    for (stage, adds) in [
+        ("parse (read, split, fields)", parse),
+        ("classify (records into legs)", classify - parse),
+        ("streams and report (destination and client flows, estimates)", whole - classify),
+    ] {
+        md += &format!("| {stage} | {adds:.3} | {:.0} % |\n", 100.0 * adds / whole);
+    }
+    md += &format!("| whole | {whole:.3} | 100 % |\n");
+    md
 }
 
 fn render(r: &serde_json::Value, versions: &str) -> String {

@@ -296,25 +296,28 @@ impl ClientTracker {
         self.closed_before = self.closed_before.max(horizon);
         let agg = &mut self.agg;
         let addresses = &self.addresses;
+        // The key with its addresses, built only for flows that close (most open ones stay open).
+        let client_key = |k: &OpenKey| ClientKey {
+            client: addresses[k.client as usize],
+            client_port: k.client_port,
+            host: (k.host != u32::MAX).then(|| addresses[k.host as usize]),
+            host_port: k.host_port,
+            proto: k.proto,
+        };
         self.open.retain(|k, flows| {
-            let k = &ClientKey {
-                client: addresses[k.client as usize],
-                client_port: k.client_port,
-                host: (k.host != u32::MAX).then(|| addresses[k.host as usize]),
-                host_port: k.host_port,
-                proto: k.proto,
-            };
             let closed = |f: &Flow| u64::from(f.last) + IDLE_TIMEOUT_SECS < horizon;
             if flows.flows().all(closed) {
-                flows.flows().for_each(|f| agg.add(k, f));
+                let k = client_key(k);
+                flows.flows().for_each(|f| agg.add(&k, f));
                 return false;
             }
-            if flows.more.is_some() {
+            if flows.more.is_some() && flows.flows().any(closed) {
                 // Close the old flows of a 5-tuple that is in use again.
+                let k = client_key(k);
                 let mut keep: Vec<Flow> = Vec::new();
                 for f in flows.flows() {
                     if closed(f) {
-                        agg.add(k, f);
+                        agg.add(&k, f);
                     } else {
                         keep.push(*f);
                     }

@@ -61,13 +61,9 @@ impl LineParser {
         &self.format
     }
 
-    /// Parses one line (without its line ending). Fields are separated by runs of spaces or tabs.
+    /// Parses one line (without its line ending), in any shape: runs of spaces and tabs separate
+    /// fields; errors say what is wrong. The general parser, which the one-pass scan is held equal to.
     pub fn parse<'a>(&self, line: &'a [u8]) -> Result<Record<'a>, LineError> {
-        self.parse_any(line)
-    }
-
-    /// Parses any line: runs of spaces and tabs separate fields; errors say what is wrong.
-    fn parse_any<'a>(&self, line: &'a [u8]) -> Result<Record<'a>, LineError> {
         let fields = self.format.fields();
         let mut rec = Record::default();
         let mut n = 0;
@@ -335,7 +331,7 @@ impl StreamParser {
             }
             return;
         }
-        match self.parser.parse_any(line) {
+        match self.parser.parse(line) {
             Ok(rec) => {
                 self.stats.records += 1;
                 on_record(&rec);
@@ -454,7 +450,7 @@ garbage line\n\
         let p = LineParser::new(LogFormat::default());
         for line in buf.split(|b| *b == b'\n').skip(1) {
             let line = line.strip_suffix(b"\r").unwrap_or(line);
-            if let Ok(r) = p.parse_any(line) {
+            if let Ok(r) = p.parse(line) {
                 want.push(format!("{r:?}"));
             }
         }
@@ -507,7 +503,7 @@ garbage line\n\
             p.clone().scan.line(format!("{l}\n").as_bytes(), 0, &mut |r| got = Some(format!("{r:?}")));
             got
         };
-        assert_eq!(plain(&v2, good_v2), Some(format!("{:?}", v2.parse_any(good_v2.as_bytes()).unwrap())));
+        assert_eq!(plain(&v2, good_v2), Some(format!("{:?}", v2.parse(good_v2.as_bytes()).unwrap())));
         let good_custom =
             "5 eni-0a1b 10.0.1.5 52.216.8.10 40000 443 6 180 1700000000 1700000010 ACCEPT OK 19 52.216.8.10 use1-az1";
         assert!(plain(&parsers[1], good_custom).is_some());
@@ -563,7 +559,7 @@ garbage line\n\
                 // The scan reads words past the line's end: the line followed by another, and alone.
                 for after in [&b"2 1 eni-1 10.0.0.1 10.0.0.2 1 2 6 3 180 1 2 ACCEPT OK\n"[..], b""] {
                     let buf = [&b"7\n"[..], l, b"\n", after].concat();
-                    let want = p.parse_any(l);
+                    let want = p.parse(l);
                     let mut got = None;
                     // One scan state across lines, as in a stream (the interface ID it remembers).
                     let next = scan.line(&buf, 2, &mut |r| {

@@ -12,7 +12,7 @@
 //! token. A line in any shape other than the one AWS writes (runs of separators, tabs, `\r`, the wrong
 //! number of fields, a value that does not fit its field, a bad value) makes the scan decline, and
 //! the general parser reads that line: whenever the scan gives a record, it is the one
-//! [`LineParser::parse_any`](super::LineParser) gives for that line (a test holds them equal).
+//! [`LineParser::parse`](super::LineParser::parse) gives for that line (a test holds them equal).
 
 use std::net::IpAddr;
 

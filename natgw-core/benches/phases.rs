@@ -15,7 +15,7 @@ use natgw_core::flowlog::{LogFormat, StreamParser};
 use natgw_core::net::CidrSet;
 
 /// The stages a run goes through.
-#[derive(Clone, Copy, PartialEq, PartialOrd)]
+#[derive(Clone, Copy, PartialEq)]
 enum Upto {
     Parse,
     Classify,
@@ -43,9 +43,11 @@ fn run(path: &str, cfg: &AnalyzeConfig, upto: Upto) -> Result<Duration, String> 
             Upto::Parse => parser.feed(&buf[..n], &mut |r| checksum ^= r.start.unwrap_or(0)),
             _ => parser.feed(&buf[..n], &mut |r| shard.push(r)),
         }
-        let flows = shard.take_flows();
-        if upto == Upto::Whole {
-            streams.feed(flows);
+        match upto {
+            Upto::Parse => {}
+            // Classifying hands the flows over as the CLI does; only the whole run streams them.
+            Upto::Classify => drop(shard.take_flows()),
+            Upto::Whole => streams.feed(shard.take_flows()),
         }
     }
     let fmt = parser.format().clone();

@@ -173,14 +173,9 @@ impl CidrSet {
         let mut blocks: Vec<IpNet> = blocks.into_iter().map(|n| n.trunc()).collect();
         blocks.sort();
         blocks.dedup();
-        let v4 = blocks
-            .iter()
-            .filter_map(|n| match n {
-                IpNet::V4(n) => Some((u32::from(n.netmask()), u32::from(n.network()))),
-                IpNet::V6(_) => None,
-            })
-            .collect();
-        CidrSet { blocks, v4 }
+        let mut set = CidrSet { blocks, v4: Vec::new() };
+        set.v4 = set.ipv4().map(|n| (u32::from(n.netmask()), u32::from(n.network()))).collect();
+        set
     }
 
     /// The private ranges a VPC's blocks are usually drawn from (RFC 1918, RFC 6598 shared space),

@@ -93,6 +93,12 @@ impl Flow {
     }
 }
 
+/// Whether a flow whose last second is `last` is closed for records starting at `horizon` or later
+/// (they come more than the idle timeout after it).
+fn ended_before(last: u32, horizon: u64) -> bool {
+    u64::from(last) + IDLE_TIMEOUT_SECS < horizon
+}
+
 /// The open flows of one 5-tuple: almost always one, kept inline.
 #[derive(Debug, Clone)]
 struct KeyFlows {
@@ -148,7 +154,7 @@ impl KeyFlows {
     /// Hands the flows that ended before `horizon` (+ the idle timeout) to `closed`; returns whether
     /// any flow is left.
     fn close(&mut self, horizon: u64, mut closed: impl FnMut(&Flow)) -> bool {
-        let is_closed = |f: &Flow| u64::from(f.last) + IDLE_TIMEOUT_SECS < horizon;
+        let is_closed = |f: &Flow| ended_before(f.last, horizon);
         if !self.flows().any(is_closed) {
             return true;
         }
@@ -421,9 +427,6 @@ impl ClientTracker {
     /// The open flows of `key` in a generation, taken out of it; the ones already closed go to the
     /// aggregates.
     fn take_from_generations(&mut self, key: &OpenKey) -> Option<KeyFlows> {
-        if self.generations.is_empty() {
-            return None;
-        }
         let probe = Probe::of(key);
         let mut flows =
             self.generations.iter_mut().rev().filter(|g| g.filter.may_hold(probe)).find_map(|g| g.flows.remove(key))?;
@@ -450,11 +453,7 @@ impl ClientTracker {
             .spares
             .pop()
             .unwrap_or_else(|| OpenFlows::with_capacity_and_hasher(self.young_limit(), Default::default()));
-        let young = std::mem::replace(&mut self.young, next);
-        self.push_generation(young);
-    }
-
-    fn push_generation(&mut self, flows: OpenFlows) {
+        let flows = std::mem::replace(&mut self.young, next);
         let last = flows.values().flat_map(KeyFlows::flows).map(|f| f.last).max().unwrap_or(0);
         self.generations.push(Generation { filter: KeyFilter::of(flows.keys()), flows, last });
     }
@@ -466,13 +465,10 @@ impl ClientTracker {
         self.closed_before = self.closed_before.max(horizon);
         let (agg, addresses, spares) = (&mut self.agg, &self.addresses, &mut self.spares);
         self.generations.retain_mut(|g| {
-            if u64::from(g.last) + IDLE_TIMEOUT_SECS >= horizon {
+            if !ended_before(g.last, horizon) {
                 return true;
             }
-            for (k, flows) in g.flows.drain() {
-                let k = client_key(addresses, &k);
-                flows.flows().for_each(|f| agg.add(&k, f));
-            }
+            close_all(agg, addresses, &mut g.flows);
             if spares.len() < SPARES {
                 spares.push(std::mem::take(&mut g.flows));
             }
@@ -504,10 +500,17 @@ impl ClientTracker {
 
     /// Closes every flow and returns the aggregates.
     pub(super) fn finish(mut self) -> ClientAgg {
-        let young = std::mem::take(&mut self.young);
-        self.push_generation(young);
         self.close_before(u64::MAX);
+        close_all(&mut self.agg, &self.addresses, &mut self.young);
         self.agg
+    }
+}
+
+/// Hands every flow of `table` to the aggregates, emptying it.
+fn close_all(agg: &mut ClientAgg, addresses: &[IpAddr], table: &mut OpenFlows) {
+    for (k, flows) in table.drain() {
+        let k = client_key(addresses, &k);
+        flows.flows().for_each(|f| agg.add(&k, f));
     }
 }
 

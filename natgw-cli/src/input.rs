@@ -11,7 +11,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, TryLockError};
 
 use flate2::bufread::MultiGzDecoder;
-use natgw_core::analyze::{Analyzer, FIELDS, FastShard, FlowStreams, NatEvidence, NatFlows, Shard, check_format};
+use natgw_core::analyze::{
+    Analyzer, FIELDS, FastShard, FlowStreams, LaneFlows, NatEvidence, NatFlows, Shard, StreamLane, check_format,
+};
 use natgw_core::flowlog::{LineError, LogFormat, ParseStats, StreamParser};
 
 /// A problem with one input, shown as one line and exit code 3.
@@ -266,7 +268,9 @@ pub fn read_all(
     // analysis refuses them (`AnalyzeError::StreamOrder`) and the caller reads again with `stream`
     // off, keeping the records in memory. Standard input cannot be read again, so it never streams.
     let streamable = stream && fast.is_some() && !inputs.iter().any(|i| matches!(i.source, Source::Stdin));
-    let sequencer = streamable.then(|| Sequencer::new(analyzer.flow_streams()));
+    // With the destinations' lane, a lane per worker: every core can feed one. (Client lanes split
+    // each part's client records, a copy: one lane takes them as they are.)
+    let sequencer = streamable.then(|| Sequencer::new(analyzer.flow_streams_in_lanes(threads.saturating_sub(1))));
     let sink = || match &fast {
         Some(f) => Sink::Fast(Box::new(f.clone())),
         None => Sink::Reference(Shard::default()),
@@ -337,77 +341,103 @@ const AHEAD_PER_THREAD: usize = 4;
 /// Records a part of a large gzip file or stdin holds before it is handed over.
 const PART_RECORDS: u64 = 1 << 16;
 
-/// Where the streams are: the next (task, part) to feed.
+/// Where a lane of the streams is: the next (task, part) to feed.
 type Part = (usize, usize);
 
 /// Feeds each task's records to the streaming estimates in input order (task by task, part by part),
-/// whichever worker read them: a worker hands a part over; whoever holds the streams feeds every part
-/// that is next in line, the others go back to parsing. Workers wait before running more than a few
-/// tasks ahead of the streams, so what waits stays small.
+/// whichever worker read them. The streams are lanes that share nothing ([`FlowStreams::into_lanes`]):
+/// the destinations', and a client lane per worker. A worker splits the part it hands over into the
+/// lanes' shares; whoever holds a lane feeds every share that is next in line for it, and the workers
+/// that find the lanes taken go back to parsing, so the lanes are fed on all cores at once. Workers
+/// wait before running more than a few tasks ahead of the slowest lane, so what waits stays small.
 struct Sequencer {
-    waiting: Mutex<BTreeMap<Part, (NatFlows, bool)>>,
-    /// The next part to feed, and the streams.
-    streams: Mutex<(Part, FlowStreams)>,
-    /// Tasks fed in full, and its change signalled.
-    fed: Mutex<usize>,
+    lanes: Vec<Lane>,
+    /// Per lane, the tasks fed in full; changes are signalled.
+    fed: Mutex<Vec<usize>>,
     progress: Condvar,
+    /// Client lanes, to split the parts by.
+    client_lanes: usize,
+}
+
+/// One lane of the streams and the shares waiting for it.
+struct Lane {
+    waiting: Mutex<BTreeMap<Part, (LaneFlows, bool)>>,
+    /// The next part to feed, and the lane.
+    stream: Mutex<(Part, StreamLane)>,
 }
 
 impl Sequencer {
     fn new(streams: FlowStreams) -> Sequencer {
-        Sequencer {
-            waiting: Mutex::default(),
-            streams: Mutex::new(((0, 0), streams)),
-            fed: Mutex::new(0),
-            progress: Condvar::new(),
-        }
+        let client_lanes = streams.client_lanes();
+        let lanes: Vec<Lane> = streams
+            .into_lanes()
+            .into_iter()
+            .map(|l| Lane { waiting: Mutex::default(), stream: Mutex::new(((0, 0), l)) })
+            .collect();
+        Sequencer { fed: Mutex::new(vec![0; lanes.len()]), lanes, progress: Condvar::new(), client_lanes }
     }
 
-    /// Blocks until task `task` is fewer than `ahead` tasks past the last one fed in full. Cannot
-    /// deadlock: every earlier task is held by a worker that is not waiting (it waits only before
-    /// taking its next task, after handing the last one over in full).
+    /// Blocks until task `task` is fewer than `ahead` tasks past the last one every lane has fed in
+    /// full. Cannot deadlock: every earlier task is held by a worker that is not waiting (it waits
+    /// only before taking its next task, after handing the last one over in full), and each share
+    /// handed over is fed by its hander or by the lane's holder.
     fn wait_for_room(&self, task: usize, ahead: usize) {
         let mut fed = lock(&self.fed);
-        while task >= *fed + ahead.max(1) {
+        while task >= fed.iter().copied().min().unwrap_or(0) + ahead.max(1) {
             fed = self.progress.wait(fed).unwrap_or_else(|p| p.into_inner());
         }
     }
 
-    /// Hands over part `at` of a task (`last`: its final part).
-    fn submit(&self, at: Part, flows: NatFlows, last: bool) {
-        lock(&self.waiting).insert(at, (flows, last));
+    /// Hands over part `at` of a task (`last`: its final part): its share to every lane, then feeds
+    /// the lanes that are free, starting at `first` (workers start at different lanes).
+    fn submit(&self, at: Part, flows: NatFlows, last: bool, first: usize) {
+        for (lane, share) in self.lanes.iter().zip(flows.into_lanes(self.client_lanes)) {
+            lock(&lane.waiting).insert(at, (share, last));
+        }
+        let n = self.lanes.len();
+        for k in 0..n {
+            let i = (first + k) % n;
+            self.drain(i);
+        }
+    }
+
+    /// Feeds lane `i` every share that is next in line, unless another worker holds it (which then
+    /// feeds them, or sees them after letting go).
+    fn drain(&self, i: usize) {
+        let lane = &self.lanes[i];
         loop {
-            let mut streams = match self.streams.try_lock() {
+            let mut stream = match lane.stream.try_lock() {
                 Ok(s) => s,
                 Err(TryLockError::Poisoned(p)) => p.into_inner(),
-                // Its holder feeds ours too, or sees it after letting go (below).
                 Err(TryLockError::WouldBlock) => return,
             };
             loop {
-                let next = streams.0;
-                let Some((flows, last)) = lock(&self.waiting).remove(&next) else { break };
-                streams.1.feed(flows);
-                streams.0 = if last { (next.0 + 1, 0) } else { (next.0, next.1 + 1) };
+                let next = stream.0;
+                let Some((share, last)) = lock(&lane.waiting).remove(&next) else { break };
+                stream.1.feed(share);
+                stream.0 = if last { (next.0 + 1, 0) } else { (next.0, next.1 + 1) };
             }
-            let next = streams.0;
-            drop(streams);
+            let next = stream.0;
+            drop(stream);
             {
                 let mut fed = lock(&self.fed);
-                if next.0 > *fed {
-                    *fed = next.0;
+                if next.0 > fed[i] {
+                    fed[i] = next.0;
                     self.progress.notify_all();
                 }
             }
-            // A part handed over while we held the streams, and whose worker found them taken.
-            if !lock(&self.waiting).contains_key(&next) {
+            // A share handed over while we held the lane, and whose worker found it taken.
+            if !lock(&lane.waiting).contains_key(&next) {
                 return;
             }
         }
     }
 
-    /// The streams. Parts still waiting follow a task that failed, and then the read fails.
+    /// The streams. Shares still waiting follow a task that failed, and then the read fails.
     fn into_streams(self) -> FlowStreams {
-        self.streams.into_inner().unwrap_or_else(|p| p.into_inner()).1
+        let lanes =
+            self.lanes.into_iter().map(|l| l.stream.into_inner().unwrap_or_else(|p| p.into_inner()).1).collect();
+        FlowStreams::from_lanes(lanes)
     }
 }
 
@@ -428,7 +458,7 @@ fn run_pool(
     let shards: Mutex<Vec<Sink>> = Mutex::new(Vec::new());
     let (next, done_ref, shards_ref) = (&next, &done, &shards);
     std::thread::scope(|scope| {
-        for _ in 0..threads.clamp(1, tasks.len().max(1)) {
+        for worker in 0..threads.clamp(1, tasks.len().max(1)) {
             let mut shard = sink();
             scope.spawn(move || {
                 let mut scratch = Vec::new();
@@ -445,7 +475,7 @@ fn run_pool(
                         if let (Some(seq), Sink::Fast(s)) = (sequencer, shard)
                             && (last || s.records_since_take() >= PART_RECORDS)
                         {
-                            seq.submit((t, part), s.take_flows(), last);
+                            seq.submit((t, part), s.take_flows(), last, worker);
                             part += 1;
                         }
                     };

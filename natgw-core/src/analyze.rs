@@ -28,7 +28,7 @@ use crate::topology::VpcEndpointInfo;
 mod clients;
 mod fast;
 use clients::{ClientAgg, ClientKey, ClientRec, MinuteKey};
-pub use fast::{FastShard, FlowStreams, NatEvidence, NatFlows};
+pub use fast::{FastShard, FlowStreams, LaneFlows, NatEvidence, NatFlows, StreamLane};
 
 /// The fields the analysis reads; a parser can skip the rest ([`crate::flowlog::LineParser::with_fields`]).
 pub const FIELDS: &[Field] = &[
@@ -335,8 +335,15 @@ impl Analyzer {
     /// Empty streams for the fast shards' flows ([`FastShard::take_flows`]): they take the NAT
     /// interface as configured or found by the first pass, else as the first NAT flows show it.
     pub fn flow_streams(&self) -> FlowStreams {
+        self.flow_streams_in_lanes(1)
+    }
+
+    /// [`flow_streams`](Analyzer::flow_streams) with `client_lanes` client lanes, to feed on as many
+    /// threads ([`FlowStreams::into_lanes`]).
+    pub fn flow_streams_in_lanes(&self, client_lanes: usize) -> FlowStreams {
         let known = self.config.nat_interface.as_ref().map(|i| i.as_str().to_owned());
-        FlowStreams::new(known.as_deref().or(self.inferred.as_ref().and_then(|n| n.iface.as_deref())))
+        let nat_interface = known.as_deref().or(self.inferred.as_ref().and_then(|n| n.iface.as_deref()));
+        FlowStreams::new(nat_interface, client_lanes)
     }
 
     /// Takes the streaming estimates the fast shards' NAT flows were fed to ([`FastShard::take_flows`],

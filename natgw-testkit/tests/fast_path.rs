@@ -9,7 +9,7 @@
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
-use natgw_core::analyze::{AnalyzeConfig, Analyzer};
+use natgw_core::analyze::{AnalyzeConfig, Analyzer, FlowStreams, LaneFlows, NatFlows};
 use natgw_core::flowlog::{LogFormat, ParseStats, parse_all};
 use natgw_core::net::{CidrSet, InterfaceId};
 use natgw_testkit::sim::{Scenario, Simulation};
@@ -38,11 +38,25 @@ enum Skip {
     Unusable,
 }
 
+/// How the fast path's flows stream.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Stream {
+    /// They do not: all in memory.
+    Off,
+    /// Each block's flows to the whole streams, in input order.
+    Whole,
+    /// Each block's flows split into the streams' lanes (this many client lanes); each lane is fed
+    /// in input order, but the lanes one after the other, the last first (as threads feeding lanes
+    /// at their own pace might).
+    Lanes(usize),
+}
+
 /// The report of the fast path: the records dealt over `shards` shards in blocks, the shards merged in
-/// reverse order (as threads finishing in any order would). With `stream`, each block's NAT flows go
+/// reverse order (as threads finishing in any order would). Streaming, each block's NAT flows go
 /// to the streaming estimate in input order, as the CLI's sequencer does.
 /// Without configured NAT addresses, a first pass over the records (over shards too) infers them.
-fn fast(config: &AnalyzeConfig, inputs: &[Input], shards: usize, block: usize, stream: bool) -> Result<String, Skip> {
+fn fast(config: &AnalyzeConfig, inputs: &[Input], shards: usize, block: usize, mode: Stream) -> Result<String, Skip> {
+    let stream = mode != Stream::Off;
     let mut a = Analyzer::new(config.clone());
     if let Some(template) = a.nat_evidence() {
         let mut parts = vec![template; shards];
@@ -64,7 +78,23 @@ fn fast(config: &AnalyzeConfig, inputs: &[Input], shards: usize, block: usize, s
     let template = a.fast_shard().expect("the NAT addresses are known");
     let mut parts = vec![template; shards];
     let mut stats: Vec<(&str, ParseStats)> = Vec::new();
-    let mut streams = a.flow_streams();
+    let mut streams = match mode {
+        Stream::Lanes(k) => a.flow_streams_in_lanes(k),
+        _ => a.flow_streams(),
+    };
+    // Per lane, the shares of the blocks, in input order.
+    let mut shares: Vec<Vec<LaneFlows>> = Vec::new();
+    let mut hand_over = |streams: &mut FlowStreams, flows: NatFlows| match mode {
+        Stream::Lanes(_) => {
+            for (lane, share) in flows.into_lanes(streams.client_lanes()).into_iter().enumerate() {
+                if shares.len() <= lane {
+                    shares.resize_with(lane + 1, Vec::new);
+                }
+                shares[lane].push(share);
+            }
+        }
+        _ => streams.feed(flows),
+    };
     let mut n = 0usize;
     for (name, bytes) in inputs {
         let s = parse_all(bytes, LogFormat::default(), false, &mut |r| {
@@ -72,14 +102,23 @@ fn fast(config: &AnalyzeConfig, inputs: &[Input], shards: usize, block: usize, s
             part.push(r);
             n += 1;
             if stream && n.is_multiple_of(block) {
-                streams.feed(part.take_flows());
+                hand_over(&mut streams, part.take_flows());
             }
         });
         stats.push((name, s));
     }
     if stream {
         // The last, partial block.
-        streams.feed(parts[(n.saturating_sub(1) / block) % shards].take_flows());
+        hand_over(&mut streams, parts[(n.saturating_sub(1) / block) % shards].take_flows());
+        if let Stream::Lanes(k) = mode {
+            let mut lanes = streams.into_lanes();
+            assert_eq!(lanes.len(), k + 1);
+            for (lane, shares) in lanes.iter_mut().zip(shares).rev() {
+                shares.into_iter().for_each(|s| lane.feed(s));
+            }
+            lanes.reverse();
+            streams = FlowStreams::from_lanes(lanes);
+        }
         if !streams.usable() {
             return Err(Skip::Unusable);
         }
@@ -121,7 +160,7 @@ enum Order {
 fn assert_same(what: &str, config: &AnalyzeConfig, inputs: &[Input], order: Order) -> bool {
     let want = reference(config, inputs);
     for (shards, block) in [(1, usize::MAX), (3, 1), (2, 997)] {
-        for stream in [false, true] {
+        for stream in [Stream::Off, Stream::Whole, Stream::Lanes(3)] {
             let got = match fast(config, inputs, shards, block, stream) {
                 Ok(got) => got,
                 Err(Skip::NotInferred) => {
@@ -136,7 +175,7 @@ fn assert_same(what: &str, config: &AnalyzeConfig, inputs: &[Input], order: Orde
             if got != want {
                 let line = want.lines().zip(got.lines()).position(|(a, b)| a != b).unwrap_or(0);
                 panic!(
-                    "{what}: fast path ({shards} shards, blocks of {block}, streaming {stream}) differs from the \
+                    "{what}: fast path ({shards} shards, blocks of {block}, streaming {stream:?}) differs from the \
                      reference at line {line}:\n  reference: {}\n  fast:      {}",
                     want.lines().nth(line).unwrap_or(""),
                     got.lines().nth(line).unwrap_or("")

@@ -309,7 +309,7 @@ impl FastShard {
             // The client legs were classified for the interface the first NAT flows came on; it must be
             // the one chosen now (else read again without streaming).
             let chosen = nat_iface.filter(|i| *i != 0).and_then(|i| iface_names.get(&i).cloned());
-            match &streams.nat_iface {
+            match streams.nat_iface() {
                 Some(provisional) if *provisional != chosen => return Err(AnalyzeError::StreamOrder),
                 Some(_) => {}
                 None => streams.decide(chosen),
@@ -318,11 +318,11 @@ impl FastShard {
                 return Err(AnalyzeError::StreamOrder);
             }
             let mut flows = super::clients::ClientAgg::default();
-            for tracker in streams.clients.into_values() {
+            for tracker in streams.clients.into_iter().flat_map(|c| c.trackers.into_values()) {
                 flows.merge(tracker.finish());
             }
             client_flows = Some(flows);
-            for ((name, d), stream) in streams.streams {
+            for ((name, d), stream) in streams.dests.streams {
                 let i = match &name {
                     None => 0,
                     Some(n) => self.ifaces.get(n.as_str()).copied().unwrap_or(u32::MAX),
@@ -362,14 +362,85 @@ impl FastShard {
 /// gateway's (`true`) or not.
 type ClientGroup = (Option<String>, bool, Vec<(ClientKey, ClientRec)>);
 
+/// NAT → destination records of one interface and destination, in the order they came.
+type DestGroup = (Option<String>, Destination, Vec<NatFlowObs>);
+
 /// The records of one part of the input (a chunk of a file, a gzip file) that stream, in the order
 /// they came, by interface (`None`: the format has no interface ID): NAT → destination records by
 /// destination, and client-side records as classified for the interface being the NAT gateway's or
 /// not.
 #[derive(Debug, Default)]
 pub struct NatFlows {
-    nat: Vec<(Option<String>, Destination, Vec<NatFlowObs>)>,
+    nat: Vec<DestGroup>,
     clients: Vec<ClientGroup>,
+}
+
+impl NatFlows {
+    /// Splits the part into one share per lane of streams that have `client_lanes` client lanes
+    /// ([`FlowStreams::into_lanes`], same order): the destinations' share, then each client lane's.
+    /// Run it on the thread that parsed the part: it is a pass over the part's client records.
+    pub fn into_lanes(self, client_lanes: usize) -> Vec<LaneFlows> {
+        let n = client_lanes.max(1);
+        let busiest = busiest(&self.nat);
+        let mut shares: Vec<Vec<ClientGroup>> = (0..n).map(|_| Vec::new()).collect();
+        for (iface, on_nat, recs) in self.clients {
+            if n == 1 {
+                shares[0].push((iface, on_nat, recs));
+                continue;
+            }
+            let mut split: Vec<Vec<(ClientKey, ClientRec)>> = (0..n).map(|_| Vec::new()).collect();
+            for kr in recs {
+                split[lane_of(&kr.0, n)].push(kr);
+            }
+            for (share, recs) in shares.iter_mut().zip(split) {
+                if !recs.is_empty() {
+                    share.push((iface.clone(), on_nat, recs));
+                }
+            }
+        }
+        let mut out = vec![LaneFlows(Share::Dests(self.nat))];
+        out.extend(shares.into_iter().map(|groups| LaneFlows(Share::Clients { busiest: busiest.clone(), groups })));
+        out
+    }
+}
+
+/// The interface with the most NAT → destination records of a part (ties: the least ID), if any:
+/// the NAT gateway's, as streams not told it take it.
+fn busiest(nat: &[DestGroup]) -> Option<Option<String>> {
+    let mut counts: HashMap<&Option<String>, usize> = HashMap::default();
+    for (iface, _, obs) in nat {
+        *counts.entry(iface).or_default() += obs.len();
+    }
+    counts.into_iter().max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(a.0))).map(|(k, _)| k.clone())
+}
+
+/// The client lane of a 5-tuple, by its client address and port: spreads the records evenly even
+/// when one client makes most of them.
+fn lane_of(k: &ClientKey, lanes: usize) -> usize {
+    let address = match k.client {
+        IpAddr::V4(a) => u64::from(u32::from(a)),
+        IpAddr::V6(a) => {
+            let v = u128::from(a);
+            (v as u64) ^ (v >> 64) as u64
+        }
+    };
+    // Fibonacci hashing: the product's top bits depend on every bit of the key.
+    let h = ((address << 16) ^ u64::from(k.client_port)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    (((h >> 32) * lanes as u64) >> 32) as usize
+}
+
+/// One lane's share of a part of the input ([`NatFlows::into_lanes`]).
+#[derive(Debug)]
+pub struct LaneFlows(Share);
+
+#[derive(Debug)]
+enum Share {
+    Dests(Vec<DestGroup>),
+    /// With the part's busiest interface, for lanes that must decide the NAT gateway's.
+    Clients {
+        busiest: Option<Option<String>>,
+        groups: Vec<ClientGroup>,
+    },
 }
 
 /// The streaming estimates of every (interface, destination), fed with [`NatFlows`] in input order:
@@ -384,10 +455,27 @@ pub struct NatFlows {
 /// whose flows (named or not) show on two interfaces makes the streams unusable. AWS gives an address
 /// to one interface, so that happens only when the NAT interface's format names destinations
 /// (pkt-dstaddr) and the clients' own interfaces are read too.
-#[derive(Debug, Default)]
+///
+/// The streams are lanes that share no state: the destinations', and one or more client lanes, each
+/// with the client flows of a share of the 5-tuples. Split into [`StreamLane`]s, they can be fed on
+/// different threads, each lane in input order ([`NatFlows::into_lanes`], [`StreamLane::feed`]), and
+/// joined again; [`feed`](FlowStreams::feed) feeds every lane on the caller's thread.
+#[derive(Debug)]
 pub struct FlowStreams {
+    dests: DestLane,
+    clients: Vec<ClientLane>,
+}
+
+/// The destinations' streams.
+#[derive(Debug, Default)]
+struct DestLane {
     streams: HashMap<(Option<String>, Destination), Feed>,
-    clients: HashMap<Option<String>, ClientTracker>,
+}
+
+/// The client flows of a share of the 5-tuples.
+#[derive(Debug, Default)]
+struct ClientLane {
+    trackers: HashMap<Option<String>, ClientTracker>,
     /// The interface each (client address, destination named) was seen on.
     client_ifaces: HashMap<(IpAddr, bool), Option<String>>,
     /// A client address showed on two interfaces.
@@ -397,8 +485,20 @@ pub struct FlowStreams {
     /// Client records that came before it was known.
     waiting: Vec<ClientGroup>,
     waiting_records: usize,
+    /// How many records may wait.
+    max_waiting: usize,
     /// Too many records waited: the streams give up.
     overflow: bool,
+}
+
+/// One lane of [`FlowStreams`] ([`FlowStreams::into_lanes`]).
+#[derive(Debug)]
+pub struct StreamLane(Lane);
+
+#[derive(Debug)]
+enum Lane {
+    Dests(DestLane),
+    Clients(ClientLane),
 }
 
 /// One destination's NAT flows as they stream in: its records while they are few (a destination seen a
@@ -413,30 +513,113 @@ enum Feed {
 /// Records a destination keeps as they are before it streams.
 const FEW: usize = 64;
 
-/// Client records that may wait for the NAT gateway's interface to show (a part or two of the input).
+/// Client records that may wait for the NAT gateway's interface to show (a part or two of the input),
+/// over all client lanes.
 const MAX_WAITING: usize = 1 << 20;
 
 impl FlowStreams {
     /// Streams for an analysis whose NAT interface is configured as `nat_interface` (`None`: the
-    /// interface of the first NAT → destination records).
-    pub fn new(nat_interface: Option<&str>) -> FlowStreams {
-        FlowStreams { nat_iface: nat_interface.map(|n| Some(n.to_owned())), ..FlowStreams::default() }
+    /// interface of the first NAT → destination records), with `client_lanes` client lanes (at
+    /// least one).
+    pub fn new(nat_interface: Option<&str>, client_lanes: usize) -> FlowStreams {
+        let n = client_lanes.max(1);
+        let lane = || ClientLane {
+            nat_iface: nat_interface.map(|i| Some(i.to_owned())),
+            max_waiting: MAX_WAITING / n,
+            ..ClientLane::default()
+        };
+        FlowStreams { dests: DestLane::default(), clients: (0..n).map(|_| lane()).collect() }
     }
 
-    /// Adds the next part's records.
+    /// Its client lanes, for [`NatFlows::into_lanes`].
+    pub fn client_lanes(&self) -> usize {
+        self.clients.len()
+    }
+
+    /// Adds the next part's records, to every lane.
     pub fn feed(&mut self, flows: NatFlows) {
-        if self.nat_iface.is_none() {
-            // The interface with the most NAT → destination records of this part.
-            let mut counts: HashMap<&Option<String>, usize> = HashMap::default();
-            for (iface, _, obs) in &flows.nat {
-                *counts.entry(iface).or_default() += obs.len();
-            }
-            let best = counts.into_iter().max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(a.0))).map(|(k, _)| k.clone());
-            if let Some(iface) = best {
-                self.decide(iface);
+        let mut shares = flows.into_lanes(self.clients.len()).into_iter();
+        if let Some(LaneFlows(Share::Dests(nat))) = shares.next() {
+            self.dests.feed(nat);
+        }
+        for (lane, share) in self.clients.iter_mut().zip(shares) {
+            if let LaneFlows(Share::Clients { busiest, groups }) = share {
+                lane.feed(busiest, groups);
             }
         }
-        for (iface, d, obs) in flows.nat {
+    }
+
+    /// The lanes, to feed apart: the destinations' first, then the client lanes.
+    pub fn into_lanes(self) -> Vec<StreamLane> {
+        let mut lanes = vec![StreamLane(Lane::Dests(self.dests))];
+        lanes.extend(self.clients.into_iter().map(|c| StreamLane(Lane::Clients(c))));
+        lanes
+    }
+
+    /// The streams again, from all the lanes of one [`into_lanes`](FlowStreams::into_lanes), in any
+    /// order.
+    pub fn from_lanes(lanes: Vec<StreamLane>) -> FlowStreams {
+        let mut dests = DestLane::default();
+        let mut clients = Vec::new();
+        for lane in lanes {
+            match lane.0 {
+                Lane::Dests(d) => dests.streams.extend(d.streams),
+                Lane::Clients(c) => clients.push(c),
+            }
+        }
+        FlowStreams { dests, clients }
+    }
+
+    /// The NAT gateway's interface as the client lanes took it (they all decide alike).
+    fn nat_iface(&self) -> Option<&Option<String>> {
+        self.clients.first().and_then(|c| c.nat_iface.as_ref())
+    }
+
+    /// Takes `iface` as the NAT gateway's in every client lane.
+    fn decide(&mut self, iface: Option<String>) {
+        for lane in &mut self.clients {
+            lane.decide(iface.clone());
+        }
+    }
+
+    /// False when the streams cannot give the reference's report: records came out of order on a
+    /// NAT port or too late for their interface's client flows, one destination's records came both
+    /// with and without interface IDs, or a client address on two interfaces.
+    pub fn usable(&self) -> bool {
+        let named: rustc_hash::FxHashSet<&Destination> =
+            self.dests.streams.keys().filter(|(name, _)| name.is_some()).map(|(_, d)| d).collect();
+        let mixed = self.dests.streams.keys().any(|(name, d)| name.is_none() && named.contains(d));
+        // A client address in two lanes may show on a different interface in each.
+        let mut owners: HashMap<&(IpAddr, bool), &Option<String>> = HashMap::default();
+        let mut shared = false;
+        for (k, iface) in self.clients.iter().flat_map(|c| &c.client_ifaces) {
+            shared |= *owners.entry(k).or_insert(iface) != iface;
+        }
+        !mixed
+            && !shared
+            && self
+                .clients
+                .iter()
+                .all(|c| !c.overflow && !c.shared_client && !c.trackers.values().any(ClientTracker::disordered))
+            && !self.dests.streams.values().any(|f| matches!(f, Feed::Stream(s) if s.disordered()))
+    }
+}
+
+impl StreamLane {
+    /// Adds this lane's share of the next part ([`NatFlows::into_lanes`]); a share of another lane
+    /// is ignored.
+    pub fn feed(&mut self, share: LaneFlows) {
+        match (&mut self.0, share.0) {
+            (Lane::Dests(d), Share::Dests(nat)) => d.feed(nat),
+            (Lane::Clients(c), Share::Clients { busiest, groups }) => c.feed(busiest, groups),
+            _ => {}
+        }
+    }
+}
+
+impl DestLane {
+    fn feed(&mut self, nat: Vec<DestGroup>) {
+        for (iface, d, obs) in nat {
             let feed = self.streams.entry((iface, d)).or_insert_with(|| Feed::Few(Vec::new()));
             if let Feed::Few(records) = feed {
                 records.extend_from_slice(&obs);
@@ -450,13 +633,24 @@ impl FlowStreams {
                 obs.iter().for_each(|o| stream.push(o));
             }
         }
+    }
+}
+
+impl ClientLane {
+    /// Adds this lane's client records of the next part, whose busiest interface is `busiest`.
+    fn feed(&mut self, busiest: Option<Option<String>>, groups: Vec<ClientGroup>) {
+        if self.nat_iface.is_none()
+            && let Some(iface) = busiest
+        {
+            self.decide(iface);
+        }
         if self.nat_iface.is_some() {
-            self.feed_clients(flows.clients);
+            self.feed_clients(groups);
         } else {
-            self.waiting_records += flows.clients.iter().map(|c| c.2.len()).sum::<usize>();
-            self.overflow |= self.waiting_records > MAX_WAITING;
+            self.waiting_records += groups.iter().map(|c| c.2.len()).sum::<usize>();
+            self.overflow |= self.waiting_records > self.max_waiting;
             if !self.overflow {
-                self.waiting.extend(flows.clients);
+                self.waiting.extend(groups);
             }
         }
     }
@@ -473,7 +667,7 @@ impl FlowStreams {
         for (iface, on_nat, recs) in groups {
             // Records without an interface ID count as the NAT gateway's, as in the reference.
             if on_nat == (iface.is_none() || iface == *nat) {
-                let tracker = self.clients.entry(iface.clone()).or_default();
+                let tracker = self.trackers.entry(iface.clone()).or_default();
                 for (k, r) in &recs {
                     // A client address new to this interface's tracker (in its role) must not be
                     // another interface's.
@@ -486,18 +680,68 @@ impl FlowStreams {
             }
         }
     }
+}
 
-    /// False when the streams cannot give the reference's report: records came out of order on a
-    /// NAT port or too late for their interface's client flows, one destination's records came both
-    /// with and without interface IDs, or a client address on two interfaces.
-    pub fn usable(&self) -> bool {
-        let named: rustc_hash::FxHashSet<&Destination> =
-            self.streams.keys().filter(|(name, _)| name.is_some()).map(|(_, d)| d).collect();
-        let mixed = self.streams.keys().any(|(name, d)| name.is_none() && named.contains(d));
-        !mixed
-            && !self.overflow
-            && !self.shared_client
-            && !self.clients.values().any(ClientTracker::disordered)
-            && !self.streams.values().any(|f| matches!(f, Feed::Stream(s) if s.disordered()))
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::Protocol;
+
+    fn client_record(client: &str, port: u16, host: &str) -> (ClientKey, ClientRec) {
+        let key = ClientKey {
+            client: client.parse().unwrap_or(IpAddr::from([0, 0, 0, 0])),
+            client_port: port,
+            host: host.parse().ok(),
+            host_port: 443,
+            proto: Protocol::TCP,
+        };
+        (key, ClientRec { start: 1_780_000_000, end: 1_780_000_030, bytes: 100, request: true })
+    }
+
+    /// One client address whose flows show on the NAT gateway's interface and on its own: the
+    /// streams must refuse it whether its 5-tuples share a client lane or not.
+    #[test]
+    fn a_client_on_two_interfaces_is_refused_across_lanes() {
+        let nat = Some("eni-nat".to_owned());
+        let own = Some("eni-own".to_owned());
+        for lanes in [1, 2, 3, 8] {
+            // Two of the client's 5-tuples in different lanes (the same one when there is one lane).
+            let a = client_record("10.0.1.9", 40_000, "52.216.1.2");
+            let other = (40_001..50_000)
+                .find(|p| lanes == 1 || lane_of(&client_record("10.0.1.9", *p, "").0, lanes) != lane_of(&a.0, lanes));
+            let b = client_record("10.0.1.9", other.unwrap_or(40_001), "52.216.1.2");
+            assert!(lanes == 1 || lane_of(&a.0, lanes) != lane_of(&b.0, lanes), "{lanes} lanes");
+            let flows = || NatFlows {
+                nat: Vec::new(),
+                clients: vec![(nat.clone(), true, vec![a]), (own.clone(), false, vec![b])],
+            };
+            let mut whole = FlowStreams::new(Some("eni-nat"), lanes);
+            whole.feed(flows());
+            assert!(!whole.usable(), "fed whole, {lanes} lanes");
+            // Each on its own: usable.
+            let mut alone = FlowStreams::new(Some("eni-nat"), lanes);
+            alone.feed(NatFlows { nat: Vec::new(), clients: vec![(nat.clone(), true, vec![a, b])] });
+            assert!(alone.usable(), "one interface, {lanes} lanes");
+            // Lane by lane, joined again.
+            let streams = FlowStreams::new(Some("eni-nat"), lanes);
+            let mut split = streams.into_lanes();
+            for (lane, share) in split.iter_mut().zip(flows().into_lanes(lanes)) {
+                lane.feed(share);
+            }
+            assert!(!FlowStreams::from_lanes(split).usable(), "lane by lane, {lanes} lanes");
+        }
+    }
+
+    /// One client's 5-tuples spread evenly over the client lanes (an incident is often one client).
+    #[test]
+    fn one_clients_flows_spread_over_the_lanes() {
+        for lanes in [2, 3, 7] {
+            let mut counts = vec![0usize; lanes];
+            for port in 32_768..61_000 {
+                counts[lane_of(&client_record("10.0.1.9", port, "52.216.1.2").0, lanes)] += 1;
+            }
+            let even = (61_000 - 32_768) / lanes;
+            assert!(counts.iter().all(|c| c.abs_diff(even) < even / 20), "{lanes} lanes: {counts:?}");
+        }
     }
 }

@@ -158,8 +158,10 @@ pub enum PlainOutput {
 
 #[derive(Debug, Args)]
 pub struct AnalyzeArgs {
-    /// Flow-log files, plain or gzip (detected by content); `-` reads standard input. Give the NAT
-    /// interface's logs and the clients' logs together to attribute connections to clients.
+    /// Flow-log files, plain or gzip (detected by content), in any order (they are read in time
+    /// order); a directory: the *.log, *.gz and *.txt files under it (an S3 download's AWSLogs/
+    /// tree); `-` reads standard input. Give the NAT interface's logs and the clients' logs together
+    /// to attribute connections to clients.
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
     /// The flow log's format (`${version} ${srcaddr} …` as describe-flow-logs shows it), for files

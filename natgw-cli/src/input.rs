@@ -43,6 +43,8 @@ struct Input {
     /// The format its records are read with (after a header line, if any).
     format: LogFormat,
     header: bool,
+    /// The earliest start among the records at its beginning, if any: inputs are read in this order.
+    starts_at: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -75,7 +77,15 @@ fn probe(path: &Path, given: &LogFormat) -> Result<Input, InputError> {
     let stdin = path.as_os_str() == "-";
     let name = if stdin { "<stdin>".to_owned() } else { path.display().to_string() };
     if stdin {
-        return Ok(Input { path: path.to_owned(), name, source: Source::Stdin, format: given.clone(), header: false });
+        let source = Source::Stdin;
+        return Ok(Input {
+            path: path.to_owned(),
+            name,
+            source,
+            format: given.clone(),
+            header: false,
+            starts_at: None,
+        });
     }
     let file = File::open(path).map_err(|e| InputError(format!("cannot open {name}: {}", io_reason(&e))))?;
     let meta = file.metadata().map_err(|e| InputError(format!("cannot read {name}: {}", io_reason(&e))))?;
@@ -88,7 +98,12 @@ fn probe(path: &Path, given: &LogFormat) -> Result<Input, InputError> {
         return Err(InputError(format!("{name} is empty")));
     }
     if head.starts_with(&[0x1f, 0x8b]) {
-        return Ok(Input { path: path.to_owned(), name, source: Source::Gzip, format: given.clone(), header: false });
+        // The text of the compressed bytes at hand (the read may end mid-stream: what came is enough).
+        let mut text = Vec::with_capacity(PEEK);
+        let _ = MultiGzDecoder::new(head).take(PEEK as u64).read_to_end(&mut text);
+        let starts_at = first_start(&text, given);
+        let source = Source::Gzip;
+        return Ok(Input { path: path.to_owned(), name, source, format: given.clone(), header: false, starts_at });
     }
     let first_line = head.split(|&b| b == b'\n').next().unwrap_or(head);
     let first_line = first_line.strip_suffix(b"\r").unwrap_or(first_line);
@@ -96,7 +111,57 @@ fn probe(path: &Path, given: &LogFormat) -> Result<Input, InputError> {
         Some(h) => (h, true),
         None => (given.clone(), false),
     };
-    Ok(Input { path: path.to_owned(), name, source: Source::Plain(meta.len()), format, header })
+    let starts_at = first_start(&head[..head.len().min(PEEK)], given);
+    Ok(Input { path: path.to_owned(), name, source: Source::Plain(meta.len()), format, header, starts_at })
+}
+
+/// Bytes of an input's text looked at for its first records' time.
+const PEEK: usize = 16 << 10;
+
+/// The earliest start among the whole lines of `text` (the start of an input, header line and all).
+fn first_start(text: &[u8], given: &LogFormat) -> Option<u64> {
+    let whole = &text[..memchr::memrchr(b'\n', text)? + 1];
+    let mut earliest: Option<u64> = None;
+    let mut parser = StreamParser::new(given.clone(), false).with_fields(FIELDS);
+    parser.feed(whole, &mut |r| {
+        if let Some(s) = r.start {
+            earliest = Some(earliest.map_or(s, |e| e.min(s)));
+        }
+    });
+    earliest
+}
+
+/// The inputs the paths name: files as given and, for a directory, the flow-log files under it
+/// (`*.log`, `*.gz`, `*.txt`; hidden ones skipped), recursively, in name order.
+pub fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, InputError> {
+    let mut out = Vec::new();
+    for path in paths {
+        if path.as_os_str() == "-" || !path.is_dir() {
+            out.push(path.clone());
+            continue;
+        }
+        let before = out.len();
+        let hidden = |e: &walkdir::DirEntry| e.depth() > 0 && e.file_name().to_string_lossy().starts_with('.');
+        let walk = walkdir::WalkDir::new(path).follow_links(true).sort_by_file_name();
+        for entry in walk.into_iter().filter_entry(|e| !hidden(e)) {
+            let entry = entry.map_err(|e| {
+                let at = e.path().unwrap_or(path).display().to_string();
+                let why = e.io_error().map_or_else(|| e.to_string(), io_reason);
+                InputError(format!("cannot read {at}: {why}"))
+            })?;
+            let name = entry.file_name().to_string_lossy();
+            if entry.file_type().is_file() && [".log", ".gz", ".txt"].iter().any(|x| name.ends_with(x)) {
+                out.push(entry.into_path());
+            }
+        }
+        if out.len() == before {
+            return Err(InputError(format!(
+                "{}: a directory with no flow-log files (*.log, *.gz, *.txt) under it",
+                path.display()
+            )));
+        }
+    }
+    Ok(out)
 }
 
 /// Splits a plain file into ranges that end at line boundaries.
@@ -232,8 +297,15 @@ pub fn read_all(
     stream: bool,
 ) -> Result<(), InputError> {
     let inputs: Vec<Input> = paths.iter().map(|p| probe(p, given)).collect::<Result<_, _>>()?;
+    // The inputs in the time order of their first records, so that files given in another order (a
+    // shell's or `find`'s, several flow logs' files side by side) still stream; as given when an
+    // input's time is unknown. Reports list the inputs as given.
+    let mut order: Vec<usize> = (0..inputs.len()).collect();
+    if inputs.iter().all(|i| i.starts_at.is_some()) {
+        order.sort_by_key(|&i| inputs[i].starts_at);
+    }
     let mut tasks = Vec::new();
-    for (i, input) in inputs.iter().enumerate() {
+    for (i, input) in order.into_iter().map(|i| (i, &inputs[i])) {
         match input.source {
             Source::Plain(size) => {
                 let rs = ranges(&input.path, size)
@@ -499,4 +571,95 @@ fn run_pool(
         }
     });
     (done.into_inner().unwrap_or_else(|p| p.into_inner()), shards.into_inner().unwrap_or_else(|p| p.into_inner()))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::io::Write as _;
+
+    use natgw_core::analyze::{AnalyzeConfig, AnalyzeError};
+    use natgw_core::net::CidrSet;
+    use natgw_testkit::sim::{Scenario, Simulation};
+
+    use super::*;
+
+    /// A simulation's NAT-interface log in `parts` files of consecutive lines (each with the header),
+    /// every other one gzipped: their paths in time order.
+    fn parts(dir: &Path, parts: usize) -> Vec<PathBuf> {
+        let sim = Simulation::run(&Scenario::builtin("hot-s3").unwrap()).unwrap();
+        let text = sim.nat_v2();
+        let mut lines: Vec<&[u8]> = text.split_inclusive(|b| *b == b'\n').collect();
+        let header = lines.remove(0);
+        let per = lines.len().div_ceil(parts);
+        let mut paths = Vec::new();
+        for (k, chunk) in lines.chunks(per).enumerate() {
+            let mut bytes = header.to_vec();
+            chunk.iter().for_each(|l| bytes.extend_from_slice(l));
+            let path = dir.join(format!("part-{k}.log{}", if k % 2 == 1 { ".gz" } else { "" }));
+            if k % 2 == 1 {
+                let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                gz.write_all(&bytes).unwrap();
+                bytes = gz.finish().unwrap();
+            }
+            std::fs::write(&path, bytes).unwrap();
+            paths.push(path);
+        }
+        paths
+    }
+
+    fn config() -> AnalyzeConfig {
+        AnalyzeConfig {
+            nat_addresses: vec!["10.0.0.142".parse().unwrap()],
+            vpc_cidrs: CidrSet::new(["10.0.0.0/16".parse().unwrap(), "100.64.0.0/16".parse().unwrap()]),
+            ..AnalyzeConfig::default()
+        }
+    }
+
+    /// Files given in any order are read in time order, so they stream (the streams refuse records
+    /// out of time order, and the CLI would read them again into memory).
+    #[test]
+    fn files_given_out_of_time_order_stream() {
+        let dir = tempfile::tempdir().unwrap();
+        let in_time = parts(dir.path(), 6);
+        let mut orders = vec![in_time.clone(), in_time.iter().rev().cloned().collect::<Vec<_>>()];
+        orders.push([3, 0, 5, 1, 4, 2].iter().map(|&k| in_time[k].clone()).collect());
+        let mut reports = Vec::new();
+        for paths in orders {
+            for threads in [1, 2, 3] {
+                let mut analyzer = Analyzer::new(config());
+                read_all(&paths, &LogFormat::default(), threads, &mut analyzer, true).unwrap();
+                let report = match analyzer.finish() {
+                    Err(AnalyzeError::StreamOrder) => panic!("{paths:?} on {threads} threads did not stream"),
+                    r => r.unwrap(),
+                };
+                let mut json = serde_json::to_value(&report).unwrap();
+                json["input"]["sources"] = serde_json::Value::Null;
+                reports.push(json);
+            }
+        }
+        assert!(reports.windows(2).all(|w| w[0] == w[1]), "the same report whatever the order");
+    }
+
+    /// A directory is the flow-log files under it, recursively, in name order; hidden entries and
+    /// other files are left out, and a directory with none is an error naming it.
+    #[test]
+    fn directories_expand_to_the_flow_log_files_under_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let day = dir.path().join("AWSLogs/123456789012/vpcflowlogs/us-east-1/2026/11/26");
+        std::fs::create_dir_all(&day).unwrap();
+        std::fs::create_dir_all(dir.path().join(".cache")).unwrap();
+        std::fs::create_dir_all(dir.path().join("empty/inner")).unwrap();
+        for name in ["b.log.gz", "a.log", "c.txt", "notes.md", ".hidden.log"] {
+            std::fs::write(day.join(name), b"x").unwrap();
+        }
+        std::fs::write(dir.path().join(".cache/d.log"), b"x").unwrap();
+        std::fs::write(dir.path().join("top.gz"), b"x").unwrap();
+        let files = expand(&[dir.path().to_owned(), PathBuf::from("-")]).unwrap();
+        let want: Vec<PathBuf> = ["a.log", "b.log.gz", "c.txt"].iter().map(|n| day.join(n)).collect();
+        assert_eq!(files, [&want[..], &[dir.path().join("top.gz"), PathBuf::from("-")]].concat());
+        let e = expand(&[dir.path().join("empty")]).unwrap_err();
+        assert!(e.0.ends_with("empty: a directory with no flow-log files (*.log, *.gz, *.txt) under it"), "{}", e.0);
+    }
 }

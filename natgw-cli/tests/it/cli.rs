@@ -63,6 +63,8 @@ fn scratch() -> tempfile::TempDir {
     std::fs::write(dir.path().join("truncated.log.gz"), &sample[..sample.len() / 3]).unwrap();
     let garbage: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
     std::fs::write(dir.path().join("garbage.bin"), garbage).unwrap();
+    std::fs::create_dir(dir.path().join("no-logs")).unwrap();
+    std::fs::write(dir.path().join("no-logs/notes.md"), b"# not a flow log\n").unwrap();
     std::fs::write(dir.path().join("header-only.log"), b"version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end action log-status\n").unwrap();
     std::fs::write(
         dir.path().join("custom-no-header.log"),
@@ -88,7 +90,7 @@ fn bad_inputs_get_one_clear_message_and_exit_code_3() {
         ("binary_garbage", vec!["analyze", "garbage.bin"]),
         ("header_only", vec!["analyze", "header-only.log"]),
         ("custom_format_without_header", vec!["analyze", "custom-no-header.log"]),
-        ("directory", vec!["analyze", "."]),
+        ("directory_without_flow_logs", vec!["analyze", "no-logs"]),
     ] {
         let mut settings = insta::Settings::clone_current();
         settings.set_snapshot_suffix(name);

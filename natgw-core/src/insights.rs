@@ -126,6 +126,12 @@ fn require(format: &LogFormat, fields: &[Field]) -> Result<(), QueryError> {
     Ok(())
 }
 
+/// ` and action = 'ACCEPT'` when the format has the action: the analysis counts accepted records only
+/// (a rejected packet never reached the NAT gateway, or never left it).
+fn accepted(format: &LogFormat) -> String {
+    if format.has(&Field::Action) { format!(" and {} = 'ACCEPT'", name(&Field::Action)) } else { String::new() }
+}
+
 fn ip_list(addrs: &[Ipv4Addr]) -> String {
     addrs.iter().map(|a| format!("'{a}'")).collect::<Vec<_>>().join(", ")
 }
@@ -139,9 +145,7 @@ fn nat_egress_filter(nat: &NatTarget, format: &LogFormat) -> String {
         name(&Field::SrcAddr),
         ip_list(&nat.addresses)
     );
-    if format.has(&Field::Action) {
-        let _ = write!(f, " and {} = 'ACCEPT'", name(&Field::Action));
-    }
+    f.push_str(&accepted(format));
     for cidr in &nat.vpc_cidrs {
         let _ = write!(f, " and not isIpv4InSubnet({}, '{}')", name(&Field::DstAddr), cidr.trunc());
     }
@@ -255,11 +259,7 @@ pub fn destination_flows(
         }
     }
     let fields: Vec<String> = fields.iter().map(name).collect();
-    let accept = if scope.format.has(&Field::Action) {
-        format!(" and {} = 'ACCEPT'", name(&Field::Action))
-    } else {
-        String::new()
-    };
+    let accept = accepted(&scope.format);
     let mut q = assemble(
         QueryKind::DestinationFlows,
         scope,
@@ -350,7 +350,7 @@ pub fn top_sources(
             )?;
             let primary = nat.addresses.first().ok_or(QueryError::NoNatAddress)?;
             format!(
-                "filter {} = '{}' and {} = '{primary}' and {} = '{}' and {} = {} and {} = {}{}",
+                "filter {} = '{}' and {} = '{primary}' and {} = '{}' and {} = {} and {} = {}{}{}",
                 name(&Field::InterfaceId),
                 nat.interface,
                 name(&Field::DstAddr),
@@ -360,6 +360,7 @@ pub fn top_sources(
                 destination.port,
                 name(&Field::Protocol),
                 destination.protocol.0,
+                accepted(&scope.format),
                 in_vpc(&Field::SrcAddr)
             )
         }
@@ -369,7 +370,7 @@ pub fn top_sources(
                 &[Field::InterfaceId, Field::SrcAddr, Field::DstAddr, Field::SrcPort, Field::DstPort, Field::Protocol],
             )?;
             format!(
-                "filter {} != '{}' and {} = '{}' and {} = {} and {} = {}{}",
+                "filter {} != '{}' and {} = '{}' and {} = {} and {} = {}{}{}",
                 name(&Field::InterfaceId),
                 nat.interface,
                 name(&Field::DstAddr),
@@ -378,6 +379,7 @@ pub fn top_sources(
                 destination.port,
                 name(&Field::Protocol),
                 destination.protocol.0,
+                accepted(&scope.format),
                 in_vpc(&Field::SrcAddr)
             )
         }

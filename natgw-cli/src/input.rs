@@ -418,7 +418,7 @@ type Part = (usize, usize);
 
 /// Feeds each task's records to the streaming estimates in input order (task by task, part by part),
 /// whichever worker read them. The streams are lanes that share nothing ([`FlowStreams::into_lanes`]):
-/// the destinations', and a client lane per worker. A worker splits the part it hands over into the
+/// the destinations' and the client lanes, a lane per worker in all. A worker splits the part it hands over into the
 /// lanes' shares; whoever holds a lane feeds every share that is next in line for it, and the workers
 /// that find the lanes taken go back to parsing, so the lanes are fed on all cores at once. Workers
 /// wait before running more than a few tasks ahead of the slowest lane, so what waits stays small.
@@ -427,8 +427,6 @@ struct Sequencer {
     /// Per lane, the tasks fed in full; changes are signalled.
     fed: Mutex<Vec<usize>>,
     progress: Condvar,
-    /// Client lanes, to split the parts by.
-    client_lanes: usize,
 }
 
 /// One lane of the streams and the shares waiting for it.
@@ -440,13 +438,12 @@ struct Lane {
 
 impl Sequencer {
     fn new(streams: FlowStreams) -> Sequencer {
-        let client_lanes = streams.client_lanes();
         let lanes: Vec<Lane> = streams
             .into_lanes()
             .into_iter()
             .map(|l| Lane { waiting: Mutex::default(), stream: Mutex::new(((0, 0), l)) })
             .collect();
-        Sequencer { fed: Mutex::new(vec![0; lanes.len()]), lanes, progress: Condvar::new(), client_lanes }
+        Sequencer { fed: Mutex::new(vec![0; lanes.len()]), lanes, progress: Condvar::new() }
     }
 
     /// Blocks until task `task` is fewer than `ahead` tasks past the last one every lane has fed in
@@ -463,7 +460,9 @@ impl Sequencer {
     /// Hands over part `at` of a task (`last`: its final part): its share to every lane, then feeds
     /// the lanes that are free, starting at `first` (workers start at different lanes).
     fn submit(&self, at: Part, flows: NatFlows, last: bool, first: usize) {
-        for (lane, share) in self.lanes.iter().zip(flows.into_lanes(self.client_lanes)) {
+        // The destinations' lane, then the client lanes.
+        let client_lanes = self.lanes.len().saturating_sub(1);
+        for (lane, share) in self.lanes.iter().zip(flows.into_lanes(client_lanes)) {
             lock(&lane.waiting).insert(at, (share, last));
         }
         let n = self.lanes.len();

@@ -20,8 +20,15 @@ use natgw_core::flowlog::{LineError, LogFormat, ParseStats, StreamParser};
 #[derive(Debug)]
 pub struct InputError(pub String);
 
-/// Bytes per task of a plain file.
+/// Bytes per task of a plain file, at most.
 const CHUNK: u64 = 4 << 20;
+/// Seconds of data a task of a plain file spans, at most, when other inputs cover the same time: their
+/// tasks are read in the order of their first records' starts, so their records interleave, and the
+/// client flows take records up to 120 s behind the latest start (see natgw-core's `analyze`).
+const CHUNK_SECS: u64 = 30;
+/// The least a chunk is split to (a chunk spanning more seconds is then fine: its data is sparse,
+/// and a fallback to memory costs little).
+const MIN_CHUNK: u64 = 16 << 10;
 /// Read buffer for streams.
 const BUF: usize = 1 << 20;
 /// What a plain file's task reads at a time: small enough to stay in a core's cache while it is parsed.
@@ -43,7 +50,7 @@ struct Input {
     /// The format its records are read with (after a header line, if any).
     format: LogFormat,
     header: bool,
-    /// The earliest start among the records at its beginning, if any: inputs are read in this order.
+    /// The latest start among the records at its beginning ([`head_start`]), if any.
     starts_at: Option<u64>,
 }
 
@@ -54,6 +61,10 @@ struct Task {
     range: Option<(u64, u64)>,
     /// The first task of its input (may hold the header line).
     first: bool,
+    /// The data's time at its start ([`head_start`]), or at its end for the chunks of files that
+    /// cover the same time, if known, and never before an earlier task's of the same input: tasks are
+    /// read in this order.
+    starts_at: Option<u64>,
 }
 
 /// What one task produced.
@@ -101,7 +112,7 @@ fn probe(path: &Path, given: &LogFormat) -> Result<Input, InputError> {
         // The text of the compressed bytes at hand (the read may end mid-stream: what came is enough).
         let mut text = Vec::with_capacity(PEEK);
         let _ = MultiGzDecoder::new(head).take(PEEK as u64).read_to_end(&mut text);
-        let starts_at = first_start(&text, given);
+        let starts_at = head_start(&text, given);
         let source = Source::Gzip;
         return Ok(Input { path: path.to_owned(), name, source, format: given.clone(), header: false, starts_at });
     }
@@ -111,24 +122,24 @@ fn probe(path: &Path, given: &LogFormat) -> Result<Input, InputError> {
         Some(h) => (h, true),
         None => (given.clone(), false),
     };
-    let starts_at = first_start(&head[..head.len().min(PEEK)], given);
+    let starts_at = head_start(&head[..head.len().min(PEEK)], given);
     Ok(Input { path: path.to_owned(), name, source: Source::Plain(meta.len()), format, header, starts_at })
 }
 
 /// Bytes of an input's text looked at for its first records' time.
 const PEEK: usize = 16 << 10;
 
-/// The earliest start among the whole lines of `text` (the start of an input, header line and all).
-fn first_start(text: &[u8], given: &LogFormat) -> Option<u64> {
+/// The latest start among the whole lines of `text` (the start of an input or chunk, header line
+/// and all): where the data's time stands there. Flow logs are in time order but for records that
+/// come up to an aggregation interval late; reading inputs and chunks in the order of this time
+/// keeps that lateness for the whole, where the earliest start would add a chunk's lateness to the
+/// next one's.
+fn head_start(text: &[u8], given: &LogFormat) -> Option<u64> {
     let whole = &text[..memchr::memrchr(b'\n', text)? + 1];
-    let mut earliest: Option<u64> = None;
+    let mut latest: Option<u64> = None;
     let mut parser = StreamParser::new(given.clone(), false).with_fields(FIELDS);
-    parser.feed(whole, &mut |r| {
-        if let Some(s) = r.start {
-            earliest = Some(earliest.map_or(s, |e| e.min(s)));
-        }
-    });
-    earliest
+    parser.feed(whole, &mut |r| latest = latest.max(r.start));
+    latest
 }
 
 /// The inputs the paths name: files as given and, for a directory, the flow-log files under it
@@ -164,27 +175,86 @@ pub fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, InputError> {
     Ok(out)
 }
 
-/// Splits a plain file into ranges that end at line boundaries.
-fn ranges(path: &Path, size: u64) -> io::Result<Vec<(u64, u64)>> {
-    let mut file = File::open(path)?;
-    let mut cuts = vec![0u64];
-    let mut at = CHUNK;
-    let mut probe = vec![0u8; 64 << 10];
-    while at < size {
-        file.seek(SeekFrom::Start(at))?;
-        let n = file.read(&mut probe)?;
-        match memchr::memchr(b'\n', &probe[..n]) {
-            Some(i) => {
-                cuts.push(at + i as u64 + 1);
-                at = at + i as u64 + 1 + CHUNK;
+/// Splits a plain file into chunks that end at line boundaries: at most [`CHUNK`] bytes and, when
+/// `span` is set, at most that many seconds of data (down to [`MIN_CHUNK`]). The data's time at a
+/// cut is [`head_start`] of the lines after it, at the file's end `last` (its last records' latest
+/// start). Each chunk comes with the times at its start and end.
+fn chunks(input: &Input, size: u64, last: Option<u64>, span: Option<u64>) -> io::Result<Vec<Chunk>> {
+    let mut file = File::open(&input.path)?;
+    let mut probe = vec![0u8; PEEK];
+    // The first line boundary at or after `at` (the file's end if none), and the time there.
+    let mut cut_at = |at: u64| -> io::Result<(u64, Option<u64>)> {
+        if at == 0 {
+            return Ok((0, input.starts_at));
+        }
+        let mut at = at;
+        loop {
+            file.seek(SeekFrom::Start(at))?;
+            let n = file.read(&mut probe)?;
+            if n == 0 {
+                return Ok((size, None));
             }
-            // A line longer than the probe: keep reading it in the same chunk.
-            None => at += n.max(1) as u64,
+            if let Some(i) = memchr::memchr(b'\n', &probe[..n]) {
+                let cut = at + i as u64 + 1;
+                // The probe's lines after the cut, read for their time (more may follow).
+                let rest = &probe[i + 1..n];
+                return Ok((cut.min(size), head_start(rest, &input.format)));
+            }
+            // A line longer than the probe: the cut comes after it.
+            at += n as u64;
+        }
+    };
+    let mut cuts = vec![cut_at(0)?];
+    while let Some(&(last, _)) = cuts.last()
+        && last + CHUNK < size
+    {
+        let next = cut_at(last + CHUNK)?;
+        if next.0 >= size {
+            break;
+        }
+        cuts.push(next);
+    }
+    cuts.push((size, last));
+    if let Some(span) = span {
+        // Halve every chunk whose first records are further than `span` from the next chunk's.
+        let mut k = 0;
+        while k + 1 < cuts.len() {
+            let ((a, ta), (b, tb)) = (cuts[k], cuts[k + 1]);
+            let wide = matches!((ta, tb), (Some(ta), Some(tb)) if tb > ta + span);
+            if wide && b - a >= 2 * MIN_CHUNK {
+                let mid = cut_at(a + (b - a) / 2)?;
+                if mid.0 > a && mid.0 < b {
+                    cuts.insert(k + 1, mid);
+                    continue;
+                }
+            }
+            k += 1;
         }
     }
-    cuts.push(size);
-    cuts.dedup();
-    Ok(cuts.windows(2).map(|w| (w[0], w[1])).filter(|(a, b)| b > a).collect())
+    cuts.dedup_by_key(|c| c.0);
+    Ok(cuts.windows(2).filter(|w| w[1].0 > w[0].0).map(|w| ((w[0].0, w[1].0), (w[0].1, w[1].1))).collect())
+}
+
+/// A chunk of a plain file: its byte range, and the data's time at its start and end.
+type Chunk = ((u64, u64), (Option<u64>, Option<u64>));
+
+/// The latest start among the whole lines at the end of a plain file of `size` bytes.
+fn last_start(input: &Input, size: u64) -> io::Result<Option<u64>> {
+    let mut file = File::open(&input.path)?;
+    let from = size.saturating_sub(PEEK as u64);
+    file.seek(SeekFrom::Start(from))?;
+    let mut tail = Vec::with_capacity(PEEK);
+    file.take(PEEK as u64).read_to_end(&mut tail)?;
+    // Skip the partial line the tail starts in (unless it is the file's start).
+    let whole = match from {
+        0 => &tail[..],
+        _ => memchr::memchr(b'\n', &tail).map_or(&[][..], |i| &tail[i + 1..]),
+    };
+    let mut latest: Option<u64> = None;
+    let mut parser = StreamParser::new(input.format.clone(), false).with_fields(FIELDS).without_header();
+    parser.feed(whole, &mut |r| latest = latest.max(r.start));
+    let _ = parser.finish(&mut |r| latest = latest.max(r.start));
+    Ok(latest)
 }
 
 /// Where a worker puts its records: the fast path's classified legs when the NAT addresses are known,
@@ -297,25 +367,55 @@ pub fn read_all(
     stream: bool,
 ) -> Result<(), InputError> {
     let inputs: Vec<Input> = paths.iter().map(|p| probe(p, given)).collect::<Result<_, _>>()?;
-    // The inputs in the time order of their first records, so that files given in another order (a
-    // shell's or `find`'s, several flow logs' files side by side) still stream; as given when an
-    // input's time is unknown. Reports list the inputs as given.
-    let mut order: Vec<usize> = (0..inputs.len()).collect();
-    if inputs.iter().all(|i| i.starts_at.is_some()) {
-        order.sort_by_key(|&i| inputs[i].starts_at);
+    let cannot_read =
+        |input: &Input, e: io::Error| InputError(format!("cannot read {}: {}", input.name, io_reason(&e)));
+    // The time each input covers, as far as its ends tell (a gzip file: its start only).
+    let mut lasts = Vec::with_capacity(inputs.len());
+    for input in &inputs {
+        lasts.push(match input.source {
+            Source::Plain(size) => last_start(input, size).map_err(|e| cannot_read(input, e))?,
+            _ => None,
+        });
     }
+    // Plain files that cover the same time (a NAT gateway's and its clients' interfaces, say) are cut
+    // finely in time and their chunks read in the order of their ends' times: they interleave so that
+    // no record comes further behind the latest start than within its own file, plus the span. Every
+    // other task is read in the order of its start's time.
+    let covers: Vec<Option<(u64, u64)>> = inputs
+        .iter()
+        .zip(&lasts)
+        .map(|(i, l)| match i.source {
+            Source::Plain(_) => i.starts_at.map(|a| (a, l.unwrap_or(a).max(a))),
+            _ => None,
+        })
+        .collect();
+    let overlaps = |i: usize| {
+        covers[i].is_some_and(|(a, b)| {
+            covers.iter().enumerate().any(|(j, c)| j != i && c.is_some_and(|(c, d)| c <= b && a <= d))
+        })
+    };
     let mut tasks = Vec::new();
-    for (i, input) in order.into_iter().map(|i| (i, &inputs[i])) {
+    for (i, input) in inputs.iter().enumerate() {
         match input.source {
             Source::Plain(size) => {
-                let rs = ranges(&input.path, size)
-                    .map_err(|e| InputError(format!("cannot read {}: {}", input.name, io_reason(&e))))?;
-                for (k, r) in rs.into_iter().enumerate() {
-                    tasks.push(Task { input: i, range: Some(r), first: k == 0 });
+                let interleave = overlaps(i);
+                let span = interleave.then_some(CHUNK_SECS);
+                let chunks = chunks(input, size, lasts[i], span).map_err(|e| cannot_read(input, e))?;
+                let mut at = None;
+                for (k, (range, (starts, ends))) in chunks.into_iter().enumerate() {
+                    let time = if interleave { ends.or(starts) } else { starts };
+                    at = at.max(time).or(input.starts_at);
+                    tasks.push(Task { input: i, range: Some(range), first: k == 0, starts_at: at });
                 }
             }
-            _ => tasks.push(Task { input: i, range: None, first: true }),
+            _ => tasks.push(Task { input: i, range: None, first: true, starts_at: input.starts_at }),
         }
+    }
+    // The tasks in the time order of their first records, so that files given in another order (a
+    // shell's or `find`'s, several flow logs' files side by side) still stream, and files of one
+    // period interleave; as given when an input's time is unknown. Reports list the inputs as given.
+    if tasks.iter().all(|t| t.starts_at.is_some()) {
+        tasks.sort_by_key(|t| t.starts_at);
     }
     // Without --nat-ip, a first pass finds the NAT gateway so that the second can take the fast path
     // (standard input cannot be read twice: it takes the reference path).
@@ -639,6 +739,34 @@ mod tests {
             }
         }
         assert!(reports.windows(2).all(|w| w[0] == w[1]), "the same report whatever the order");
+    }
+
+    /// A NAT gateway's log with pkt-dstaddr and its clients' own log, of one period: their chunks are
+    /// read interleaved in time, and a client's records from both join in one tracker, so they
+    /// stream (they used to be read again into memory), with the reference's report.
+    #[test]
+    fn files_of_one_period_from_several_interfaces_stream() {
+        let dir = tempfile::tempdir().unwrap();
+        let sim = Simulation::run(&Scenario::builtin("hot-s3").unwrap()).unwrap();
+        let nat = dir.path().join("nat-custom.log");
+        let clients = dir.path().join("clients.log");
+        std::fs::write(&nat, sim.nat_custom()).unwrap();
+        std::fs::write(&clients, sim.clients_v2()).unwrap();
+        let report = |paths: &[PathBuf], stream: bool| {
+            let mut analyzer = Analyzer::new(config());
+            read_all(paths, &LogFormat::default(), 2, &mut analyzer, stream).unwrap();
+            match analyzer.finish() {
+                Err(AnalyzeError::StreamOrder) => panic!("{paths:?} did not stream"),
+                r => serde_json::to_value(r.unwrap()).unwrap(),
+            }
+        };
+        let both = [nat.clone(), clients.clone()];
+        let want = report(&both, false);
+        assert_eq!(want["attribution"]["method"], "pkt-dstaddr", "{}", want["attribution"]);
+        assert_eq!(report(&both, true), want);
+        let reversed = [clients, nat];
+        let got = report(&reversed, true);
+        assert_eq!((&got["destinations"], &got["findings"]), (&want["destinations"], &want["findings"]));
     }
 
     /// A directory is the flow-log files under it, recursively, in name order; hidden entries and

@@ -337,7 +337,8 @@ pub(super) struct ClientTracker {
     spares: Vec<OpenFlows>,
     /// The addresses seen (clients and named destinations: bounded by the hosts, not the records).
     addresses: Vec<IpAddr>,
-    /// Per address: seen as a client with its destination named (2), not named (1).
+    /// Per address: the roles this tracker took for it as a client, with its destination named (2),
+    /// not named (1).
     roles: Vec<u8>,
     numbers: HashMap<IpAddr, u32>,
     agg: ClientAgg,
@@ -372,20 +373,27 @@ const SPARES: usize = 8;
 const GENERATIONS: usize = 64;
 
 impl ClientTracker {
-    /// Adds a record; returns whether its client address is new to this tracker in its role (with
-    /// its destination named or not).
-    pub(super) fn push(&mut self, key: ClientKey, r: &ClientRec) -> bool {
+    /// Numbers `key`'s client address, and says whether this tracker has taken its role (its
+    /// destination named or not: see [`take_role`](ClientTracker::take_role)).
+    pub(super) fn client(&mut self, key: &ClientKey) -> (u32, bool) {
+        let client = self.number(key.client);
+        (client, self.roles[client as usize] & role(key) != 0)
+    }
+
+    /// Takes the role of client `client` (numbered by [`client`](ClientTracker::client)) in `key`.
+    pub(super) fn take_role(&mut self, client: u32, key: &ClientKey) {
+        self.roles[client as usize] |= role(key);
+    }
+
+    /// Adds a record of client `client` (numbered by [`client`](ClientTracker::client)).
+    pub(super) fn push(&mut self, client: u32, key: ClientKey, r: &ClientRec) {
         if r.start < self.closed_before || r.end > LAST_SECOND {
             // The streams will not be used: stop here (nothing below can overflow then).
             self.disordered = true;
-            return false;
+            return;
         }
         self.latest = self.latest.max(r.start);
         self.longest = self.longest.max(r.end.saturating_sub(r.start));
-        let client = self.number(key.client);
-        let role = if key.host.is_some() { 2 } else { 1 };
-        let new_role = self.roles[client as usize] & role == 0;
-        self.roles[client as usize] |= role;
         let key = OpenKey {
             client,
             host: key.host.map_or(u32::MAX, |h| self.number(h)),
@@ -413,7 +421,13 @@ impl ClientTracker {
             self.close_before(self.latest.saturating_sub(lateness));
             self.next_close = self.latest.saturating_add(CLOSE_EVERY_SECS);
         }
-        new_role
+    }
+
+    /// Adds a record of any client (tests).
+    #[cfg(test)]
+    fn add(&mut self, key: ClientKey, r: &ClientRec) {
+        let (client, _) = self.client(&key);
+        self.push(client, key, r);
     }
 
     fn number(&mut self, address: IpAddr) -> u32 {
@@ -514,6 +528,11 @@ fn close_all(agg: &mut ClientAgg, addresses: &[IpAddr], table: &mut OpenFlows) {
     }
 }
 
+/// A client's role in `key`, as a bit: its destination named (2) or not (1).
+fn role(key: &ClientKey) -> u8 {
+    if key.host.is_some() { 2 } else { 1 }
+}
+
 /// The key with its addresses: built only for flows that close.
 fn client_key(addresses: &[IpAddr], k: &OpenKey) -> ClientKey {
     ClientKey {
@@ -572,7 +591,7 @@ mod tests {
             let recs = records(seed, 200 + seed as usize * 100);
             let mut t = ClientTracker::default();
             recs.iter().for_each(|(k, r)| {
-                t.push(*k, r);
+                t.add(*k, r);
             });
             assert!(!t.disordered());
             let want = ClientAgg::of_records(recs.iter().rev().copied().collect());
@@ -627,7 +646,7 @@ mod tests {
             let mut t = ClientTracker::with_young_floor(floor);
             let mut most = 0;
             for (k, r) in &recs {
-                t.push(*k, r);
+                t.add(*k, r);
                 most = most.max(t.generations());
             }
             assert!(!t.disordered(), "seed {seed}");
@@ -645,7 +664,7 @@ mod tests {
         let mut t = ClientTracker::with_young_floor(16);
         let mut most = 0;
         for i in 0..10_000u64 {
-            t.push(key(i as u16), &rec(1_000 + i, 1_001 + i, true));
+            t.add(key(i as u16), &rec(1_000 + i, 1_001 + i, true));
             most = most.max(t.open_flows());
         }
         assert!(!t.disordered());
@@ -672,12 +691,12 @@ mod tests {
         let mut t = ClientTracker::default();
         let mut most = 0;
         for (k, r) in &recs {
-            t.push(*k, r);
+            t.add(*k, r);
             most = most.max(t.open_flows());
         }
         // 50 5-tuples in all; never more open than that, whatever the number of records.
         assert!(most <= 50, "{most}");
-        t.push(key(1), &rec(1_000, 1_010, true));
+        t.add(key(1), &rec(1_000, 1_010, true));
         assert!(t.disordered());
     }
 }

@@ -318,7 +318,7 @@ impl FastShard {
                 return Err(AnalyzeError::StreamOrder);
             }
             let mut flows = super::clients::ClientAgg::default();
-            for tracker in streams.clients.into_iter().flat_map(|c| c.trackers.into_values()) {
+            for tracker in streams.clients.into_iter().flat_map(|c| c.trackers) {
                 flows.merge(tracker.finish());
             }
             client_flows = Some(flows);
@@ -451,10 +451,11 @@ enum Share {
 /// Client-side records stream too ([`super::clients`]), classified for the interface the first NAT →
 /// destination records came on (or the configured one; until then they wait), one tracker per
 /// interface, so that files of different interfaces may cover the same time one after the other. The
-/// reference joins a client's records across interfaces; the trackers cannot, so a client address
-/// whose flows (named or not) show on two interfaces makes the streams unusable. AWS gives an address
-/// to one interface, so that happens only when the NAT interface's format names destinations
-/// (pkt-dstaddr) and the clients' own interfaces are read too.
+/// reference joins a client's records across interfaces, so a client address whose flows (named or
+/// not) show on two interfaces has all of them in the tracker of the first: they must then come in
+/// time order together (the CLI interleaves files of one period by time), or the streams refuse.
+/// AWS gives an address to one interface, so that happens only when the NAT interface's format names
+/// destinations (pkt-dstaddr) and the clients' own interfaces are read too.
 ///
 /// The streams are lanes that share no state: the destinations', and one or more client lanes, each
 /// with the client flows of a share of the 5-tuples. Split into [`StreamLane`]s, they can be fed on
@@ -475,11 +476,13 @@ struct DestLane {
 /// The client flows of a share of the 5-tuples.
 #[derive(Debug, Default)]
 struct ClientLane {
-    trackers: HashMap<Option<String>, ClientTracker>,
-    /// The interface each (client address, destination named) was seen on.
-    client_ifaces: HashMap<(IpAddr, bool), Option<String>>,
-    /// A client address showed on two interfaces.
-    shared_client: bool,
+    /// One tracker per interface, in order of appearance.
+    trackers: Vec<ClientTracker>,
+    ifaces: HashMap<Option<String>, usize>,
+    /// The tracker of each (client address, destination named): the first whose interface showed it.
+    /// Its records on other interfaces go there too, since the reference joins them into the same
+    /// flows.
+    owners: HashMap<(IpAddr, bool), usize>,
     /// The NAT gateway's interface as the streams take it, once known (`Some(None)`: no interface IDs).
     nat_iface: Option<Option<String>>,
     /// Client records that came before it was known.
@@ -589,18 +592,8 @@ impl FlowStreams {
         let named: rustc_hash::FxHashSet<&Destination> =
             self.dests.streams.keys().filter(|(name, _)| name.is_some()).map(|(_, d)| d).collect();
         let mixed = self.dests.streams.keys().any(|(name, d)| name.is_none() && named.contains(d));
-        // A client address in two lanes may show on a different interface in each.
-        let mut owners: HashMap<&(IpAddr, bool), &Option<String>> = HashMap::default();
-        let mut shared = false;
-        for (k, iface) in self.clients.iter().flat_map(|c| &c.client_ifaces) {
-            shared |= *owners.entry(k).or_insert(iface) != iface;
-        }
         !mixed
-            && !shared
-            && self
-                .clients
-                .iter()
-                .all(|c| !c.overflow && !c.shared_client && !c.trackers.values().any(ClientTracker::disordered))
+            && self.clients.iter().all(|c| !c.overflow && !c.trackers.iter().any(ClientTracker::disordered))
             && !self.dests.streams.values().any(|f| matches!(f, Feed::Stream(s) if s.disordered()))
     }
 }
@@ -666,17 +659,31 @@ impl ClientLane {
         let Some(nat) = &self.nat_iface else { return };
         for (iface, on_nat, recs) in groups {
             // Records without an interface ID count as the NAT gateway's, as in the reference.
-            if on_nat == (iface.is_none() || iface == *nat) {
-                let tracker = self.trackers.entry(iface.clone()).or_default();
-                for (k, r) in &recs {
-                    // A client address new to this interface's tracker (in its role) must not be
-                    // another interface's.
-                    if tracker.push(*k, r) {
-                        let owner =
-                            self.client_ifaces.entry((k.client, k.host.is_some())).or_insert_with(|| iface.clone());
-                        self.shared_client |= *owner != iface;
-                    }
+            if on_nat != (iface.is_none() || iface == *nat) {
+                continue;
+            }
+            let here = match self.ifaces.get(&iface) {
+                Some(&t) => t,
+                None => {
+                    self.trackers.push(ClientTracker::default());
+                    self.ifaces.insert(iface, self.trackers.len() - 1);
+                    self.trackers.len() - 1
                 }
+            };
+            for (k, r) in &recs {
+                let (client, taken) = self.trackers[here].client(k);
+                if taken {
+                    self.trackers[here].push(client, *k, r);
+                    continue;
+                }
+                // A client (in this role) new to this interface: its flows belong to the tracker
+                // that saw it first, if another did (AWS gives an address to one interface, but
+                // with pkt-dstaddr the NAT gateway's shows its clients' connections too).
+                let owner = *self.owners.entry((k.client, k.host.is_some())).or_insert(here);
+                let tracker = &mut self.trackers[owner];
+                let client = if owner == here { client } else { tracker.client(k).0 };
+                tracker.take_role(client, k);
+                tracker.push(client, *k, r);
             }
         }
     }
@@ -698,10 +705,12 @@ mod tests {
         (key, ClientRec { start: 1_780_000_000, end: 1_780_000_030, bytes: 100, request: true })
     }
 
-    /// One client address whose flows show on the NAT gateway's interface and on its own: the
-    /// streams must refuse it whether its 5-tuples share a client lane or not.
+    /// One client address whose flows show on the NAT gateway's interface and on its own (pkt-dstaddr
+    /// names its destinations there): its records on both go to one tracker, the first interface's,
+    /// whichever lanes its 5-tuples fall in. In time order the streams take them; a record too late
+    /// for that tracker makes them refuse, though it is the first on its own interface.
     #[test]
-    fn a_client_on_two_interfaces_is_refused_across_lanes() {
+    fn a_clients_records_on_two_interfaces_share_one_tracker() {
         let nat = Some("eni-nat".to_owned());
         let own = Some("eni-own".to_owned());
         for lanes in [1, 2, 3, 8] {
@@ -711,24 +720,33 @@ mod tests {
                 .find(|p| lanes == 1 || lane_of(&client_record("10.0.1.9", *p, "").0, lanes) != lane_of(&a.0, lanes));
             let b = client_record("10.0.1.9", other.unwrap_or(40_001), "52.216.1.2");
             assert!(lanes == 1 || lane_of(&a.0, lanes) != lane_of(&b.0, lanes), "{lanes} lanes");
-            let flows = || NatFlows {
-                nat: Vec::new(),
-                clients: vec![(nat.clone(), true, vec![a]), (own.clone(), false, vec![b])],
+            // The same 5-tuple on the client's own interface, `at` seconds after the NAT's record.
+            let flows = |at: i64| {
+                let mut later = a;
+                later.1.start = a.1.start.saturating_add_signed(at);
+                later.1.end = a.1.end.saturating_add_signed(at);
+                NatFlows {
+                    nat: Vec::new(),
+                    clients: vec![(nat.clone(), true, vec![a, b]), (own.clone(), false, vec![later])],
+                }
             };
-            let mut whole = FlowStreams::new(Some("eni-nat"), lanes);
-            whole.feed(flows());
-            assert!(!whole.usable(), "fed whole, {lanes} lanes");
-            // Each on its own: usable.
-            let mut alone = FlowStreams::new(Some("eni-nat"), lanes);
-            alone.feed(NatFlows { nat: Vec::new(), clients: vec![(nat.clone(), true, vec![a, b])] });
-            assert!(alone.usable(), "one interface, {lanes} lanes");
-            // Lane by lane, joined again.
-            let streams = FlowStreams::new(Some("eni-nat"), lanes);
-            let mut split = streams.into_lanes();
-            for (lane, share) in split.iter_mut().zip(flows().into_lanes(lanes)) {
-                lane.feed(share);
+            for (at, usable) in [(5, true), (-1_000, false)] {
+                let mut whole = FlowStreams::new(Some("eni-nat"), lanes);
+                whole.feed(flows(at));
+                assert_eq!(whole.usable(), usable, "fed whole, {lanes} lanes, {at} s");
+                // Lane by lane, joined again.
+                let mut split = FlowStreams::new(Some("eni-nat"), lanes).into_lanes();
+                for (lane, share) in split.iter_mut().zip(flows(at).into_lanes(lanes)) {
+                    lane.feed(share);
+                }
+                let joined = FlowStreams::from_lanes(split);
+                assert_eq!(joined.usable(), usable, "lane by lane, {lanes} lanes, {at} s");
+                // One tracker holds the client's records, the NAT interface's.
+                let holders = joined.clients.iter().flat_map(|c| &c.trackers).filter(|t| t.open_flows() > 0).count();
+                assert_eq!(holders, if lanes == 1 { 1 } else { 2 }, "{lanes} lanes, {at} s");
+                let owners: Vec<usize> = joined.clients.iter().flat_map(|c| c.owners.values().copied()).collect();
+                assert!(owners.iter().all(|o| *o == 0), "{lanes} lanes: {owners:?}");
             }
-            assert!(!FlowStreams::from_lanes(split).usable(), "lane by lane, {lanes} lanes");
         }
     }
 

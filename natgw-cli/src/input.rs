@@ -23,8 +23,8 @@ pub struct InputError(pub String);
 /// Bytes per task of a plain file, at most.
 const CHUNK: u64 = 4 << 20;
 /// Seconds of data a task of a plain file spans, at most, when other inputs cover the same time: their
-/// tasks are read in the order of their first records' starts, so their records interleave, and the
-/// client flows take records up to 120 s behind the latest start (see natgw-core's `analyze`).
+/// tasks are read in the order of their ends' times, so their records interleave, and the client
+/// flows take records up to 120 s behind the latest start (see natgw-core's `analyze`).
 const CHUNK_SECS: u64 = 30;
 /// The least a chunk is split to (a chunk spanning more seconds is then fine: its data is sparse,
 /// and a fallback to memory costs little).
@@ -238,23 +238,40 @@ fn chunks(input: &Input, size: u64, last: Option<u64>, span: Option<u64>) -> io:
 /// A chunk of a plain file: its byte range, and the data's time at its start and end.
 type Chunk = ((u64, u64), (Option<u64>, Option<u64>));
 
-/// The latest start among the whole lines at the end of a plain file of `size` bytes.
+/// The latest start among the whole lines at the end of a plain file of `size` bytes ([`head_start`]
+/// of its tail; the last line counts without its line end).
 fn last_start(input: &Input, size: u64) -> io::Result<Option<u64>> {
     let mut file = File::open(&input.path)?;
     let from = size.saturating_sub(PEEK as u64);
     file.seek(SeekFrom::Start(from))?;
-    let mut tail = Vec::with_capacity(PEEK);
+    let mut tail = Vec::with_capacity(PEEK + 1);
     file.take(PEEK as u64).read_to_end(&mut tail)?;
+    if tail.last() != Some(&b'\n') {
+        tail.push(b'\n');
+    }
     // Skip the partial line the tail starts in (unless it is the file's start).
     let whole = match from {
         0 => &tail[..],
         _ => memchr::memchr(b'\n', &tail).map_or(&[][..], |i| &tail[i + 1..]),
     };
-    let mut latest: Option<u64> = None;
-    let mut parser = StreamParser::new(input.format.clone(), false).with_fields(FIELDS).without_header();
-    parser.feed(whole, &mut |r| latest = latest.max(r.start));
-    let _ = parser.finish(&mut |r| latest = latest.max(r.start));
-    Ok(latest)
+    Ok(head_start(whole, &input.format))
+}
+
+/// For each input, whether the time it covers (`None`: unknown) overlaps another input's. In order of
+/// their starts, a range overlaps another exactly when an earlier one reaches its start or the next
+/// one starts within it: linear after the sort, for directories of many thousand files.
+fn overlapping(covers: &[Option<(u64, u64)>]) -> Vec<bool> {
+    let mut sorted: Vec<(u64, u64, usize)> =
+        covers.iter().enumerate().filter_map(|(i, c)| c.map(|(a, b)| (a, b, i))).collect();
+    sorted.sort_unstable();
+    let mut out = vec![false; covers.len()];
+    let mut reach: Option<u64> = None;
+    for (k, &(a, b, i)) in sorted.iter().enumerate() {
+        let next_within = sorted.get(k + 1).is_some_and(|&(c, _, _)| c <= b);
+        out[i] = reach.is_some_and(|r| r >= a) || next_within;
+        reach = reach.max(Some(b));
+    }
+    out
 }
 
 /// Where a worker puts its records: the fast path's classified legs when the NAT addresses are known,
@@ -389,16 +406,12 @@ pub fn read_all(
             _ => None,
         })
         .collect();
-    let overlaps = |i: usize| {
-        covers[i].is_some_and(|(a, b)| {
-            covers.iter().enumerate().any(|(j, c)| j != i && c.is_some_and(|(c, d)| c <= b && a <= d))
-        })
-    };
+    let overlaps = overlapping(&covers);
     let mut tasks = Vec::new();
     for (i, input) in inputs.iter().enumerate() {
         match input.source {
             Source::Plain(size) => {
-                let interleave = overlaps(i);
+                let interleave = overlaps[i];
                 let span = interleave.then_some(CHUNK_SECS);
                 let chunks = chunks(input, size, lasts[i], span).map_err(|e| cannot_read(input, e))?;
                 let mut at = None;
@@ -767,6 +780,31 @@ mod tests {
         let reversed = [clients, nat];
         let got = report(&reversed, true);
         assert_eq!((&got["destinations"], &got["findings"]), (&want["destinations"], &want["findings"]));
+    }
+
+    /// The sweep agrees with comparing every pair, over every set of three ranges on a small clock
+    /// (ties, nesting, touching ends, unknown ranges).
+    #[test]
+    fn overlapping_ranges_agree_with_every_pair_compared() {
+        let mut ranges: Vec<Option<(u64, u64)>> = vec![None];
+        for a in 0..4 {
+            ranges.extend((a..4).map(|b| Some((a, b))));
+        }
+        for x in &ranges {
+            for y in &ranges {
+                for z in &ranges {
+                    let covers = [*x, *y, *z];
+                    let want: Vec<bool> = (0..3)
+                        .map(|i| {
+                            covers[i].is_some_and(|(a, b)| {
+                                (0..3).any(|j| j != i && covers[j].is_some_and(|(c, d)| c <= b && a <= d))
+                            })
+                        })
+                        .collect();
+                    assert_eq!(overlapping(&covers), want, "{covers:?}");
+                }
+            }
+        }
     }
 
     /// A directory is the flow-log files under it, recursively, in name order; hidden entries and

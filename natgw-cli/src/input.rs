@@ -83,47 +83,80 @@ fn io_reason(e: &io::Error) -> String {
     }
 }
 
-/// Opens an input and looks at its start: empty, gzip, a header line.
-fn probe(path: &Path, given: &LogFormat) -> Result<Input, InputError> {
-    let stdin = path.as_os_str() == "-";
-    let name = if stdin { "<stdin>".to_owned() } else { path.display().to_string() };
-    if stdin {
-        let source = Source::Stdin;
-        return Ok(Input {
+impl Input {
+    /// An input not yet [`probe`]d: its own fields, allocated before any probe runs.
+    fn named(path: &Path, given: &LogFormat) -> Input {
+        let stdin = path.as_os_str() == "-";
+        Input {
             path: path.to_owned(),
-            name,
-            source,
+            name: if stdin { "<stdin>".to_owned() } else { path.display().to_string() },
+            source: if stdin { Source::Stdin } else { Source::Plain(0) },
             format: given.clone(),
             header: false,
             starts_at: None,
-        });
+        }
     }
-    let file = File::open(path).map_err(|e| InputError(format!("cannot open {name}: {}", io_reason(&e))))?;
+}
+
+/// The buffers each [`probe`] reuses. Probing a thousand gzip files allocated and freed a read buffer,
+/// the text and a decoder per file, and each input's own fields came between them: the allocator then
+/// kept the freed buffers as holes it could not reuse. Measured on the benchmark's 1,000 gzip files,
+/// the peak RSS was 20 MiB higher when their paths had 41 characters or more (which moved those fields
+/// to another size class): 69–77 MiB instead of 48–50. Now [`Input::named`] allocates every input's
+/// fields first, and the probes allocate nothing that outlives them.
+struct Peek {
+    raw: Vec<u8>,
+    text: Vec<u8>,
+}
+
+/// Raw bytes read at the top of an input: its first line (a header, perhaps) and, for gzip, enough
+/// compressed data for [`PEEK`] bytes of text.
+const RAW_PEEK: usize = 64 << 10;
+
+impl Peek {
+    fn new() -> Peek {
+        Peek { raw: vec![0; RAW_PEEK], text: Vec::with_capacity(PEEK) }
+    }
+}
+
+/// Opens an input and looks at its start: empty, gzip, a header line.
+fn probe(input: &mut Input, given: &LogFormat, peek: &mut Peek) -> Result<(), InputError> {
+    if matches!(input.source, Source::Stdin) {
+        return Ok(());
+    }
+    let name = &input.name;
+    let mut file = File::open(&input.path).map_err(|e| InputError(format!("cannot open {name}: {}", io_reason(&e))))?;
     let meta = file.metadata().map_err(|e| InputError(format!("cannot read {name}: {}", io_reason(&e))))?;
     if meta.is_dir() {
         return Err(InputError(format!("{name}: is a directory, not a flow-log file")));
     }
-    let mut reader = BufReader::with_capacity(64 << 10, file);
-    let head = reader.fill_buf().map_err(|e| InputError(format!("cannot read {name}: {}", io_reason(&e))))?;
+    let n = loop {
+        match file.read(&mut peek.raw) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            r => break r.map_err(|e| InputError(format!("cannot read {name}: {}", io_reason(&e))))?,
+        }
+    };
+    let head = &peek.raw[..n];
     if head.is_empty() {
         return Err(InputError(format!("{name} is empty")));
     }
     if head.starts_with(&[0x1f, 0x8b]) {
         // The text of the compressed bytes at hand (the read may end mid-stream: what came is enough).
-        let mut text = Vec::with_capacity(PEEK);
-        let _ = MultiGzDecoder::new(head).take(PEEK as u64).read_to_end(&mut text);
-        let starts_at = head_start(&text, given);
-        let source = Source::Gzip;
-        return Ok(Input { path: path.to_owned(), name, source, format: given.clone(), header: false, starts_at });
+        peek.text.clear();
+        let _ = MultiGzDecoder::new(head).take(PEEK as u64).read_to_end(&mut peek.text);
+        input.source = Source::Gzip;
+        input.starts_at = head_start(&peek.text, given);
+        return Ok(());
     }
     let first_line = head.split(|&b| b == b'\n').next().unwrap_or(head);
     let first_line = first_line.strip_suffix(b"\r").unwrap_or(first_line);
-    let (format, header) = match LogFormat::from_header(first_line) {
-        Some(h) => (h, true),
-        None => (given.clone(), false),
-    };
-    let starts_at = head_start(&head[..head.len().min(PEEK)], given);
-    Ok(Input { path: path.to_owned(), name, source: Source::Plain(meta.len()), format, header, starts_at })
+    if let Some(h) = LogFormat::from_header(first_line) {
+        input.format = h;
+        input.header = true;
+    }
+    input.source = Source::Plain(meta.len());
+    input.starts_at = head_start(&head[..head.len().min(PEEK)], given);
+    Ok(())
 }
 
 /// Bytes of an input's text looked at for its first records' time.
@@ -383,7 +416,11 @@ pub fn read_all(
     analyzer: &mut Analyzer,
     stream: bool,
 ) -> Result<(), InputError> {
-    let inputs: Vec<Input> = paths.iter().map(|p| probe(p, given)).collect::<Result<_, _>>()?;
+    let mut inputs: Vec<Input> = paths.iter().map(|p| Input::named(p, given)).collect();
+    let mut peek = Peek::new();
+    for input in &mut inputs {
+        probe(input, given, &mut peek)?;
+    }
     let cannot_read =
         |input: &Input, e: io::Error| InputError(format!("cannot read {}: {}", input.name, io_reason(&e)));
     // The time each input covers, as far as its ends tell (a gzip file: its start only).

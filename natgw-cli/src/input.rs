@@ -98,7 +98,7 @@ impl Input {
     }
 }
 
-/// The buffers each [`probe`] reuses. Probing a thousand gzip files allocated and freed a read buffer,
+/// The buffers each [`probe`] reuses, and then [`last_start`] and [`chunks`]. Probing a thousand gzip files allocated and freed a read buffer,
 /// the text and a decoder per file, and each input's own fields came between them: the allocator then
 /// kept the freed buffers as holes it could not reuse. Measured on the benchmark's 1,000 gzip files,
 /// the peak RSS was 20 MiB higher when their paths had 41 characters or more (which moved those fields
@@ -115,7 +115,8 @@ const RAW_PEEK: usize = 64 << 10;
 
 impl Peek {
     fn new() -> Peek {
-        Peek { raw: vec![0; RAW_PEEK], text: Vec::with_capacity(PEEK) }
+        // The text buffer takes a file's tail too, and a line end after it ([`last_start`]).
+        Peek { raw: vec![0; RAW_PEEK], text: Vec::with_capacity(PEEK + 1) }
     }
 }
 
@@ -212,9 +213,9 @@ pub fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, InputError> {
 /// `span` is set, at most that many seconds of data (down to [`MIN_CHUNK`]). The data's time at a
 /// cut is [`head_start`] of the lines after it, at the file's end `last` (its last records' latest
 /// start). Each chunk comes with the times at its start and end.
-fn chunks(input: &Input, size: u64, last: Option<u64>, span: Option<u64>) -> io::Result<Vec<Chunk>> {
+fn chunks(input: &Input, size: u64, last: Option<u64>, span: Option<u64>, peek: &mut Peek) -> io::Result<Vec<Chunk>> {
     let mut file = File::open(&input.path)?;
-    let mut probe = vec![0u8; PEEK];
+    let probe = &mut peek.raw[..PEEK];
     // The first line boundary at or after `at` (the file's end if none), and the time there.
     let mut cut_at = |at: u64| -> io::Result<(u64, Option<u64>)> {
         if at == 0 {
@@ -223,7 +224,7 @@ fn chunks(input: &Input, size: u64, last: Option<u64>, span: Option<u64>) -> io:
         let mut at = at;
         loop {
             file.seek(SeekFrom::Start(at))?;
-            let n = file.read(&mut probe)?;
+            let n = file.read(probe)?;
             if n == 0 {
                 return Ok((size, None));
             }
@@ -273,19 +274,20 @@ type Chunk = ((u64, u64), (Option<u64>, Option<u64>));
 
 /// The latest start among the whole lines at the end of a plain file of `size` bytes ([`head_start`]
 /// of its tail; the last line counts without its line end).
-fn last_start(input: &Input, size: u64) -> io::Result<Option<u64>> {
+fn last_start(input: &Input, size: u64, peek: &mut Peek) -> io::Result<Option<u64>> {
     let mut file = File::open(&input.path)?;
     let from = size.saturating_sub(PEEK as u64);
     file.seek(SeekFrom::Start(from))?;
-    let mut tail = Vec::with_capacity(PEEK + 1);
-    file.take(PEEK as u64).read_to_end(&mut tail)?;
+    let tail = &mut peek.text;
+    tail.clear();
+    file.take(PEEK as u64).read_to_end(tail)?;
     if tail.last() != Some(&b'\n') {
         tail.push(b'\n');
     }
     // Skip the partial line the tail starts in (unless it is the file's start).
     let whole = match from {
         0 => &tail[..],
-        _ => memchr::memchr(b'\n', &tail).map_or(&[][..], |i| &tail[i + 1..]),
+        _ => memchr::memchr(b'\n', tail).map_or(&[][..], |i| &tail[i + 1..]),
     };
     Ok(head_start(whole, &input.format))
 }
@@ -427,7 +429,7 @@ pub fn read_all(
     let mut lasts = Vec::with_capacity(inputs.len());
     for input in &inputs {
         lasts.push(match input.source {
-            Source::Plain(size) => last_start(input, size).map_err(|e| cannot_read(input, e))?,
+            Source::Plain(size) => last_start(input, size, &mut peek).map_err(|e| cannot_read(input, e))?,
             _ => None,
         });
     }
@@ -450,7 +452,7 @@ pub fn read_all(
             Source::Plain(size) => {
                 let interleave = overlaps[i];
                 let span = interleave.then_some(CHUNK_SECS);
-                let chunks = chunks(input, size, lasts[i], span).map_err(|e| cannot_read(input, e))?;
+                let chunks = chunks(input, size, lasts[i], span, &mut peek).map_err(|e| cannot_read(input, e))?;
                 let mut at = None;
                 for (k, (range, (starts, ends))) in chunks.into_iter().enumerate() {
                     let time = if interleave { ends.or(starts) } else { starts };

@@ -101,8 +101,8 @@ fn analyze(a: AnalyzeArgs) -> Result<u8, Failure> {
         input::read_all(&files, &format, threads, &mut analyzer, stream).map_err(|e| Failure::new(exit::INPUT, e.0))?;
         Ok::<_, Failure>(analyzer.finish())
     };
-    // Streaming keeps memory flat; records that do not come in time order (files of one period read
-    // one after the other, say) are read again and kept in memory. Same report either way.
+    // Streaming keeps memory flat; records that still come out of time order (a file far out of order
+    // within, say) are read again and kept in memory. Same report either way.
     let report = match analyse(true)? {
         Err(AnalyzeError::StreamOrder) => analyse(false)?,
         other => other,

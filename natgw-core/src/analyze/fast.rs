@@ -119,6 +119,8 @@ pub struct FastShard {
     any_pkt_dst: bool,
     /// Records counted when [`take_flows`](FastShard::take_flows) last ran.
     taken_at: u64,
+    /// The latest start among the records kept since then.
+    latest_since_take: Option<u64>,
 }
 
 impl FastShard {
@@ -134,6 +136,7 @@ impl FastShard {
             t_max: 0,
             any_pkt_dst: false,
             taken_at: 0,
+            latest_since_take: None,
         }
     }
 
@@ -163,6 +166,7 @@ impl FastShard {
     fn add(&mut self, o: &Obs) {
         self.t_min = self.t_min.min(o.start);
         self.t_max = self.t_max.max(o.end);
+        self.latest_since_take = self.latest_since_take.max(Some(o.start));
         self.any_pkt_dst |= o.pkt_dst.is_some();
         let i = o.iface as usize;
         if self.per_iface.len() <= i {
@@ -195,6 +199,7 @@ impl FastShard {
     /// the streaming estimate ([`FlowStreams::feed`]); the shard keeps every other aggregate.
     pub fn take_flows(&mut self) -> NatFlows {
         self.taken_at = self.counts.records;
+        self.latest_since_take = None;
         let mut out = NatFlows::default();
         for (i, legs) in self.per_iface.iter_mut().enumerate() {
             let name =
@@ -221,6 +226,12 @@ impl FastShard {
     /// Records pushed since the last [`take_flows`](FastShard::take_flows).
     pub fn records_since_take(&self) -> u64 {
         self.counts.records - self.taken_at
+    }
+
+    /// The latest start among the records kept since the last [`take_flows`](FastShard::take_flows):
+    /// where the data's time stands, for readers that interleave inputs in time order.
+    pub fn latest_start_since_take(&self) -> Option<u64> {
+        self.latest_since_take
     }
 
     /// Moves `other`'s legs into this shard (interface numbers remapped).

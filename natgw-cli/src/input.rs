@@ -29,8 +29,10 @@ const CHUNK_SECS: u64 = 30;
 /// The least a chunk is split to (a chunk spanning more seconds is then fine: its data is sparse,
 /// and a fallback to memory costs little).
 const MIN_CHUNK: u64 = 16 << 10;
-/// Read buffer for streams.
-const BUF: usize = 1 << 20;
+/// Compressed data (or stdin's text) read at a time.
+const RAW_BUF: usize = 64 << 10;
+/// Text without a line break after which an input is not a flow log.
+const LINELESS: u64 = 4 << 20;
 /// What a plain file's task reads at a time: small enough to stay in a core's cache while it is parsed.
 const READ_PIECE: usize = 256 << 10;
 
@@ -341,88 +343,141 @@ impl Sink {
     }
 }
 
-/// Parses one task into `shard`.
+/// The text of a gzip file or stdin as it is read: a task that can pause between its parts and go
+/// on, on any worker ([`Sequencer::should_pause`]).
+struct Streaming {
+    text: Box<dyn Read + Send>,
+    gzip: bool,
+    parser: StreamParser,
+    /// Text read so far.
+    total: u64,
+    /// Text read but not parsed yet, when it paused.
+    rest: Vec<u8>,
+}
+
+/// How a task's reading ended.
+enum Outcome {
+    Done(ParseStats, LogFormat),
+    /// Paused after handing a part over; it goes on from here.
+    Paused(Box<Streaming>),
+}
+
+/// The parser of a task: a header line is looked for in an input's first task only.
+fn task_parser(input: &Input, task: &Task, given: &LogFormat) -> StreamParser {
+    let format = if task.first { given.clone() } else { input.format.clone() };
+    let parser = StreamParser::new(format, false).with_fields(FIELDS);
+    if task.first { parser } else { parser.without_header() }
+}
+
+/// Opens a gzip file or stdin for reading.
+fn open_stream(input: &Input, task: &Task, given: &LogFormat) -> Result<Streaming, String> {
+    let raw: Box<dyn Read + Send> = match input.source {
+        Source::Stdin => Box::new(io::stdin()),
+        _ => Box::new(File::open(&input.path).map_err(|e| format!("cannot open {}: {}", input.name, io_reason(&e)))?),
+    };
+    let mut reader = BufReader::with_capacity(RAW_BUF, raw);
+    let head = reader.fill_buf().map_err(|e| format!("cannot read {}: {}", input.name, io_reason(&e)))?;
+    if head.is_empty() {
+        return Err(format!("{} is empty", input.name));
+    }
+    let gzip = head.starts_with(&[0x1f, 0x8b]);
+    let text: Box<dyn Read + Send> = if gzip { Box::new(MultiGzDecoder::new(reader)) } else { Box::new(reader) };
+    Ok(Streaming { text, gzip, parser: task_parser(input, task, given), total: 0, rest: Vec::new() })
+}
+
+/// Parses one task into `shard`: a plain file's chunk whole; a gzip file or stdin from where it
+/// paused (`resume`) or its start, calling `part_done` after each piece of text, and pausing when it
+/// says so (just after handing a part over: the shard then holds nothing of this task).
 fn run_task(
     input: &Input,
     task: &Task,
     given: &LogFormat,
     shard: &mut Sink,
     scratch: &mut Vec<u8>,
-    part_done: &mut dyn FnMut(&mut Sink),
-) -> Result<(ParseStats, LogFormat), String> {
-    let format = if task.first { given.clone() } else { input.format.clone() };
-    let mut parser = StreamParser::new(format, false).with_fields(FIELDS);
-    if !task.first {
-        parser = parser.without_header();
-    }
-    match (&input.source, task.range) {
-        (Source::Plain(_), Some((a, b))) => {
-            let mut file =
-                File::open(&input.path).map_err(|e| format!("cannot open {}: {}", input.name, io_reason(&e)))?;
-            file.seek(SeekFrom::Start(a)).map_err(|e| format!("{}: {}", input.name, io_reason(&e)))?;
-            // One small buffer per worker, reused, read into and parsed piece by piece: the kernel's
-            // copy and the parser then both work in the core's cache, not in memory.
-            scratch.resize(READ_PIECE, 0);
-            let mut left = b - a;
-            while left > 0 {
-                let piece = &mut scratch[..READ_PIECE.min(left as usize)];
-                file.read_exact(piece).map_err(|e| format!("{}: read failed: {}", input.name, io_reason(&e)))?;
-                parser.feed(piece, &mut |r| shard.push(r));
-                left -= piece.len() as u64;
-            }
+    resume: Option<Box<Streaming>>,
+    part_done: &mut dyn FnMut(&mut Sink) -> bool,
+) -> Result<Outcome, String> {
+    if let (Source::Plain(_), Some((a, b))) = (&input.source, task.range) {
+        let mut parser = task_parser(input, task, given);
+        let mut file = File::open(&input.path).map_err(|e| format!("cannot open {}: {}", input.name, io_reason(&e)))?;
+        file.seek(SeekFrom::Start(a)).map_err(|e| format!("{}: {}", input.name, io_reason(&e)))?;
+        // One small buffer per worker, reused, read into and parsed piece by piece: the kernel's
+        // copy and the parser then both work in the core's cache, not in memory.
+        scratch.resize(READ_PIECE, 0);
+        let mut left = b - a;
+        while left > 0 {
+            let piece = &mut scratch[..READ_PIECE.min(left as usize)];
+            file.read_exact(piece).map_err(|e| format!("{}: read failed: {}", input.name, io_reason(&e)))?;
+            parser.feed(piece, &mut |r| shard.push(r));
+            left -= piece.len() as u64;
         }
-        (source, _) => {
-            let raw: Box<dyn Read> = match source {
-                Source::Stdin => Box::new(io::stdin().lock()),
-                _ => Box::new(
-                    File::open(&input.path).map_err(|e| format!("cannot open {}: {}", input.name, io_reason(&e)))?,
-                ),
-            };
-            let mut reader = BufReader::with_capacity(BUF, raw);
-            let head = reader.fill_buf().map_err(|e| format!("cannot read {}: {}", input.name, io_reason(&e)))?;
-            if head.is_empty() {
-                return Err(format!("{} is empty", input.name));
-            }
-            let gzip = head.starts_with(&[0x1f, 0x8b]);
-            let mut text: Box<dyn Read> = if gzip { Box::new(MultiGzDecoder::new(reader)) } else { Box::new(reader) };
-            // The worker's buffer again: a fresh one per file was 1 MiB allocated and zeroed per
-            // gzip file.
-            scratch.resize(BUF, 0);
-            let buf = &mut scratch[..BUF];
-            let mut total: u64 = 0;
-            loop {
-                let n = match text.read(buf) {
-                    Ok(0) => break,
-                    Ok(n) => n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => {
-                        let what = if gzip { "gzip data is truncated or corrupt" } else { "read failed" };
-                        return Err(format!("{}: {what} after {total} bytes of text: {}", input.name, io_reason(&e)));
-                    }
-                };
-                total += n as u64;
-                // A gzip file or stdin can be large: hand its records over as they come, in parts
-                // of a few seconds of data (see [`PART_SECS`]).
-                for piece in buf[..n].chunks(PIECE) {
-                    parser.feed(piece, &mut |r| shard.push(r));
-                    part_done(shard);
-                }
-                if parser.stats().lines == 0 && total > 4 * BUF as u64 {
-                    return Err(format!(
-                        "{}: no line break in the first {} MiB: not a flow-log file",
-                        input.name,
-                        total >> 20
-                    ));
+        let format = parser.format().clone();
+        let stats = parser.finish(&mut |r| shard.push(r));
+        return Ok(Outcome::Done(stats, format));
+    }
+    let mut s = match resume {
+        Some(s) => s,
+        None => Box::new(open_stream(input, task, given)?),
+    };
+    // What it read before it paused.
+    let mut rest = std::mem::take(&mut s.rest);
+    // The worker's buffer again (a fresh one per file was allocated and zeroed per gzip file). A
+    // gzip file or stdin can be large: its records are handed over as they come, in parts of a few
+    // seconds of data (see [`PART_SECS`]), so the text is parsed a piece at a time.
+    scratch.resize(READ_PIECE, 0);
+    loop {
+        let n = if rest.is_empty() {
+            match s.text.read(&mut scratch[..READ_PIECE]) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    let what = if s.gzip { "gzip data is truncated or corrupt" } else { "read failed" };
+                    return Err(format!("{}: {what} after {} bytes of text: {}", input.name, s.total, io_reason(&e)));
                 }
             }
-            if total == 0 {
-                return Err(format!("{}: the gzip stream holds no data", input.name));
+        } else {
+            let n = rest.len();
+            scratch[..n].copy_from_slice(&rest);
+            rest.clear();
+            n
+        };
+        let mut at = 0;
+        while at < n {
+            let piece = &scratch[at..n.min(at + PIECE)];
+            at += piece.len();
+            s.total += piece.len() as u64;
+            s.parser.feed(piece, &mut |r| shard.push(r));
+            if s.parser.stats().lines == 0 && s.total > LINELESS {
+                return Err(format!(
+                    "{}: no line break in the first {} MiB: not a flow-log file",
+                    input.name,
+                    s.total >> 20
+                ));
+            }
+            if part_done(shard) {
+                s.rest.extend_from_slice(&scratch[at..n]);
+                return Ok(Outcome::Paused(s));
             }
         }
     }
-    let format = parser.format().clone();
-    let stats = parser.finish(&mut |r| shard.push(r));
-    Ok((stats, format))
+    if s.total == 0 {
+        return Err(format!("{}: the gzip stream holds no data", input.name));
+    }
+    let format = s.parser.format().clone();
+    let stats = s.parser.finish(&mut |r| shard.push(r));
+    Ok(Outcome::Done(stats, format))
+}
+
+/// What a [`read_all`] did, beyond the analyzer's records.
+#[derive(Debug, Clone, Copy)]
+#[cfg_attr(not(test), expect(dead_code, reason = "the tests hold what streaming keeps in memory to it"))]
+pub struct ReadStats {
+    /// The most parts that waited at once for a lane of the streams: what streaming held in memory
+    /// besides the streams themselves (0 without them).
+    pub peak_waiting: usize,
+    /// Parts handed over to the streams in all.
+    pub parts: usize,
 }
 
 /// Reads every input into the analyzer with `threads` workers.
@@ -432,7 +487,7 @@ pub fn read_all(
     threads: usize,
     analyzer: &mut Analyzer,
     stream: bool,
-) -> Result<(), InputError> {
+) -> Result<ReadStats, InputError> {
     let mut inputs: Vec<Input> = paths.iter().map(|p| Input::named(p, given)).collect();
     let mut peek = Peek::new();
     for input in &mut inputs {
@@ -503,7 +558,7 @@ pub fn read_all(
         }
     }
     let fast = analyzer.fast_shard();
-    // With the NAT known, the NAT → destination records go to the streaming estimator in input order
+    // With the NAT known, the NAT → destination records go to the streaming estimator in time order
     // (memory bounded by ports and seconds, not records). Should they come out of time order, the
     // analysis refuses them (`AnalyzeError::StreamOrder`) and the caller reads again with `stream`
     // off, keeping the records in memory. Standard input cannot be read again, so it never streams.
@@ -522,6 +577,9 @@ pub fn read_all(
         None => Sink::Reference(Shard::default()),
     };
     let (mut results, shards) = run_pool(&inputs, &tasks, given, threads, sink, sequencer.as_ref(), by_time);
+    let (peak_waiting, parts) = sequencer.as_ref().map_or((0, 0), |s| {
+        (s.peak_waiting.load(Ordering::Relaxed), s.lanes.first().map_or(0, |l| lock(&l.stream).fed))
+    });
     let streams = sequencer.map(Sequencer::into_streams);
     results.sort_by_key(|r| match r {
         Ok(d) => d.task,
@@ -574,7 +632,7 @@ pub fn read_all(
     if let Some(streams) = streams {
         analyzer.absorb_streams(streams);
     }
-    Ok(())
+    Ok(ReadStats { peak_waiting, parts })
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -611,8 +669,10 @@ type Key = (u64, usize, usize);
 /// one with a smaller key. Each task's least possible next key is known (its time and next part, or
 /// the time at its start for tasks not begun), so tasks read side by side — gzip files of one period
 /// from several interfaces, which cannot be cut in chunks — interleave at the grain of their parts,
-/// while consecutive tasks keep their turn. Workers wait before running more than a few tasks ahead
-/// of the slowest lane, so what waits stays small, unless the merge waits for their task.
+/// while consecutive tasks keep their turn. What waits stays small: workers take no task more than a
+/// few ahead of the slowest lane unless the merge waits for it ([`claim`](Sequencer::claim)), and a
+/// gzip file's task that runs ahead of the one the merge waits for waits for it, or pauses to let
+/// its worker read that one ([`should_pause`](Sequencer::should_pause)).
 struct Sequencer {
     lanes: Vec<Lane>,
     bounds: Mutex<Bounds>,
@@ -620,8 +680,30 @@ struct Sequencer {
     fed: Mutex<Vec<usize>>,
     progress: Condvar,
     /// Shares a lane may have waiting before a worker that is not holding the merge back waits to
-    /// hand over more.
+    /// hand over more, or pauses.
     room: usize,
+    /// Tasks paused, for any worker to go on with once the merge waits for them.
+    paused: Mutex<Vec<Paused>>,
+    /// The most shares that waited in a lane at once.
+    peak_waiting: AtomicUsize,
+}
+
+/// A gzip file's task paused between parts ([`Sequencer::should_pause`]).
+struct Paused {
+    task: usize,
+    streaming: Box<Streaming>,
+    turn: Turn,
+}
+
+/// Where a task's handing over stands.
+#[derive(Debug, Clone, Copy)]
+struct Turn {
+    /// The next part's number.
+    part: usize,
+    /// The data's time: the key of the next part, at least.
+    time: u64,
+    /// The time at the last part handed over.
+    part_from: u64,
 }
 
 /// The least key each task can still hand over.
@@ -643,6 +725,8 @@ struct Lane {
 /// A lane's stream and which tasks it has taken in full.
 struct LaneFeed {
     stream: StreamLane,
+    /// Shares fed.
+    fed: usize,
     done: Vec<bool>,
     /// The first task not fed in full.
     first_open: usize,
@@ -657,7 +741,7 @@ impl Sequencer {
             .into_iter()
             .map(|stream| Lane {
                 waiting: Mutex::default(),
-                stream: Mutex::new(LaneFeed { stream, done: vec![false; times.len()], first_open: 0 }),
+                stream: Mutex::new(LaneFeed { stream, fed: 0, done: vec![false; times.len()], first_open: 0 }),
             })
             .collect();
         let by_task: Vec<Key> = times.iter().enumerate().map(|(t, &time)| (time, t, 0)).collect();
@@ -668,6 +752,8 @@ impl Sequencer {
             lanes,
             progress: Condvar::new(),
             room: room.max(1),
+            paused: Mutex::default(),
+            peak_waiting: AtomicUsize::new(0),
         }
     }
 
@@ -711,18 +797,63 @@ impl Sequencer {
         lock(&self.bounds).open.first().copied()
     }
 
-    /// Blocks until task `task` is fewer than `ahead` tasks past the first one some lane has not fed
-    /// in full, or the merge waits for it. Cannot deadlock: the task the merge waits for (the least
-    /// bound) is running, or waiting here and let go, or not yet taken — and then every task taken
-    /// before it has a bound below its own (tasks are numbered in the order of their times), so it
-    /// is not the least. And each share handed over is fed by its hander or by the lane's holder.
-    fn wait_for_room(&self, task: usize, ahead: usize) {
+    /// The next task for a worker, begun: the one the merge waits for if it is paused; else the next
+    /// in order (`next`, of `tasks`) once it is fewer than `ahead` tasks past the first one some lane
+    /// has not fed in full, or the merge waits for it; else, when every task is begun, a paused one
+    /// once the merge waits for it. `None`: no task is left.
+    ///
+    /// Cannot deadlock: the task the merge waits for (the least bound) is running, or paused and
+    /// taken here, or not yet begun — and then it is the next in order (tasks are numbered in the
+    /// order of their times, so an earlier one not begun would have a lower bound) and taken here.
+    /// A running task the merge waits for never waits ([`wait_to_hand_over`]) nor pauses, and each
+    /// share handed over is fed by its hander or by the lane's holder.
+    ///
+    /// [`wait_to_hand_over`]: Sequencer::wait_to_hand_over
+    fn claim(&self, next: &AtomicUsize, tasks: usize, ahead: usize) -> Option<(usize, Option<Paused>)> {
+        // Under this lock: only claims move `next`, and no signal is lost while it waits.
         let mut fed = lock(&self.fed);
-        while task >= fed.iter().copied().min().unwrap_or(0) + ahead.max(1)
-            && self.least_to_come().is_none_or(|k| k.1 != task)
-        {
+        loop {
+            let least = self.least_to_come();
+            if let Some(least) = least {
+                let mut paused = lock(&self.paused);
+                if let Some(i) = paused.iter().position(|p| p.task == least.1) {
+                    let p = paused.swap_remove(i);
+                    drop(paused);
+                    self.begin(p.task);
+                    return Some((p.task, Some(p)));
+                }
+            }
+            let t = next.load(Ordering::Relaxed);
+            if t < tasks {
+                if t < fed.iter().copied().min().unwrap_or(0) + ahead.max(1) || least.is_some_and(|k| k.1 == t) {
+                    next.store(t + 1, Ordering::Relaxed);
+                    self.begin(t);
+                    return Some((t, None));
+                }
+            } else if lock(&self.paused).is_empty() {
+                return None;
+            }
             fed = self.progress.wait(fed).unwrap_or_else(|p| p.into_inner());
         }
+    }
+
+    /// Whether task `task`, which just handed a part over, should pause: the lanes have no room, and
+    /// the task the merge waits for is another that no worker reads (not begun, or paused). Then the
+    /// worker goes on with that one ([`claim`](Sequencer::claim)) instead of piling up parts: gzip
+    /// files of more flow logs than workers are read in turns.
+    fn should_pause(&self, task: usize) -> bool {
+        let full = self.lanes.iter().any(|l| lock(&l.waiting).len() >= self.room);
+        full && {
+            let bounds = lock(&self.bounds);
+            bounds.open.first().is_some_and(|k| k.1 != task && !bounds.running[k.1])
+        }
+    }
+
+    /// Keeps a paused task for the next [`claim`](Sequencer::claim).
+    fn pause(&self, p: Paused) {
+        lock(&self.bounds).running[p.task] = false;
+        lock(&self.paused).push(p);
+        self.signal();
     }
 
     /// Hands over part `part` of task `task` (`last`: its final part) whose data's time is `time`
@@ -735,7 +866,9 @@ impl Sequencer {
         // The destinations' lane, then the client lanes.
         let client_lanes = self.lanes.len().saturating_sub(1);
         for (lane, share) in self.lanes.iter().zip(flows.into_lanes(client_lanes)) {
-            lock(&lane.waiting).insert(key, (share, last));
+            let mut waiting = lock(&lane.waiting);
+            waiting.insert(key, (share, last));
+            self.peak_waiting.fetch_max(waiting.len(), Ordering::Relaxed);
         }
         // The task's bound moves only now that its share waits in every lane: a lane that looked at
         // the bounds in between saw the old one, and waited.
@@ -790,6 +923,7 @@ impl Sequencer {
             let mut any = false;
             while let Some(((_, task, _), (share, last))) = self.next_share(i) {
                 any = true;
+                feed.fed += 1;
                 feed.stream.feed(share);
                 if last {
                     feed.done[task] = true;
@@ -828,8 +962,34 @@ impl Sequencer {
 
 type TaskResult = Result<Done, (usize, String)>;
 
+/// Hands a task's records over to the sequencer when a part is full (or `last`), and says whether the
+/// task should pause then ([`Sequencer::should_pause`]).
+fn hand_over(
+    seq: &Sequencer,
+    t: usize,
+    moves: bool,
+    turn: &mut Turn,
+    s: &mut FastShard,
+    last: bool,
+    worker: usize,
+) -> bool {
+    // A chunk of a plain file keeps its own time (its parts are fed in turn with the chunks around
+    // it); a gzip file moves on with its data.
+    if moves {
+        turn.time = turn.time.max(s.latest_start_since_take().unwrap_or(0));
+    }
+    if !(last || s.records_since_take() >= PART_RECORDS || turn.time >= turn.part_from + PART_SECS) {
+        return false;
+    }
+    seq.submit(t, turn.part, turn.time, s.take_flows(), last, worker);
+    turn.part += 1;
+    turn.part_from = turn.time;
+    !last && seq.should_pause(t)
+}
+
 /// Runs every task on `threads` workers, each filling its own sink made by `sink`; returns the tasks'
-/// results (in completion order) and the sinks.
+/// results (in completion order) and the sinks. With a sequencer, the tasks' parts are handed over to
+/// it, and their keys move with the data's time when `by_time`.
 fn run_pool(
     inputs: &[Input],
     tasks: &[Task],
@@ -843,45 +1003,50 @@ fn run_pool(
     let done: Mutex<Vec<TaskResult>> = Mutex::new(Vec::new());
     let shards: Mutex<Vec<Sink>> = Mutex::new(Vec::new());
     let (next, done_ref, shards_ref) = (&next, &done, &shards);
+    // Workers do not run ahead of the streams by more than a few tasks: what waits for them is memory.
+    let ahead = AHEAD_PER_THREAD * threads;
     std::thread::scope(|scope| {
         for worker in 0..threads.clamp(1, tasks.len().max(1)) {
             let mut shard = sink();
             scope.spawn(move || {
                 let mut scratch = Vec::new();
                 loop {
-                    let t = next.fetch_add(1, Ordering::Relaxed);
+                    let (t, resume) = match sequencer {
+                        Some(seq) => match seq.claim(next, tasks.len(), ahead) {
+                            Some(work) => work,
+                            None => break,
+                        },
+                        None => (next.fetch_add(1, Ordering::Relaxed), None),
+                    };
                     let Some(task) = tasks.get(t) else { break };
-                    if let Some(seq) = sequencer {
-                        // Do not run ahead of the streams by more than a few tasks: what waits for
-                        // them is memory.
-                        seq.wait_for_room(t, AHEAD_PER_THREAD * threads);
-                        seq.begin(t);
-                    }
-                    // The part's number, the data's time (its key's), and the time at the last part.
-                    let mut part = 0;
-                    let start = sequencer.map_or(0, |seq| seq.start(t));
-                    let (mut time, mut part_from) = (start, start);
-                    let mut hand_over = |shard: &mut Sink, last: bool| {
-                        if let (Some(seq), Sink::Fast(s)) = (sequencer, shard) {
-                            // A chunk of a plain file keeps its own time (its parts are fed in turn
-                            // with the chunks around it); a gzip file moves on with its data.
-                            if by_time && task.range.is_none() {
-                                time = time.max(s.latest_start_since_take().unwrap_or(0));
-                            }
-                            if last || s.records_since_take() >= PART_RECORDS || time >= part_from + PART_SECS {
-                                seq.submit(t, part, time, s.take_flows(), last, worker);
-                                part += 1;
-                                part_from = time;
-                            }
+                    let (streaming, mut turn) = match resume {
+                        Some(p) => (Some(p.streaming), p.turn),
+                        None => {
+                            let start = sequencer.map_or(0, |seq| seq.start(t));
+                            (None, Turn { part: 0, time: start, part_from: start })
                         }
                     };
-                    let result = run_task(&inputs[task.input], task, given, &mut shard, &mut scratch, &mut |s| {
-                        hand_over(s, false)
-                    })
-                    .map(|(stats, format)| Done { task: t, stats, format })
-                    .map_err(|e| (t, e));
+                    let moves = by_time && task.range.is_none();
+                    let mut part_done = |shard: &mut Sink, last: bool| match (sequencer, shard) {
+                        (Some(seq), Sink::Fast(s)) => hand_over(seq, t, moves, &mut turn, s, last, worker),
+                        _ => false,
+                    };
+                    let outcome =
+                        run_task(&inputs[task.input], task, given, &mut shard, &mut scratch, streaming, &mut |s| {
+                            part_done(s, false)
+                        });
+                    let result = match outcome {
+                        Ok(Outcome::Paused(streaming)) => {
+                            if let Some(seq) = sequencer {
+                                seq.pause(Paused { task: t, streaming, turn });
+                            }
+                            continue;
+                        }
+                        Ok(Outcome::Done(stats, format)) => Ok(Done { task: t, stats, format }),
+                        Err(e) => Err((t, e)),
+                    };
                     let failed = result.is_err();
-                    hand_over(&mut shard, true);
+                    part_done(&mut shard, true);
                     lock(done_ref).push(result);
                     if failed {
                         break;
@@ -1031,7 +1196,7 @@ mod tests {
     /// clients' in two more), as S3 delivers them, or one file per flow log: a gzip file cannot be cut
     /// into chunks, so their parts are merged in time as they are read. They stream (they used to be
     /// read again into memory) with the reference's report, in any order and on 1–3 threads (more
-    /// flow logs than workers: a worker's parts wait for the files not yet begun).
+    /// flow logs than workers: they are read in turns), and what waits for the streams stays small.
     #[test]
     fn gzip_files_of_one_period_from_several_flow_logs_stream() {
         let dir = tempfile::tempdir().unwrap();
@@ -1049,7 +1214,11 @@ mod tests {
         let per_log = vec![whole("clients.log.gz", &sim.clients_v2()), whole("nat.log.gz", &sim.nat_custom())];
         let report = |paths: &[PathBuf], threads: usize, stream: bool| {
             let mut analyzer = Analyzer::new(config());
-            read_all(paths, &LogFormat::default(), threads, &mut analyzer, stream).unwrap();
+            let read = read_all(paths, &LogFormat::default(), threads, &mut analyzer, stream).unwrap();
+            // What waits for the streams is a few parts per worker, not a file's worth (a worker
+            // that read its file through while the merge waited for another held ~100 parts).
+            let few = 2 * (AHEAD_PER_THREAD + 1) * threads;
+            assert!(read.peak_waiting <= few, "{} of {} parts waited at once", read.peak_waiting, read.parts);
             let mut json = match analyzer.finish() {
                 Err(AnalyzeError::StreamOrder) => panic!("{paths:?} on {threads} threads did not stream"),
                 r => serde_json::to_value(r.unwrap()).unwrap(),

@@ -774,17 +774,23 @@ impl Sequencer {
     /// waits for never waits here, and when no worker reads it, nothing does.
     fn wait_to_hand_over(&self, task: usize) {
         let mut fed = lock(&self.fed);
-        loop {
-            let full = self.lanes.iter().any(|l| lock(&l.waiting).len() >= self.room);
-            let held_back = full && {
-                let bounds = lock(&self.bounds);
-                bounds.open.first().is_some_and(|k| k.1 != task && bounds.running[k.1])
-            };
-            if !held_back {
-                return;
-            }
+        while self.held_back(task) == Some(true) {
             fed = self.progress.wait(fed).unwrap_or_else(|p| p.into_inner());
         }
+    }
+
+    /// When the lanes have no room and the merge waits for a task other than `task`: whether a
+    /// worker reads that one (then `task` waits for it, [`wait_to_hand_over`]; else `task` pauses,
+    /// [`should_pause`]). `None`: `task` may go on.
+    ///
+    /// [`wait_to_hand_over`]: Sequencer::wait_to_hand_over
+    /// [`should_pause`]: Sequencer::should_pause
+    fn held_back(&self, task: usize) -> Option<bool> {
+        if !self.lanes.iter().any(|l| lock(&l.waiting).len() >= self.room) {
+            return None;
+        }
+        let bounds = lock(&self.bounds);
+        bounds.open.first().filter(|k| k.1 != task).map(|k| bounds.running[k.1])
     }
 
     /// The time task `task`'s keys start at.
@@ -842,11 +848,7 @@ impl Sequencer {
     /// worker goes on with that one ([`claim`](Sequencer::claim)) instead of piling up parts: gzip
     /// files of more flow logs than workers are read in turns.
     fn should_pause(&self, task: usize) -> bool {
-        let full = self.lanes.iter().any(|l| lock(&l.waiting).len() >= self.room);
-        full && {
-            let bounds = lock(&self.bounds);
-            bounds.open.first().is_some_and(|k| k.1 != task && !bounds.running[k.1])
-        }
+        self.held_back(task) == Some(false)
     }
 
     /// Keeps a paused task for the next [`claim`](Sequencer::claim).
@@ -893,12 +895,11 @@ impl Sequencer {
         }
     }
 
-    /// Takes lane `i`'s least share if it is next in line (no task can hand over a smaller one).
+    /// Takes lane `i`'s least share if it is next in line ([`ready`](Sequencer::ready)).
     fn next_share(&self, i: usize) -> Option<(Key, (LaneFlows, bool))> {
         let least = self.least_to_come();
         let mut waiting = lock(&self.lanes[i].waiting);
-        let (&key, _) = waiting.first_key_value()?;
-        if least.is_some_and(|l| key > l) {
+        if !next_in_line(&waiting, least) {
             return None;
         }
         waiting.pop_first()
@@ -907,7 +908,7 @@ impl Sequencer {
     /// Whether lane `i` has a share that is next in line.
     fn ready(&self, i: usize) -> bool {
         let least = self.least_to_come();
-        lock(&self.lanes[i].waiting).first_key_value().is_some_and(|(&key, _)| least.is_none_or(|l| key <= l))
+        next_in_line(&lock(&self.lanes[i].waiting), least)
     }
 
     /// Feeds lane `i` every share that is next in line, unless another worker holds it (which then
@@ -958,6 +959,12 @@ impl Sequencer {
             self.lanes.into_iter().map(|l| l.stream.into_inner().unwrap_or_else(|p| p.into_inner()).stream).collect();
         FlowStreams::from_lanes(lanes)
     }
+}
+
+/// Whether the least of a lane's `waiting` shares is next in line: no task can still hand over a
+/// smaller one (`least` is the least key to come; `None`: every part is in).
+fn next_in_line(waiting: &BTreeMap<Key, (LaneFlows, bool)>, least: Option<Key>) -> bool {
+    waiting.first_key_value().is_some_and(|(&key, _)| least.is_none_or(|l| key <= l))
 }
 
 type TaskResult = Result<Done, (usize, String)>;

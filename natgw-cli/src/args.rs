@@ -160,8 +160,9 @@ pub enum PlainOutput {
 pub struct AnalyzeArgs {
     /// Flow-log files, plain or gzip (detected by content), in any order (they are read in time
     /// order); a directory: the *.log, *.gz and *.txt files under it (an S3 download's AWSLogs/
-    /// tree); `-` reads standard input. Give the NAT interface's logs and the clients' logs together
-    /// to attribute connections to clients.
+    /// tree); `-` reads standard input (kept in a temporary file in $TMPDIR, then read like a file).
+    /// Give the NAT interface's logs and the clients' logs together to attribute connections to
+    /// clients.
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
     /// The flow log's format (`${version} ${srcaddr} …` as describe-flow-logs shows it), for files

@@ -1,20 +1,25 @@
 //! Reading flow-log inputs on all cores: files or standard input, plain or gzip (by magic bytes,
-//! multi-member streams included). Plain files are split into chunks at line boundaries, each gzip
-//! file and stdin is one task; worker threads parse into their own analyzer shards. Every failure
-//! names the input; line numbers in bad-line reports are those of the whole file.
+//! multi-member streams included). Standard input is kept in a temporary file first ([`spool`]) and
+//! then read like a file. Plain files are split into chunks at line boundaries, each gzip file is one
+//! task; worker threads parse into their own analyzer shards. Every failure names the input; line
+//! numbers in bad-line reports are those of the whole file.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard, TryLockError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, TryLockError};
 
 use flate2::bufread::MultiGzDecoder;
 use natgw_core::analyze::{
     Analyzer, FIELDS, FastShard, FlowStreams, LaneFlows, NatEvidence, NatFlows, Shard, StreamLane, check_format,
 };
 use natgw_core::flowlog::{LineError, LogFormat, ParseStats, StreamParser};
+
+mod spool;
+
+use spool::{At, Spooled, Stdin};
 
 /// A problem with one input, shown as one line and exit code 3.
 #[derive(Debug)]
@@ -47,6 +52,8 @@ enum Source {
 #[derive(Debug)]
 struct Input {
     path: PathBuf,
+    /// Standard input as it was kept, for `-`.
+    stdin: Option<Arc<Stdin>>,
     name: String,
     source: Source,
     /// The format its records are read with (after a header line, if any).
@@ -87,17 +94,108 @@ fn io_reason(e: &io::Error) -> String {
 }
 
 impl Input {
-    /// An input not yet [`probe`]d: its own fields, allocated before any probe runs.
-    fn named(path: &Path, given: &LogFormat) -> Input {
-        let stdin = path.as_os_str() == "-";
-        Input {
+    /// An input not yet [`probe`]d: its own fields, allocated before any probe runs. Standard input
+    /// kept whole in a file is read like a file given by path.
+    fn named(path: &Path, given: &LogFormat, stdin: Option<&Arc<Stdin>>) -> Input {
+        let is_stdin = path.as_os_str() == "-";
+        let mut input = Input {
             path: path.to_owned(),
-            name: if stdin { "<stdin>".to_owned() } else { path.display().to_string() },
-            source: if stdin { Source::Stdin } else { Source::Plain(0) },
+            stdin: stdin.filter(|_| is_stdin).cloned(),
+            name: if is_stdin { "<stdin>".to_owned() } else { path.display().to_string() },
+            source: Source::Plain(0),
             format: given.clone(),
             header: false,
             starts_at: None,
+        };
+        if is_stdin && input.spooled().is_none() {
+            input.source = Source::Stdin;
         }
+        input
+    }
+
+    /// Standard input's file, when it is kept whole in one.
+    fn spooled(&self) -> Option<&Spooled> {
+        match self.stdin.as_deref() {
+            Some(Stdin::Whole(s)) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Opens it (a file, or standard input's file) at its start.
+    fn open(&self) -> io::Result<Opened> {
+        match self.spooled() {
+            Some(s) => Ok(Opened::At(s.reader())),
+            None => File::open(&self.path).map(Opened::File),
+        }
+    }
+}
+
+/// An input opened for reading: a file by path, or a reader of standard input's file.
+enum Opened {
+    File(File),
+    At(At),
+}
+
+impl Opened {
+    /// Whether it is a directory, and its size.
+    fn kind_and_size(&self, spooled: Option<&Spooled>) -> io::Result<(bool, u64)> {
+        match (self, spooled) {
+            (Opened::File(f), _) => f.metadata().map(|m| (m.is_dir(), m.len())),
+            (Opened::At(_), Some(s)) => s.len().map(|n| (false, n)),
+            (Opened::At(_), None) => Err(io::Error::other("standard input's file is gone")),
+        }
+    }
+}
+
+impl Read for Opened {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Opened::File(f) => f.read(buf),
+            Opened::At(a) => a.read(buf),
+        }
+    }
+}
+
+impl Seek for Opened {
+    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+        match self {
+            Opened::File(f) => f.seek(to),
+            Opened::At(a) => a.seek(to),
+        }
+    }
+}
+
+/// The inputs of one analysis: the files the paths name ([`expand`]), and standard input when one
+/// is `-`, kept so that it can be read like a file ([`spool`]).
+#[derive(Debug)]
+pub struct Inputs {
+    paths: Vec<PathBuf>,
+    stdin: Option<Arc<Stdin>>,
+}
+
+impl Inputs {
+    /// The inputs the command line names: directories expanded, standard input read to its end and
+    /// kept in a temporary file (or where it is, if it is a file).
+    pub fn gather(args: &[PathBuf]) -> Result<Inputs, InputError> {
+        let paths = expand(args)?;
+        let stdin = if paths.iter().any(|p| p.as_os_str() == "-") {
+            let kept = spool::take().map_err(|e| InputError(format!("cannot read <stdin>: {}", io_reason(&e))))?;
+            Some(Arc::new(kept))
+        } else {
+            None
+        };
+        Ok(Inputs { paths, stdin })
+    }
+
+    /// Files only (standard input, if named, is read as it comes).
+    #[cfg(test)]
+    fn files(paths: &[PathBuf]) -> Inputs {
+        Inputs { paths: paths.to_vec(), stdin: None }
+    }
+
+    /// Why standard input is read as it comes, in memory, when it could not be kept in a file.
+    pub fn stdin_in_memory(&self) -> Option<&str> {
+        self.stdin.as_deref().and_then(Stdin::why_partial)
     }
 }
 
@@ -129,9 +227,11 @@ fn probe(input: &mut Input, given: &LogFormat, peek: &mut Peek) -> Result<(), In
         return Ok(());
     }
     let name = &input.name;
-    let mut file = File::open(&input.path).map_err(|e| InputError(format!("cannot open {name}: {}", io_reason(&e))))?;
-    let meta = file.metadata().map_err(|e| InputError(format!("cannot read {name}: {}", io_reason(&e))))?;
-    if meta.is_dir() {
+    let mut file = input.open().map_err(|e| InputError(format!("cannot open {name}: {}", io_reason(&e))))?;
+    let (is_dir, size) = file
+        .kind_and_size(input.spooled())
+        .map_err(|e| InputError(format!("cannot read {name}: {}", io_reason(&e))))?;
+    if is_dir {
         return Err(InputError(format!("{name}: is a directory, not a flow-log file")));
     }
     let n = loop {
@@ -160,7 +260,7 @@ fn probe(input: &mut Input, given: &LogFormat, peek: &mut Peek) -> Result<(), In
         input.format = h;
         input.header = true;
     }
-    input.source = Source::Plain(meta.len());
+    input.source = Source::Plain(size);
     input.starts_at = head_start(&head[..head.len().min(PEEK)], given);
     Ok(())
 }
@@ -228,7 +328,7 @@ pub fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, InputError> {
 /// cut is [`head_start`] of the lines after it, at the file's end `last` (its last records' latest
 /// start). Each chunk comes with the times at its start and end.
 fn chunks(input: &Input, size: u64, last: Option<u64>, span: Option<u64>, peek: &mut Peek) -> io::Result<Vec<Chunk>> {
-    let mut file = File::open(&input.path)?;
+    let mut file = input.open()?;
     let probe = &mut peek.raw[..PEEK];
     // The first line boundary at or after `at` (the file's end if none), and the time there.
     let mut cut_at = |at: u64| -> io::Result<(u64, Option<u64>)> {
@@ -289,7 +389,7 @@ type Chunk = ((u64, u64), (Option<u64>, Option<u64>));
 /// The latest start among the whole lines at the end of a plain file of `size` bytes ([`head_start`]
 /// of its tail; the last line counts without its line end).
 fn last_start(input: &Input, size: u64, peek: &mut Peek) -> io::Result<Option<u64>> {
-    let mut file = File::open(&input.path)?;
+    let mut file = input.open()?;
     let from = size.saturating_sub(PEEK as u64);
     file.seek(SeekFrom::Start(from))?;
     let tail = &mut peek.text;
@@ -372,8 +472,11 @@ fn task_parser(input: &Input, task: &Task, given: &LogFormat) -> StreamParser {
 /// Opens a gzip file or stdin for reading.
 fn open_stream(input: &Input, task: &Task, given: &LogFormat) -> Result<Streaming, String> {
     let raw: Box<dyn Read + Send> = match input.source {
-        Source::Stdin => Box::new(io::stdin()),
-        _ => Box::new(File::open(&input.path).map_err(|e| format!("cannot open {}: {}", input.name, io_reason(&e)))?),
+        Source::Stdin => match input.stdin.as_deref().and_then(Stdin::rest) {
+            Some(rest) => Box::new(rest),
+            None => Box::new(io::stdin()),
+        },
+        _ => Box::new(input.open().map_err(|e| format!("cannot open {}: {}", input.name, io_reason(&e)))?),
     };
     let mut reader = BufReader::with_capacity(RAW_BUF, raw);
     let head = reader.fill_buf().map_err(|e| format!("cannot read {}: {}", input.name, io_reason(&e)))?;
@@ -399,7 +502,7 @@ fn run_task(
 ) -> Result<Outcome, String> {
     if let (Source::Plain(_), Some((a, b))) = (&input.source, task.range) {
         let mut parser = task_parser(input, task, given);
-        let mut file = File::open(&input.path).map_err(|e| format!("cannot open {}: {}", input.name, io_reason(&e)))?;
+        let mut file = input.open().map_err(|e| format!("cannot open {}: {}", input.name, io_reason(&e)))?;
         file.seek(SeekFrom::Start(a)).map_err(|e| format!("{}: {}", input.name, io_reason(&e)))?;
         // One small buffer per worker, reused, read into and parsed piece by piece: the kernel's
         // copy and the parser then both work in the core's cache, not in memory.
@@ -482,13 +585,13 @@ pub struct ReadStats {
 
 /// Reads every input into the analyzer with `threads` workers.
 pub fn read_all(
-    paths: &[PathBuf],
+    all: &Inputs,
     given: &LogFormat,
     threads: usize,
     analyzer: &mut Analyzer,
     stream: bool,
 ) -> Result<ReadStats, InputError> {
-    let mut inputs: Vec<Input> = paths.iter().map(|p| Input::named(p, given)).collect();
+    let mut inputs: Vec<Input> = all.paths.iter().map(|p| Input::named(p, given, all.stdin.as_ref())).collect();
     let mut peek = Peek::new();
     for input in &mut inputs {
         probe(input, given, &mut peek)?;
@@ -541,7 +644,8 @@ pub fn read_all(
         tasks.sort_by_key(|t| t.starts_at);
     }
     // Without --nat-ip, a first pass finds the NAT gateway so that the second can take the fast path
-    // (standard input cannot be read twice: it takes the reference path).
+    // (standard input that no temporary file could take cannot be read twice: it takes the reference
+    // path).
     if !inputs.iter().any(|i| matches!(i.source, Source::Stdin))
         && let Some(evidence) = analyzer.nat_evidence()
     {
@@ -561,7 +665,8 @@ pub fn read_all(
     // With the NAT known, the NAT → destination records go to the streaming estimator in time order
     // (memory bounded by ports and seconds, not records). Should they come out of time order, the
     // analysis refuses them (`AnalyzeError::StreamOrder`) and the caller reads again with `stream`
-    // off, keeping the records in memory. Standard input cannot be read again, so it never streams.
+    // off, keeping the records in memory. Standard input that no temporary file could take cannot be
+    // read again, so it never streams.
     let streamable = stream && fast.is_some() && !inputs.iter().any(|i| matches!(i.source, Source::Stdin));
     // With the destinations' lane, a lane per worker: every core can feed one. (Client lanes split
     // each part's client records, a copy: one lane takes them as they are.)
@@ -1113,6 +1218,46 @@ mod tests {
         }
     }
 
+    /// Standard input kept in a file is read like a file: a plain text in chunks on every worker, a
+    /// gzip stream in parts; both stream (with the NAT gateway given or found by a first pass), and
+    /// the report is the file's.
+    #[test]
+    fn standard_input_kept_in_a_file_streams() {
+        let dir = tempfile::tempdir().unwrap();
+        let sim = Simulation::run(&Scenario::builtin("hot-s3").unwrap()).unwrap();
+        let text = sim.nat_v2();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&text).unwrap();
+        let gz = gz.finish().unwrap();
+        for (bytes, plain) in [(&text, true), (&gz, false)] {
+            let path = dir.path().join("nat.log");
+            std::fs::write(&path, bytes).unwrap();
+            for nat in [config().nat_addresses, Vec::new()] {
+                let cfg = AnalyzeConfig { nat_addresses: nat.clone(), ..config() };
+                let json = |inputs: &Inputs| {
+                    let mut analyzer = Analyzer::new(cfg.clone());
+                    let read = read_all(inputs, &LogFormat::default(), 2, &mut analyzer, true).unwrap();
+                    let report = match analyzer.finish() {
+                        Err(AnalyzeError::StreamOrder) => panic!("plain {plain}, NAT {nat:?}: did not stream"),
+                        r => r.unwrap(),
+                    };
+                    let mut json = serde_json::to_value(&report).unwrap();
+                    json["input"]["sources"] = serde_json::Value::Null;
+                    (read.parts, json)
+                };
+                let mut file = tempfile::tempfile().unwrap();
+                file.write_all(bytes).unwrap();
+                let stdin =
+                    Inputs { paths: vec![PathBuf::from("-")], stdin: Some(Arc::new(Stdin::Whole(Spooled::of(file)))) };
+                let (parts, got) = json(&stdin);
+                let (file_parts, want) = json(&Inputs::files(std::slice::from_ref(&path)));
+                assert_eq!(got, want, "plain {plain}, NAT {nat:?}");
+                assert_eq!(parts, file_parts, "plain {plain}, NAT {nat:?}");
+                assert!(parts > 1, "plain {plain}, NAT {nat:?}: {parts}");
+            }
+        }
+    }
+
     /// Files given in any order are read in time order, so they stream (the streams refuse records
     /// out of time order, and the CLI would read them again into memory).
     #[test]
@@ -1125,7 +1270,7 @@ mod tests {
         for paths in orders {
             for threads in [1, 2, 3] {
                 let mut analyzer = Analyzer::new(config());
-                read_all(&paths, &LogFormat::default(), threads, &mut analyzer, true).unwrap();
+                read_all(&Inputs::files(&paths), &LogFormat::default(), threads, &mut analyzer, true).unwrap();
                 let report = match analyzer.finish() {
                     Err(AnalyzeError::StreamOrder) => panic!("{paths:?} on {threads} threads did not stream"),
                     r => r.unwrap(),
@@ -1151,7 +1296,7 @@ mod tests {
         std::fs::write(&clients, sim.clients_v2()).unwrap();
         let report = |paths: &[PathBuf], stream: bool| {
             let mut analyzer = Analyzer::new(config());
-            read_all(paths, &LogFormat::default(), 2, &mut analyzer, stream).unwrap();
+            read_all(&Inputs::files(paths), &LogFormat::default(), 2, &mut analyzer, stream).unwrap();
             match analyzer.finish() {
                 Err(AnalyzeError::StreamOrder) => panic!("{paths:?} did not stream"),
                 r => serde_json::to_value(r.unwrap()).unwrap(),
@@ -1221,7 +1366,7 @@ mod tests {
         let per_log = vec![whole("clients.log.gz", &sim.clients_v2()), whole("nat.log.gz", &sim.nat_custom())];
         let report = |paths: &[PathBuf], threads: usize, stream: bool| {
             let mut analyzer = Analyzer::new(config());
-            let read = read_all(paths, &LogFormat::default(), threads, &mut analyzer, stream).unwrap();
+            let read = read_all(&Inputs::files(paths), &LogFormat::default(), threads, &mut analyzer, stream).unwrap();
             // What waits for the streams is a few parts per worker, not a file's worth (a worker
             // that read its file through while the merge waited for another held ~100 parts).
             let few = 2 * (AHEAD_PER_THREAD + 1) * threads;

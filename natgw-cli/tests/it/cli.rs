@@ -160,10 +160,23 @@ fn nat_and_client_logs_together_attribute_sources_and_stdin_works() {
     assert_eq!(top["sources"][0]["connections"], truth.top_clients[0].attempts);
 }
 
+/// How a test hands the tool its standard input.
+enum Given<'a> {
+    Nothing,
+    /// Through a pipe.
+    Piped(&'a [u8]),
+    /// Through a pipe, with no temporary directory to keep it in: it is read as it comes, in memory.
+    PipedNoTmp(&'a [u8]),
+    /// On this file, opened and read up to this offset already (the tool reads from there).
+    File(&'a Path, u64),
+}
+
 /// Files read one after the other stream (memory flat); records out of time order are read again and
-/// kept in memory. Either way the report is the one standard input (never streamed) gives.
+/// kept in memory. Standard input is kept in a temporary file and read like a file, so it streams
+/// and falls back alike; with no room for that file it is read as it comes, in memory. Every way,
+/// with the NAT gateway given or inferred, the report is the same.
 #[test]
-fn records_out_of_time_order_give_the_same_report() {
+fn records_out_of_time_order_give_the_same_report_from_files_or_stdin() {
     let dir = tempfile::tempdir().unwrap();
     let sim = Simulation::run(&Scenario::builtin("hot-s3").unwrap()).unwrap();
     let text = sim.nat_v2();
@@ -173,24 +186,59 @@ fn records_out_of_time_order_give_the_same_report() {
     lines.iter().rev().for_each(|l| reversed.extend_from_slice(l));
     std::fs::write(dir.path().join("in-order.log"), &text).unwrap();
     std::fs::write(dir.path().join("reversed.log"), &reversed).unwrap();
-    let args = ["--nat-ip", "10.0.0.142", "--vpc-cidr", "10.0.0.0/16", "--vpc-cidr", "100.64.0.0/16", "-o", "json"];
-    let report = |file: &str, stdin: Option<&[u8]>| {
-        let mut cmd = in_dir(dir.path());
-        cmd.arg("analyze").arg(file).args(args).stdout(Stdio::piped()).stdin(Stdio::piped());
-        let mut child = cmd.spawn().unwrap();
-        let input = stdin.map(<[u8]>::to_vec).unwrap_or_default();
-        let mut pipe = child.stdin.take().unwrap();
-        let writer = std::thread::spawn(move || pipe.write_all(&input));
-        let out = child.wait_with_output().unwrap();
-        writer.join().unwrap().unwrap();
-        let mut r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        r["input"]["sources"] = serde_json::Value::Null;
-        (out.status.code(), r)
-    };
-    let want = report("-", Some(&text));
-    assert_eq!(want.0, Some(5));
-    assert_eq!(report("in-order.log", None), want);
-    assert_eq!(report("reversed.log", None), want);
+    // The log after some text that the shell (say) has read already.
+    let read_already = b"2 1 eni-0a 10.0.0.7 203.0.0.1 2000 443 6 1 100 1780000000 1780000001 ACCEPT OK\n";
+    std::fs::write(dir.path().join("after.log"), [&read_already[..], &text].concat()).unwrap();
+    for nat in [&["--nat-ip", "10.0.0.142"][..], &[]] {
+        let args = [nat, &["--vpc-cidr", "10.0.0.0/16", "--vpc-cidr", "100.64.0.0/16", "-o", "json"]].concat();
+        let report = |file: &str, stdin: Given<'_>| {
+            let mut cmd = in_dir(dir.path());
+            cmd.arg("analyze").arg(file).args(&args).stdout(Stdio::piped()).stderr(Stdio::piped());
+            let input = match stdin {
+                Given::Nothing => None,
+                Given::Piped(t) => Some(t.to_vec()),
+                Given::PipedNoTmp(t) => {
+                    cmd.env("TMPDIR", dir.path().join("no-such-dir"));
+                    Some(t.to_vec())
+                }
+                Given::File(path, offset) => {
+                    let mut f = std::fs::File::open(path).unwrap();
+                    std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(offset)).unwrap();
+                    cmd.stdin(f);
+                    None
+                }
+            };
+            if input.is_some() {
+                cmd.stdin(Stdio::piped());
+            }
+            let mut child = cmd.spawn().unwrap();
+            let writer = input.map(|bytes| {
+                let mut pipe = child.stdin.take().unwrap();
+                std::thread::spawn(move || pipe.write_all(&bytes))
+            });
+            let out = child.wait_with_output().unwrap();
+            if let Some(w) = writer {
+                w.join().unwrap().unwrap();
+            }
+            let mut r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            r["input"]["sources"] = serde_json::Value::Null;
+            (out.status.code(), r, String::from_utf8_lossy(&out.stderr).into_owned())
+        };
+        let want = report("in-order.log", Given::Nothing);
+        assert_eq!(want.0, Some(5), "{nat:?}");
+        assert_eq!(want.2, "", "{nat:?}");
+        assert_eq!(report("reversed.log", Given::Nothing), want, "{nat:?}");
+        assert_eq!(report("-", Given::Piped(&text)), want, "{nat:?}");
+        assert_eq!(report("-", Given::Piped(&reversed)), want, "{nat:?}");
+        let after = dir.path().join("after.log");
+        assert_eq!(report("-", Given::File(&after, read_already.len() as u64)), want, "{nat:?}");
+        let (code, r, stderr) = report("-", Given::PipedNoTmp(&text));
+        assert_eq!((code, r), (want.0, want.1.clone()), "{nat:?}");
+        assert!(
+            stderr.starts_with("aws-natgw: reading standard input into memory: cannot keep it in a temporary file in "),
+            "{stderr}"
+        );
+    }
 }
 
 #[test]

@@ -222,7 +222,12 @@ impl Peek {
 }
 
 /// Opens an input and looks at its start: empty, gzip, a header line.
-fn probe(input: &mut Input, given: &LogFormat, peek: &mut Peek) -> Result<(), InputError> {
+fn probe(
+    input: &mut Input,
+    given: &LogFormat,
+    peek: &mut Peek,
+    sample: Option<&mut NatEvidence>,
+) -> Result<(), InputError> {
     if matches!(input.source, Source::Stdin) {
         return Ok(());
     }
@@ -251,7 +256,7 @@ fn probe(input: &mut Input, given: &LogFormat, peek: &mut Peek) -> Result<(), In
         input.source = Source::Gzip;
         // Read in parts whose keys follow its data ([`Sequencer`]), a gzip file enters the merge at
         // its first records' time: the latest of a small or sparse file's head may be near its end.
-        input.starts_at = head_times(&peek.text, given).map(|(earliest, _)| earliest);
+        input.starts_at = head_times(&peek.text, given, sample).map(|(earliest, _)| earliest);
         return Ok(());
     }
     let first_line = head.split(|&b| b == b'\n').next().unwrap_or(head);
@@ -261,7 +266,7 @@ fn probe(input: &mut Input, given: &LogFormat, peek: &mut Peek) -> Result<(), In
         input.header = true;
     }
     input.source = Source::Plain(size);
-    input.starts_at = head_start(&head[..head.len().min(PEEK)], given);
+    input.starts_at = head_start(&head[..head.len().min(PEEK)], given, sample);
     Ok(())
 }
 
@@ -273,18 +278,21 @@ const PEEK: usize = 16 << 10;
 /// come up to an aggregation interval late; reading inputs and chunks in the order of this time
 /// keeps that lateness for the whole, where the earliest start would add a chunk's lateness to the
 /// next one's.
-fn head_start(text: &[u8], given: &LogFormat) -> Option<u64> {
-    head_times(text, given).map(|(_, latest)| latest)
+fn head_start(text: &[u8], given: &LogFormat, sample: Option<&mut NatEvidence>) -> Option<u64> {
+    head_times(text, given, sample).map(|(_, latest)| latest)
 }
 
-/// The earliest and the latest start among the whole lines of `text`.
-fn head_times(text: &[u8], given: &LogFormat) -> Option<(u64, u64)> {
+/// The earliest and the latest start among the whole lines of `text`; its records go to `sample`.
+fn head_times(text: &[u8], given: &LogFormat, mut sample: Option<&mut NatEvidence>) -> Option<(u64, u64)> {
     let whole = &text[..memchr::memrchr(b'\n', text)? + 1];
     let mut times: Option<(u64, u64)> = None;
     let mut parser = StreamParser::new(given.clone(), false).with_fields(FIELDS);
     parser.feed(whole, &mut |r| {
         if let Some(s) = r.start {
             times = Some(times.map_or((s, s), |(a, b)| (a.min(s), b.max(s))));
+        }
+        if let Some(sample) = sample.as_deref_mut() {
+            sample.push(r);
         }
     });
     times
@@ -327,7 +335,14 @@ pub fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, InputError> {
 /// `span` is set, at most that many seconds of data (down to [`MIN_CHUNK`]). The data's time at a
 /// cut is [`head_start`] of the lines after it, at the file's end `last` (its last records' latest
 /// start). Each chunk comes with the times at its start and end.
-fn chunks(input: &Input, size: u64, last: Option<u64>, span: Option<u64>, peek: &mut Peek) -> io::Result<Vec<Chunk>> {
+fn chunks(
+    input: &Input,
+    size: u64,
+    last: Option<u64>,
+    span: Option<u64>,
+    peek: &mut Peek,
+    mut sample: Option<&mut NatEvidence>,
+) -> io::Result<Vec<Chunk>> {
     let mut file = input.open()?;
     let probe = &mut peek.raw[..PEEK];
     // The first line boundary at or after `at` (the file's end if none), and the time there.
@@ -346,7 +361,7 @@ fn chunks(input: &Input, size: u64, last: Option<u64>, span: Option<u64>, peek: 
                 let cut = at + i as u64 + 1;
                 // The probe's lines after the cut, read for their time (more may follow).
                 let rest = &probe[i + 1..n];
-                return Ok((cut.min(size), head_start(rest, &input.format)));
+                return Ok((cut.min(size), head_start(rest, &input.format, sample.as_deref_mut())));
             }
             // A line longer than the probe: the cut comes after it.
             at += n as u64;
@@ -388,7 +403,7 @@ type Chunk = ((u64, u64), (Option<u64>, Option<u64>));
 
 /// The latest start among the whole lines at the end of a plain file of `size` bytes ([`head_start`]
 /// of its tail; the last line counts without its line end).
-fn last_start(input: &Input, size: u64, peek: &mut Peek) -> io::Result<Option<u64>> {
+fn last_start(input: &Input, size: u64, peek: &mut Peek, sample: Option<&mut NatEvidence>) -> io::Result<Option<u64>> {
     let mut file = input.open()?;
     let from = size.saturating_sub(PEEK as u64);
     file.seek(SeekFrom::Start(from))?;
@@ -403,7 +418,7 @@ fn last_start(input: &Input, size: u64, peek: &mut Peek) -> io::Result<Option<u6
         0 => &tail[..],
         _ => memchr::memchr(b'\n', tail).map_or(&[][..], |i| &tail[i + 1..]),
     };
-    Ok(head_start(whole, &input.format))
+    Ok(head_start(whole, &input.format, sample))
 }
 
 /// For each input, whether the time it covers (`None`: unknown) overlaps another input's. In order of
@@ -581,6 +596,9 @@ pub struct ReadStats {
     pub peak_waiting: usize,
     /// Parts handed over to the streams in all.
     pub parts: usize,
+    /// Passes over the records: 1, or 2 when a first pass found the NAT gateway or the guessed one
+    /// was not confirmed.
+    pub passes: usize,
 }
 
 /// Reads every input into the analyzer with `threads` workers.
@@ -593,8 +611,11 @@ pub fn read_all(
 ) -> Result<ReadStats, InputError> {
     let mut inputs: Vec<Input> = all.paths.iter().map(|p| Input::named(p, given, all.stdin.as_ref())).collect();
     let mut peek = Peek::new();
+    let rereadable = !inputs.iter().any(|i| matches!(i.source, Source::Stdin));
+    // The records read at the inputs' heads, tails and cuts: a sample to guess the NAT gateway from.
+    let mut sample = analyzer.nat_evidence().filter(|_| rereadable);
     for input in &mut inputs {
-        probe(input, given, &mut peek)?;
+        probe(input, given, &mut peek, sample.as_mut())?;
     }
     let cannot_read =
         |input: &Input, e: io::Error| InputError(format!("cannot read {}: {}", input.name, io_reason(&e)));
@@ -602,7 +623,9 @@ pub fn read_all(
     let mut lasts = Vec::with_capacity(inputs.len());
     for input in &inputs {
         lasts.push(match input.source {
-            Source::Plain(size) => last_start(input, size, &mut peek).map_err(|e| cannot_read(input, e))?,
+            Source::Plain(size) => {
+                last_start(input, size, &mut peek, sample.as_mut()).map_err(|e| cannot_read(input, e))?
+            }
             _ => None,
         });
     }
@@ -630,7 +653,8 @@ pub fn read_all(
             Source::Plain(size) => {
                 let interleave = overlaps[i];
                 let span = interleave.then_some(CHUNK_SECS);
-                let chunks = chunks(input, size, lasts[i], span, &mut peek).map_err(|e| cannot_read(input, e))?;
+                let chunks = chunks(input, size, lasts[i], span, &mut peek, sample.as_mut())
+                    .map_err(|e| cannot_read(input, e))?;
                 let mut at = None;
                 for (k, (range, (starts, ends))) in chunks.into_iter().enumerate() {
                     let time = if interleave { ends.or(starts) } else { starts };
@@ -648,31 +672,30 @@ pub fn read_all(
     if by_time {
         tasks.sort_by_key(|t| t.starts_at);
     }
-    // Without --nat-ip, a first pass finds the NAT gateway so that the second can take the fast path
-    // (standard input that no temporary file could take cannot be read twice: it takes the reference
-    // path).
-    if !inputs.iter().any(|i| matches!(i.source, Source::Stdin))
-        && let Some(evidence) = analyzer.nat_evidence()
-    {
-        let evidence_sink = || Sink::Evidence(Box::new(evidence.clone()));
-        let (results, sinks) = run_pool(&inputs, &tasks, given, threads, evidence_sink, None, by_time);
-        if results.iter().all(Result::is_ok) {
-            let mut all = evidence;
-            for sink in sinks {
-                if let Sink::Evidence(e) = sink {
-                    all.absorb(*e);
+    // Without --nat-ip, the NAT gateway is guessed from the records read at the inputs' heads (and
+    // at plain files' cuts), so that one pass takes the fast path; the pass collects the evidence over
+    // every record and confirms the guess, or reads again with the NAT gateway it found. With no
+    // guess, a first pass finds it. (Standard input that no temporary file could take cannot be read
+    // twice: it takes the reference path.)
+    let mut guessed = false;
+    let mut passes = 0;
+    if rereadable && let Some(evidence) = analyzer.nat_evidence() {
+        guessed = sample.is_some_and(|s| analyzer.guess_nat(s));
+        if !guessed {
+            passes += 1;
+            let evidence_sink = || Sink::Evidence(Box::new(evidence.clone()));
+            let (results, sinks) = run_pool(&inputs, &tasks, given, threads, evidence_sink, None, by_time);
+            if results.iter().all(Result::is_ok) {
+                let mut all = evidence;
+                for sink in sinks {
+                    if let Sink::Evidence(e) = sink {
+                        all.absorb(*e);
+                    }
                 }
+                analyzer.infer_nat(all);
             }
-            analyzer.infer_nat(all);
         }
     }
-    let fast = analyzer.fast_shard();
-    // With the NAT known, the NAT → destination records go to the streaming estimator in time order
-    // (memory bounded by ports and seconds, not records). Should they come out of time order, the
-    // analysis refuses them (`AnalyzeError::StreamOrder`) and the caller reads again with `stream`
-    // off, keeping the records in memory. Standard input that no temporary file could take cannot be
-    // read again, so it never streams.
-    let streamable = stream && fast.is_some() && !inputs.iter().any(|i| matches!(i.source, Source::Stdin));
     // With the destinations' lane, a lane per worker: every core can feed one. (Client lanes split
     // each part's client records, a copy: one lane takes them as they are.)
     let times: Vec<u64> = tasks
@@ -680,17 +703,41 @@ pub fn read_all(
         .enumerate()
         .map(|(t, task)| if by_time { task.starts_at.unwrap_or(0) } else { t as u64 })
         .collect();
-    let sequencer =
-        streamable.then(|| Sequencer::new(analyzer.flow_streams_in_lanes(threads.saturating_sub(1)), &times, threads));
-    let sink = || match &fast {
-        Some(f) => Sink::Fast(Box::new(f.clone())),
-        None => Sink::Reference(Shard::default()),
+    let (mut results, shards, streams, peak_waiting, parts) = loop {
+        passes += 1;
+        let fast = analyzer.fast_shard().map(|f| if guessed { f.collect_nat_evidence() } else { f });
+        // With the NAT known, the NAT → destination records go to the streaming estimator in time
+        // order (memory bounded by ports and seconds, not records). Should they come out of time
+        // order, the analysis refuses them (`AnalyzeError::StreamOrder`) and the caller reads again
+        // with `stream` off, keeping the records in memory. Standard input that no temporary file
+        // could take cannot be read again, so it never streams.
+        let streamable = stream && fast.is_some() && rereadable;
+        let sequencer = streamable
+            .then(|| Sequencer::new(analyzer.flow_streams_in_lanes(threads.saturating_sub(1)), &times, threads));
+        let sink = || match &fast {
+            Some(f) => Sink::Fast(Box::new(f.clone())),
+            None => Sink::Reference(Shard::default()),
+        };
+        let (results, mut shards) = run_pool(&inputs, &tasks, given, threads, sink, sequencer.as_ref(), by_time);
+        if guessed && results.iter().all(Result::is_ok) {
+            guessed = false;
+            let mut all = analyzer.nat_evidence();
+            for shard in &mut shards {
+                if let (Some(all), Sink::Fast(s)) = (&mut all, shard)
+                    && let Some(e) = s.take_nat_evidence()
+                {
+                    all.absorb(e);
+                }
+            }
+            if !all.is_some_and(|all| analyzer.confirm_nat(all)) {
+                continue;
+            }
+        }
+        let (peak_waiting, parts) = sequencer.as_ref().map_or((0, 0), |s| {
+            (s.peak_waiting.load(Ordering::Relaxed), s.lanes.first().map_or(0, |l| lock(&l.stream).fed))
+        });
+        break (results, shards, sequencer.map(Sequencer::into_streams), peak_waiting, parts);
     };
-    let (mut results, shards) = run_pool(&inputs, &tasks, given, threads, sink, sequencer.as_ref(), by_time);
-    let (peak_waiting, parts) = sequencer.as_ref().map_or((0, 0), |s| {
-        (s.peak_waiting.load(Ordering::Relaxed), s.lanes.first().map_or(0, |l| lock(&l.stream).fed))
-    });
-    let streams = sequencer.map(Sequencer::into_streams);
     results.sort_by_key(|r| match r {
         Ok(d) => d.task,
         Err((t, _)) => *t,
@@ -742,7 +789,7 @@ pub fn read_all(
     if let Some(streams) = streams {
         analyzer.absorb_streams(streams);
     }
-    Ok(ReadStats { peak_waiting, parts })
+    Ok(ReadStats { peak_waiting, parts, passes })
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -1259,6 +1306,78 @@ mod tests {
                 assert_eq!(got, want, "plain {plain}, NAT {nat:?}");
                 assert_eq!(parts, file_parts, "plain {plain}, NAT {nat:?}");
                 assert!(parts > 1, "plain {plain}, NAT {nat:?}: {parts}");
+            }
+        }
+    }
+
+    /// Without --nat-ip, the NAT gateway is guessed from the records at the inputs' heads and cuts, and
+    /// the one pass confirms it: the records are read once. A guess the pass does not confirm (a
+    /// secondary address that the heads do not show) reads them again. Either way the report is the
+    /// reference path's.
+    #[test]
+    fn the_nat_gateway_is_guessed_and_confirmed_in_one_pass() {
+        let dir = tempfile::tempdir().unwrap();
+        let gzip = |text: &[u8]| {
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            gz.write_all(text).unwrap();
+            gz.finish().unwrap()
+        };
+        let hot = Simulation::run(&Scenario::builtin("hot-s3").unwrap()).unwrap();
+        let two = Scenario::builtin("two-addresses").unwrap();
+        let secondary = two.nat.addresses[1].to_string();
+        let two = Simulation::run(&two).unwrap();
+        // The two-address log with no record of the secondary address in its first 600 lines.
+        let late_secondary: Vec<u8> = two
+            .nat_v2()
+            .split_inclusive(|b| *b == b'\n')
+            .enumerate()
+            .filter(|(k, l)| *k >= 600 || !String::from_utf8_lossy(l).contains(&format!(" {secondary} ")))
+            .flat_map(|(_, l)| l.to_vec())
+            .collect();
+        // What, the files (name, bytes), and the passes over the records.
+        type Case = (&'static str, Vec<(&'static str, Vec<u8>)>, usize);
+        let cases: [Case; 4] = [
+            ("hot-s3, plain", vec![("nat.log", hot.nat_v2())], 1),
+            ("hot-s3, gzip", vec![("nat.log.gz", gzip(&hot.nat_v2()))], 1),
+            (
+                "hot-s3 with clients",
+                vec![("nat.log", hot.nat_custom()), ("clients.log.gz", gzip(&hot.clients_v2()))],
+                1,
+            ),
+            ("two addresses, the secondary late", vec![("nat.log.gz", gzip(&late_secondary))], 2),
+        ];
+        for (what, files, passes) in cases {
+            let mut paths = Vec::new();
+            let mut reference = Analyzer::new(AnalyzeConfig { nat_addresses: Vec::new(), ..config() });
+            for (name, bytes) in &files {
+                let path = dir.path().join(what.replace([' ', ','], "-")).join(name);
+                std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+                std::fs::write(&path, bytes).unwrap();
+                let text = if name.ends_with(".gz") {
+                    let mut t = Vec::new();
+                    flate2::read::MultiGzDecoder::new(&bytes[..]).read_to_end(&mut t).unwrap();
+                    t
+                } else {
+                    bytes.clone()
+                };
+                let mut parser = StreamParser::new(LogFormat::default(), false).with_fields(FIELDS);
+                parser.feed(&text, &mut |r| reference.push(r));
+                let format = parser.format().clone();
+                let stats = parser.finish(&mut |r| reference.push(r));
+                reference.add_input(path.display().to_string(), &format, stats);
+                paths.push(path);
+            }
+            let want = serde_json::to_value(reference.finish().unwrap()).unwrap();
+            for threads in [1, 2] {
+                let mut analyzer = Analyzer::new(AnalyzeConfig { nat_addresses: Vec::new(), ..config() });
+                let read =
+                    read_all(&Inputs::files(&paths), &LogFormat::default(), threads, &mut analyzer, true).unwrap();
+                let got = match analyzer.finish() {
+                    Err(AnalyzeError::StreamOrder) => panic!("{what} on {threads} threads did not stream"),
+                    r => serde_json::to_value(r.unwrap()).unwrap(),
+                };
+                assert_eq!(read.passes, passes, "{what} on {threads} threads");
+                assert!(got == want, "{what} on {threads} threads: not the reference's report");
             }
         }
     }

@@ -324,6 +324,25 @@ impl Analyzer {
         self.inferred.is_some()
     }
 
+    /// Guesses the NAT gateway from a sample of the records (the first lines of each input, say), so
+    /// that one pass can take the fast path without a first pass over everything. The pass's shards
+    /// must then collect the evidence ([`FastShard::collect_nat_evidence`]) and
+    /// [`confirm_nat`](Analyzer::confirm_nat) must hold; else the pass is read again. Returns false
+    /// when the sample shows no NAT gateway (nothing is guessed).
+    pub fn guess_nat(&mut self, sample: NatEvidence) -> bool {
+        self.infer_nat(sample)
+    }
+
+    /// Finds the NAT gateway from the evidence over all the records, as [`infer_nat`](Analyzer::infer_nat)
+    /// does: true when it is the one [`guess_nat`](Analyzer::guess_nat) took, so that what the fast
+    /// shards classified with the guess is what they would have with it. False: read the records
+    /// again, into new shards ([`fast_shard`](Analyzer::fast_shard) now has the NAT gateway found).
+    pub fn confirm_nat(&mut self, all: NatEvidence) -> bool {
+        let guess = self.inferred.take();
+        self.infer_nat(all);
+        guess.is_some() && guess == self.inferred
+    }
+
     /// Merges a fast-path shard another thread filled.
     pub fn absorb_fast(&mut self, shard: FastShard) {
         match &mut self.fast {
@@ -1241,7 +1260,20 @@ struct NatScores(HashMap<(u32, IpAddr), (u64, u64)>);
 
 impl NatScores {
     fn add(&mut self, o: &Obs, internal: &CidrSet) {
-        let (src_in, dst_in) = (internal.contains(&o.src), internal.contains(&o.dst));
+        self.add_sides(o, internal.contains(&o.src), internal.contains(&o.dst));
+    }
+
+    /// Adds `other`'s scores, its interface numbers mapped by `remap` ([`remap_ifaces`]).
+    fn absorb(&mut self, other: NatScores, remap: &HashMap<u32, u32>) {
+        for ((i, addr), (inside, outside)) in other.0 {
+            let e = self.0.entry((remap.get(&i).copied().unwrap_or(0), addr)).or_default();
+            e.0 += inside;
+            e.1 += outside;
+        }
+    }
+
+    /// [`add`](NatScores::add) with the sides' places known.
+    fn add_sides(&mut self, o: &Obs, src_in: bool, dst_in: bool) {
         if src_in && dst_in && o.src != o.dst {
             self.0.entry((o.iface, o.dst)).or_default().0 += 1;
         } else if src_in && !dst_in {

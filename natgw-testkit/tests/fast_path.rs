@@ -1,7 +1,8 @@
 //! Differential tests of the analyzer's fast path (`natgw_core::analyze::FastShard`) against the
 //! reference path: the same records, split over several shards in a scrambled order, must give the
 //! same report, byte for byte, over every simulator scenario and layout and over random inputs, with
-//! the NAT addresses configured or inferred by a first pass; and so must the streaming estimate
+//! the NAT addresses configured, inferred by a first pass, or guessed from the first records and
+//! confirmed by the pass (read again when the guess was wrong); and so must the streaming estimate
 //! (`FlowStreams`), fed block by block in input order as the CLI's sequencer feeds it, whenever the
 //! records come in time order (it must say so when they do not).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -9,7 +10,7 @@
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
-use natgw_core::analyze::{AnalyzeConfig, Analyzer, FlowStreams, LaneFlows, NatFlows};
+use natgw_core::analyze::{AnalyzeConfig, Analyzer, FastShard, FlowStreams, LaneFlows, NatFlows};
 use natgw_core::flowlog::{LogFormat, ParseStats, parse_all};
 use natgw_core::net::{CidrSet, InterfaceId};
 use natgw_testkit::sim::{Scenario, Simulation};
@@ -51,14 +52,43 @@ enum Stream {
     Lanes(usize),
 }
 
+/// How the fast path finds the NAT gateway when it is not configured.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Nat {
+    /// A first pass over the records (over shards too) infers it.
+    FirstPass,
+    /// It is guessed from this many first records; the pass's shards collect the evidence and
+    /// confirm it, else the records are read again (the guess's shards and streams dropped).
+    Guess(usize),
+}
+
 /// The report of the fast path: the records dealt over `shards` shards in blocks, the shards merged in
 /// reverse order (as threads finishing in any order would). Streaming, each block's NAT flows go
 /// to the streaming estimate in input order, as the CLI's sequencer does.
-/// Without configured NAT addresses, a first pass over the records (over shards too) infers them.
-fn fast(config: &AnalyzeConfig, inputs: &[Input], shards: usize, block: usize, mode: Stream) -> Result<String, Skip> {
-    let stream = mode != Stream::Off;
+fn fast(
+    config: &AnalyzeConfig,
+    inputs: &[Input],
+    shards: usize,
+    block: usize,
+    mode: Stream,
+    nat: Nat,
+) -> Result<String, Skip> {
     let mut a = Analyzer::new(config.clone());
-    if let Some(template) = a.nat_evidence() {
+    let mut guessed = false;
+    if let (Some(template), Nat::Guess(first)) = (a.nat_evidence(), nat) {
+        let mut sample = template;
+        let mut n = 0usize;
+        for (_, bytes) in inputs {
+            parse_all(bytes, LogFormat::default(), false, &mut |r| {
+                if n < first {
+                    sample.push(r);
+                }
+                n += 1;
+            });
+        }
+        guessed = a.guess_nat(sample);
+    }
+    if let Some(template) = a.nat_evidence().filter(|_| !guessed) {
         let mut parts = vec![template; shards];
         let mut n = 0usize;
         for (_, bytes) in inputs {
@@ -75,9 +105,55 @@ fn fast(config: &AnalyzeConfig, inputs: &[Input], shards: usize, block: usize, m
             return Err(Skip::NotInferred);
         }
     }
-    let template = a.fast_shard().expect("the NAT addresses are known");
+    loop {
+        let template = a.fast_shard().expect("the NAT addresses are known");
+        let template = if guessed { template.collect_nat_evidence() } else { template };
+        let (parts, stats, streams) = fast_pass(&a, inputs, template, shards, block, mode);
+        let mut parts = parts;
+        if guessed {
+            guessed = false;
+            let mut all = a.nat_evidence().expect("not configured");
+            for p in parts.iter_mut().rev() {
+                all.absorb(p.take_nat_evidence().expect("collected"));
+            }
+            if !a.confirm_nat(all) {
+                // The shards' evidence over every record is the sample's when that was every record.
+                assert_ne!(nat, Nat::Guess(usize::MAX), "a guess from every record was not confirmed");
+                continue;
+            }
+        }
+        if let Some(streams) = streams {
+            if !streams.usable() {
+                return Err(Skip::Unusable);
+            }
+            a.absorb_streams(streams);
+        }
+        // Threads sort their shards before handing them over; a shard that did not must merge the same.
+        for (k, mut p) in parts.into_iter().enumerate().rev() {
+            if k % 2 == 0 {
+                p.sort();
+            }
+            a.absorb_fast(p);
+        }
+        for (name, s) in stats {
+            a.add_input(name, &LogFormat::default(), s);
+        }
+        return match a.finish() {
+            Err(natgw_core::analyze::AnalyzeError::StreamOrder) => Err(Skip::Unusable),
+            r => Ok(outcome(r)),
+        };
+    }
+}
+
+/// What one pass of [`fast`] fills: the shards, each input's parse counts, and the streams (when
+/// streaming).
+type Pass = (Vec<FastShard>, Vec<(&'static str, ParseStats)>, Option<FlowStreams>);
+
+/// One pass of [`fast`] over the records, into `shards` copies of `template`.
+fn fast_pass(a: &Analyzer, inputs: &[Input], template: FastShard, shards: usize, block: usize, mode: Stream) -> Pass {
+    let stream = mode != Stream::Off;
     let mut parts = vec![template; shards];
-    let mut stats: Vec<(&str, ParseStats)> = Vec::new();
+    let mut stats: Vec<(&'static str, ParseStats)> = Vec::new();
     let mut streams = match mode {
         Stream::Lanes(k) => a.flow_streams_in_lanes(k),
         _ => a.flow_streams(),
@@ -119,25 +195,8 @@ fn fast(config: &AnalyzeConfig, inputs: &[Input], shards: usize, block: usize, m
             lanes.reverse();
             streams = FlowStreams::from_lanes(lanes);
         }
-        if !streams.usable() {
-            return Err(Skip::Unusable);
-        }
-        a.absorb_streams(streams);
     }
-    // Threads sort their shards before handing them over; a shard that did not must merge the same.
-    for (k, mut p) in parts.into_iter().enumerate().rev() {
-        if k % 2 == 0 {
-            p.sort();
-        }
-        a.absorb_fast(p);
-    }
-    for (name, s) in stats {
-        a.add_input(name, &LogFormat::default(), s);
-    }
-    match a.finish() {
-        Err(natgw_core::analyze::AnalyzeError::StreamOrder) => Err(Skip::Unusable),
-        r => Ok(outcome(r)),
-    }
+    (parts, stats, stream.then_some(streams))
 }
 
 fn outcome(r: Result<natgw_core::report::Report, natgw_core::analyze::AnalyzeError>) -> String {
@@ -159,27 +218,40 @@ enum Order {
 /// Checks the paths agree; returns whether there was a report (not an error).
 fn assert_same(what: &str, config: &AnalyzeConfig, inputs: &[Input], order: Order) -> bool {
     let want = reference(config, inputs);
+    // Guessed from a few records (often wrong, then read again), or from all of them (always right).
+    let nats: &[Nat] = if config.nat_addresses.is_empty() {
+        &[Nat::FirstPass, Nat::Guess(20), Nat::Guess(usize::MAX)]
+    } else {
+        &[Nat::FirstPass]
+    };
     for (shards, block) in [(1, usize::MAX), (3, 1), (2, 997)] {
         for stream in [Stream::Off, Stream::Whole, Stream::Lanes(3)] {
-            let got = match fast(config, inputs, shards, block, stream) {
-                Ok(got) => got,
-                Err(Skip::NotInferred) => {
-                    assert!(want.starts_with("error"), "{what}: the NAT was not inferred, yet the reference found it");
-                    continue;
+            // Guesses on one layout of several shards only (each takes a pass or two).
+            let nats = if block == 997 { nats } else { &[Nat::FirstPass] };
+            for &nat in nats {
+                let got = match fast(config, inputs, shards, block, stream, nat) {
+                    Ok(got) => got,
+                    Err(Skip::NotInferred) => {
+                        assert!(
+                            want.starts_with("error"),
+                            "{what}: the NAT was not inferred, yet the reference found it"
+                        );
+                        continue;
+                    }
+                    Err(Skip::Unusable) => {
+                        assert_eq!(order, Order::Any, "{what}: the streams refused records in time order");
+                        continue;
+                    }
+                };
+                if got != want {
+                    let line = want.lines().zip(got.lines()).position(|(a, b)| a != b).unwrap_or(0);
+                    panic!(
+                        "{what}: fast path ({shards} shards, blocks of {block}, streaming {stream:?}, NAT {nat:?}) \
+                         differs from the reference at line {line}:\n  reference: {}\n  fast:      {}",
+                        want.lines().nth(line).unwrap_or(""),
+                        got.lines().nth(line).unwrap_or("")
+                    );
                 }
-                Err(Skip::Unusable) => {
-                    assert_eq!(order, Order::Any, "{what}: the streams refused records in time order");
-                    continue;
-                }
-            };
-            if got != want {
-                let line = want.lines().zip(got.lines()).position(|(a, b)| a != b).unwrap_or(0);
-                panic!(
-                    "{what}: fast path ({shards} shards, blocks of {block}, streaming {stream:?}) differs from the \
-                     reference at line {line}:\n  reference: {}\n  fast:      {}",
-                    want.lines().nth(line).unwrap_or(""),
-                    got.lines().nth(line).unwrap_or("")
-                );
             }
         }
     }

@@ -29,7 +29,7 @@ use crate::net::{CidrSet, Destination};
 
 /// The NAT gateway as a first pass found it: its interface (by ID; `None` for records without one)
 /// and addresses.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct InferredNat {
     pub(super) iface: Option<String>,
     pub(super) addrs: Vec<IpAddr>,
@@ -62,11 +62,7 @@ impl NatEvidence {
     /// Moves `other`'s evidence into this one (interface numbers remapped).
     pub fn absorb(&mut self, other: NatEvidence) {
         let remap = remap_ifaces(&mut self.ifaces, other.ifaces);
-        for ((i, addr), (inside, outside)) in other.scores.0 {
-            let e = self.scores.0.entry((remap.get(&i).copied().unwrap_or(0), addr)).or_default();
-            e.0 += inside;
-            e.1 += outside;
-        }
+        self.scores.absorb(other.scores, &remap);
     }
 
     pub(super) fn infer(&self, only_iface: Option<&str>) -> Option<InferredNat> {
@@ -121,6 +117,8 @@ pub struct FastShard {
     taken_at: u64,
     /// The latest start among the records kept since then.
     latest_since_take: Option<u64>,
+    /// The evidence for the NAT gateway, when collected ([`collect_nat_evidence`](FastShard::collect_nat_evidence)).
+    evidence: Option<NatScores>,
 }
 
 impl FastShard {
@@ -137,7 +135,21 @@ impl FastShard {
             any_pkt_dst: false,
             taken_at: 0,
             latest_since_take: None,
+            evidence: None,
         }
+    }
+
+    /// Collects, besides, the evidence a first pass would for the NAT gateway ([`NatEvidence`]), for
+    /// [`super::Analyzer::confirm_nat`] (the records were classified with a guess).
+    pub fn collect_nat_evidence(mut self) -> FastShard {
+        self.evidence = Some(NatScores::default());
+        self
+    }
+
+    /// The evidence collected since [`collect_nat_evidence`](FastShard::collect_nat_evidence), if it was.
+    pub fn take_nat_evidence(&mut self) -> Option<NatEvidence> {
+        let scores = self.evidence.take()?;
+        Some(NatEvidence { internal: self.internal.clone(), ifaces: self.ifaces.clone(), scores })
     }
 
     /// Adds one record.
@@ -173,6 +185,9 @@ impl FastShard {
             self.per_iface.resize_with(i + 1, IfaceLegs::default);
         }
         let sides = Sides::of(o, &self.nat, &self.internal);
+        if let Some(e) = &mut self.evidence {
+            e.add_sides(o, sides.src_in, sides.dst_in);
+        }
         let legs = &mut self.per_iface[i];
         legs.kept += 1;
         if sides.src_nat || sides.dst_nat {
@@ -237,6 +252,9 @@ impl FastShard {
     /// Moves `other`'s legs into this shard (interface numbers remapped).
     pub fn absorb(&mut self, other: FastShard) {
         let remap = remap_ifaces(&mut self.ifaces, other.ifaces);
+        if let Some(theirs) = other.evidence {
+            self.evidence.get_or_insert_with(NatScores::default).absorb(theirs, &remap);
+        }
         for (i, legs) in other.per_iface.into_iter().enumerate() {
             let mine = remap.get(&(i as u32)).copied().unwrap_or(0) as usize;
             if self.per_iface.len() <= mine {

@@ -1271,7 +1271,7 @@ mod tests {
     }
 
     /// Standard input kept in a file is read like a file: a plain text in chunks on every worker, a
-    /// gzip stream in parts; both stream (with the NAT gateway given or found by a first pass), and
+    /// gzip stream in parts; both stream (with the NAT gateway given or guessed and confirmed), and
     /// the report is the file's.
     #[test]
     fn standard_input_kept_in_a_file_streams() {

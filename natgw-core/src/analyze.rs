@@ -265,7 +265,8 @@ pub struct Analyzer {
     config: AnalyzeConfig,
     main: Shard,
     fast: Option<FastShard>,
-    /// The NAT gateway found by a first pass ([`Analyzer::infer_nat`]), when not configured.
+    /// The NAT gateway found by a first pass ([`Analyzer::infer_nat`]) or guessed from a sample
+    /// ([`Analyzer::guess_nat`], then confirmed), when not configured.
     inferred: Option<fast::InferredNat>,
     /// The streaming estimates, when the fast shards' NAT flows were fed to them.
     streams: Option<FlowStreams>,
@@ -297,9 +298,9 @@ impl Analyzer {
         self.main.absorb(shard);
     }
 
-    /// An empty shard of the fast path, when the NAT addresses are known: configured, or inferred by a
-    /// first pass ([`infer_nat`](Analyzer::infer_nat)). The fast path classifies records as they come
-    /// and needs them for that. `None` otherwise.
+    /// An empty shard of the fast path, when the NAT addresses are known: configured, inferred by a
+    /// first pass ([`infer_nat`](Analyzer::infer_nat)), or guessed ([`guess_nat`](Analyzer::guess_nat)).
+    /// The fast path classifies records as they come and needs them for that. `None` otherwise.
     pub fn fast_shard(&self) -> Option<FastShard> {
         let addrs = match &self.inferred {
             _ if !self.config.nat_addresses.is_empty() => &self.config.nat_addresses,
@@ -337,8 +338,11 @@ impl Analyzer {
     /// does: true when it is the one [`guess_nat`](Analyzer::guess_nat) took, so that what the fast
     /// shards classified with the guess is what they would have with it. False: read the records
     /// again, into new shards ([`fast_shard`](Analyzer::fast_shard) now has the NAT gateway found).
-    pub fn confirm_nat(&mut self, all: NatEvidence) -> bool {
+    /// Records pushed the reference way ([`push`](Analyzer::push), [`absorb`](Analyzer::absorb)) count
+    /// too.
+    pub fn confirm_nat(&mut self, mut all: NatEvidence) -> bool {
         let guess = self.inferred.take();
+        all.absorb_shard(&self.main);
         self.infer_nat(all);
         guess.is_some() && guess == self.inferred
     }
@@ -352,7 +356,7 @@ impl Analyzer {
     }
 
     /// Empty streams for the fast shards' flows ([`FastShard::take_flows`]): they take the NAT
-    /// interface as configured or found by the first pass, else as the first NAT flows show it.
+    /// interface as configured, inferred or guessed, else as the first NAT flows show it.
     pub fn flow_streams(&self) -> FlowStreams {
         self.flow_streams_in_lanes(1)
     }
@@ -1337,6 +1341,59 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
+    use crate::flowlog::{LogFormat, parse_all};
+
+    /// A guess from the first records is confirmed only by evidence over every record: the fast
+    /// shards' (which must have collected it over all theirs) and the records pushed the reference way.
+    #[test]
+    fn a_guess_is_confirmed_by_the_evidence_of_every_record() {
+        let text = b"2 1 eni-0a 10.0.1.9 10.0.0.7 40000 443 6 1 100 1780000000 1780000001 ACCEPT OK
+2 1 eni-0a 10.0.0.7 52.216.1.2 2000 443 6 1 100 1780000000 1780000001 ACCEPT OK
+2 1 eni-0a 10.0.1.9 10.0.0.7 40001 443 6 1 100 1780000002 1780000003 ACCEPT OK
+2 1 eni-0a 10.0.0.8 52.216.1.3 2001 443 6 1 100 1780000002 1780000003 ACCEPT OK
+";
+        let config = AnalyzeConfig {
+            vpc_cidrs: CidrSet::new(["10.0.0.0/16".parse().unwrap_or_else(|_| unreachable!())]),
+            ..AnalyzeConfig::default()
+        };
+        let lines: Vec<&[u8]> = text.split_inclusive(|b| *b == b'\n').collect();
+        let evidence = |a: &Analyzer, lines: &[&[u8]]| {
+            let mut e = a.nat_evidence().unwrap_or_else(|| unreachable!());
+            parse_all(&lines.concat(), LogFormat::default(), false, &mut |r| e.push(r));
+            e
+        };
+        let shard = |a: &Analyzer| {
+            let mut s = a.fast_shard().unwrap_or_else(|| unreachable!()).collect_nat_evidence();
+            parse_all(text, LogFormat::default(), false, &mut |r| s.push(r));
+            s
+        };
+        let primary: IpAddr = [10, 0, 0, 7].into();
+        let both: Vec<IpAddr> = vec![primary, [10, 0, 0, 8].into()];
+        for (first, confirmed) in [(2, false), (4, true)] {
+            // Through a fast shard.
+            let mut a = Analyzer::new(config.clone());
+            assert!(a.guess_nat(evidence(&a, &lines[..first])));
+            let guess = a.inferred.as_ref().map(|n| n.addrs.clone());
+            assert_eq!(guess, Some(if confirmed { both.clone() } else { vec![primary] }));
+            let mut s = shard(&a);
+            let all = s.take_nat_evidence().unwrap_or_else(|| unreachable!());
+            assert_eq!(a.confirm_nat(all), confirmed, "{first} records");
+            assert_eq!(a.inferred.as_ref().map(|n| n.addrs.clone()), Some(both.clone()));
+            // Pushed the reference way: their evidence counts too.
+            let mut a = Analyzer::new(config.clone());
+            assert!(a.guess_nat(evidence(&a, &lines[..first])));
+            parse_all(text, LogFormat::default(), false, &mut |r| a.push(r));
+            let none = evidence(&a, &[]);
+            assert_eq!(a.confirm_nat(none), confirmed, "{first} records pushed");
+            assert_eq!(a.inferred.as_ref().map(|n| n.addrs.clone()), Some(both.clone()));
+        }
+        // A shard that absorbs one without evidence has none (not evidence over some records).
+        let mut a = Analyzer::new(config.clone());
+        assert!(a.guess_nat(evidence(&a, &lines)));
+        let mut with = shard(&a);
+        with.absorb(a.fast_shard().unwrap_or_else(|| unreachable!()));
+        assert!(with.take_nat_evidence().is_none());
+    }
 
     /// The count the old sort-and-dedup implementation made.
     fn by_sorting(flows: &[NatFlowObs]) -> u64 {

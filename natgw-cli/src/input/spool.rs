@@ -64,6 +64,11 @@ impl Read for At {
         let n = std::os::unix::fs::FileExt::read_at(&*self.file, buf, at)?;
         #[cfg(windows)]
         let n = std::os::windows::fs::FileExt::seek_read(&*self.file, buf, at)?;
+        #[cfg(not(any(unix, windows)))]
+        let n = {
+            let _ = (buf, at);
+            return Err(io::Error::new(io::ErrorKind::Unsupported, "positional reads"));
+        };
         self.pos += n as u64;
         Ok(n)
     }
@@ -113,6 +118,10 @@ pub(super) fn take() -> io::Result<Stdin> {
     if let Some(s) = regular_file() {
         return Ok(Stdin::Whole(s));
     }
+    if cfg!(not(any(unix, windows))) {
+        let why = "cannot keep it in a temporary file on this platform".to_owned();
+        return Ok(Stdin::Partial { head: None, pending: Vec::new(), why });
+    }
     let file = match tempfile::tempfile() {
         Ok(f) => f,
         Err(e) => return Ok(Stdin::Partial { head: None, pending: Vec::new(), why: no_room(&e) }),
@@ -143,16 +152,20 @@ fn no_room(e: &io::Error) -> String {
     format!("cannot keep it in a temporary file in {}: {e}", std::env::temp_dir().display())
 }
 
-/// Standard input as the regular file it is opened on, from where it stands.
+/// Standard input as the regular file it is opened on, from where it stands, and left at its end as
+/// if read through (the file's position is shared with whoever opened it: `{ aws-natgw analyze -;
+/// cat; } < file`). Not one that says it is empty there (procfs, say: read as a stream then).
 #[cfg(unix)]
 fn regular_file() -> Option<Spooled> {
     use std::os::fd::AsFd;
     let fd = io::stdin().as_fd().try_clone_to_owned().ok()?;
     let mut file = File::from(fd);
-    if !file.metadata().ok()?.is_file() {
+    let meta = file.metadata().ok()?;
+    let base = file.stream_position().ok()?;
+    if !meta.is_file() || meta.len() <= base {
         return None;
     }
-    let base = file.stream_position().ok()?;
+    file.seek(SeekFrom::End(0)).ok()?;
     Some(Spooled { file: Arc::new(file), base })
 }
 

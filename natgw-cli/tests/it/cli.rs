@@ -198,7 +198,10 @@ fn records_out_of_time_order_give_the_same_report_from_files_or_stdin() {
                 Given::Nothing => None,
                 Given::Piped(t) => Some(t.to_vec()),
                 Given::PipedNoTmp(t) => {
-                    cmd.env("TMPDIR", dir.path().join("no-such-dir"));
+                    // $TMPDIR on unix, %TMP% or %TEMP% on Windows.
+                    for var in ["TMPDIR", "TMP", "TEMP"] {
+                        cmd.env(var, dir.path().join("no-such-dir"));
+                    }
                     Some(t.to_vec())
                 }
                 Given::File(path, offset) => {

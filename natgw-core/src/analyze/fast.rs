@@ -59,6 +59,18 @@ impl NatEvidence {
         }
     }
 
+    /// Adds the evidence of the records a reference [`Shard`] kept.
+    pub(super) fn absorb_shard(&mut self, shard: &Shard) {
+        if shard.obs.is_empty() {
+            return;
+        }
+        let remap = remap_ifaces(&mut self.ifaces, shard.ifaces.clone());
+        for o in &shard.obs {
+            let o = Obs { iface: remap.get(&o.iface).copied().unwrap_or(0), ..*o };
+            self.scores.add(&o, &self.internal);
+        }
+    }
+
     /// Moves `other`'s evidence into this one (interface numbers remapped).
     pub fn absorb(&mut self, other: NatEvidence) {
         let remap = remap_ifaces(&mut self.ifaces, other.ifaces);
@@ -252,9 +264,14 @@ impl FastShard {
     /// Moves `other`'s legs into this shard (interface numbers remapped).
     pub fn absorb(&mut self, other: FastShard) {
         let remap = remap_ifaces(&mut self.ifaces, other.ifaces);
-        if let Some(theirs) = other.evidence {
-            self.evidence.get_or_insert_with(NatScores::default).absorb(theirs, &remap);
-        }
+        // Evidence over both shards' records, or none (not evidence over some of them).
+        self.evidence = match (self.evidence.take(), other.evidence) {
+            (Some(mut mine), Some(theirs)) => {
+                mine.absorb(theirs, &remap);
+                Some(mine)
+            }
+            _ => None,
+        };
         for (i, legs) in other.per_iface.into_iter().enumerate() {
             let mine = remap.get(&(i as u32)).copied().unwrap_or(0) as usize;
             if self.per_iface.len() <= mine {

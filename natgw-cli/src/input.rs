@@ -138,11 +138,10 @@ enum Opened {
 
 impl Opened {
     /// Whether it is a directory, and its size.
-    fn kind_and_size(&self, spooled: Option<&Spooled>) -> io::Result<(bool, u64)> {
-        match (self, spooled) {
-            (Opened::File(f), _) => f.metadata().map(|m| (m.is_dir(), m.len())),
-            (Opened::At(_), Some(s)) => s.len().map(|n| (false, n)),
-            (Opened::At(_), None) => Err(io::Error::other("standard input's file is gone")),
+    fn kind_and_size(&self) -> io::Result<(bool, u64)> {
+        match self {
+            Opened::File(f) => f.metadata().map(|m| (m.is_dir(), m.len())),
+            Opened::At(a) => a.len().map(|n| (false, n)),
         }
     }
 }
@@ -233,9 +232,8 @@ fn probe(
     }
     let name = &input.name;
     let mut file = input.open().map_err(|e| InputError(format!("cannot open {name}: {}", io_reason(&e))))?;
-    let (is_dir, size) = file
-        .kind_and_size(input.spooled())
-        .map_err(|e| InputError(format!("cannot read {name}: {}", io_reason(&e))))?;
+    let (is_dir, size) =
+        file.kind_and_size().map_err(|e| InputError(format!("cannot read {name}: {}", io_reason(&e))))?;
     if is_dir {
         return Err(InputError(format!("{name}: is a directory, not a flow-log file")));
     }

@@ -41,11 +41,6 @@ impl Spooled {
     pub(super) fn reader(&self) -> At {
         At { file: Arc::clone(&self.file), base: self.base, pos: 0 }
     }
-
-    /// Its size.
-    pub(super) fn len(&self) -> io::Result<u64> {
-        Ok(self.file.metadata()?.len().saturating_sub(self.base))
-    }
 }
 
 /// A reader of a [`Spooled`] file at its own position, by positional reads: workers on several
@@ -55,6 +50,13 @@ pub(super) struct At {
     file: Arc<File>,
     base: u64,
     pos: u64,
+}
+
+impl At {
+    /// The size of what it reads (the file from its base).
+    pub(super) fn len(&self) -> io::Result<u64> {
+        Ok(self.file.metadata()?.len().saturating_sub(self.base))
+    }
 }
 
 impl Read for At {
@@ -79,10 +81,7 @@ impl Seek for At {
         let pos = match to {
             SeekFrom::Start(n) => Some(n),
             SeekFrom::Current(d) => self.pos.checked_add_signed(d),
-            SeekFrom::End(d) => {
-                let len = self.file.metadata()?.len().saturating_sub(self.base);
-                len.checked_add_signed(d)
-            }
+            SeekFrom::End(d) => self.len()?.checked_add_signed(d),
         };
         self.pos = pos.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek before the start"))?;
         Ok(self.pos)
@@ -122,30 +121,20 @@ pub(super) fn take() -> io::Result<Stdin> {
         let why = "cannot keep it in a temporary file on this platform".to_owned();
         return Ok(Stdin::Partial { head: None, pending: Vec::new(), why });
     }
-    let file = match tempfile::tempfile() {
+    let mut file = match tempfile::tempfile() {
         Ok(f) => f,
         Err(e) => return Ok(Stdin::Partial { head: None, pending: Vec::new(), why: no_room(&e) }),
     };
-    let mut file = file;
     let stop = copy(&mut io::stdin().lock(), &mut file)?;
     let spooled = Spooled { file: Arc::new(file), base: 0 };
     Ok(match stop {
         None => Stdin::Whole(spooled),
+        // A file that took nothing is let go at once (its disk given back).
         Some(Full { written, pending, error }) => {
-            Stdin::Partial { head: Some((spooled, written)), pending, why: no_room(&error) }
+            let head = (written > 0).then_some((spooled, written));
+            Stdin::Partial { head, pending, why: no_room(&error) }
         }
-    }
-    .trimmed())
-}
-
-impl Stdin {
-    /// Gives back the disk a partial copy holds when nothing of it is needed.
-    fn trimmed(self) -> Stdin {
-        match self {
-            Stdin::Partial { head: Some((_, 0)), pending, why } => Stdin::Partial { head: None, pending, why },
-            other => other,
-        }
-    }
+    })
 }
 
 fn no_room(e: &io::Error) -> String {
@@ -277,8 +266,8 @@ mod tests {
         let mut file = tempfile::tempfile().unwrap();
         file.write_all(b"header\n0123456789").unwrap();
         let s = Spooled { file: Arc::new(file), base: 7 };
-        assert_eq!(s.len().unwrap(), 10);
         let (mut a, mut b) = (s.reader(), s.reader());
+        assert_eq!(a.len().unwrap(), 10);
         let mut two = [0u8; 2];
         a.seek(SeekFrom::Start(4)).unwrap();
         a.read_exact(&mut two).unwrap();

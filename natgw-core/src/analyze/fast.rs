@@ -64,11 +64,10 @@ impl NatEvidence {
         if shard.obs.is_empty() {
             return;
         }
+        let mut scores = NatScores::default();
+        shard.obs.iter().for_each(|o| scores.add(o, &self.internal));
         let remap = remap_ifaces(&mut self.ifaces, shard.ifaces.clone());
-        for o in &shard.obs {
-            let o = Obs { iface: remap.get(&o.iface).copied().unwrap_or(0), ..*o };
-            self.scores.add(&o, &self.internal);
-        }
+        self.scores.absorb(scores, &remap);
     }
 
     /// Moves `other`'s evidence into this one (interface numbers remapped).

@@ -665,10 +665,10 @@ impl DestLane {
                     continue;
                 }
                 let mut stream = DestStream::new(d.protocol);
-                records.iter().for_each(|o| stream.push(o));
+                stream.push_all(records);
                 *feed = Feed::Stream(Box::new(stream));
             } else if let Feed::Stream(stream) = feed {
-                obs.iter().for_each(|o| stream.push(o));
+                stream.push_all(&obs);
             }
         }
     }

@@ -26,6 +26,10 @@ use super::{
 use crate::limits::IDLE_TIMEOUT_SECS;
 use crate::net::Protocol;
 
+/// Records whose ports [`DestStream::push_all`] looks up before it adds them: enough misses in flight
+/// to hide most of the memory's latency, few enough for the CPU's reorder window.
+const LOOK_AHEAD: usize = 16;
+
 /// Counts of one second for one NAT address.
 #[derive(Debug, Clone, Copy, Default)]
 struct Cell {
@@ -114,6 +118,26 @@ impl DestStream {
     /// the estimate is then not the reference's and must not be used.
     pub fn disordered(&self) -> bool {
         self.disordered
+    }
+
+    /// Adds the next records, in order: the same as [`push`](DestStream::push) on each, faster.
+    ///
+    /// A hot destination's ports are tens of thousands, and a record's port is as good as random:
+    /// its look-up is a miss to memory that a record at a time waits for in full (three quarters of
+    /// the time `push` took on the benchmark's file). So the records go in windows whose ports are
+    /// looked up first, all of them, with nothing depending on one another: the CPU overlaps those
+    /// misses, and `push` then finds its port in the cache.
+    pub fn push_all(&mut self, obs: &[NatFlowObs]) {
+        for window in obs.chunks(LOOK_AHEAD) {
+            let mut seen = 0u32;
+            for o in window {
+                if let Some(addr) = self.addrs.iter().position(|a| *a == o.nat_address) {
+                    seen += self.ports.get(&(addr as u8, o.nat_port)).map_or(0, |p| u32::from(p.closed));
+                }
+            }
+            std::hint::black_box(seen);
+            window.iter().for_each(|o| self.push(o));
+        }
     }
 
     /// Adds the next record.

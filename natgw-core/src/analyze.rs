@@ -702,12 +702,14 @@ impl Analysis {
             None => None,
         };
         let (nat_iface, nat_addrs) = if cfg.nat_addresses.is_empty() {
-            let (iface, addrs) = infer_nat(&a.main.obs, &internal, want_iface).ok_or(AnalyzeError::NoNatGateway)?;
+            let names = IfaceNames::new(&a.main.ifaces);
+            let (iface, addrs) =
+                infer_nat(&a.main.obs, &internal, want_iface, &names).ok_or(AnalyzeError::NoNatGateway)?;
             notes.push(inferred_note(&addrs, iface_names.get(&iface).map(String::as_str)));
             (Some(iface), addrs)
         } else {
             let set: NatSet = cfg.nat_addresses.iter().copied().collect();
-            let iface = want_iface.or_else(|| most_common_iface(&a.main.obs, &set));
+            let iface = want_iface.or_else(|| most_common_iface(&a.main.obs, &set, &IfaceNames::new(&a.main.ifaces)));
             if !a.main.obs.iter().any(|o| set.contains(&o.src) || set.contains(&o.dst)) {
                 return Err(nat_not_seen(&cfg.nat_addresses));
             }
@@ -1238,23 +1240,48 @@ fn max_ports_per_minute(flows: &mut [NatFlowObs]) -> u64 {
     }
 }
 
-fn most_common_iface(obs: &[Obs], nat: &NatSet) -> Option<u32> {
+fn most_common_iface(obs: &[Obs], nat: &NatSet, names: &IfaceNames<'_>) -> Option<u32> {
     let mut counts: HashMap<u32, u64> = HashMap::default();
     for o in obs {
         if nat.contains(&o.src) || nat.contains(&o.dst) {
             *counts.entry(o.iface).or_default() += 1;
         }
     }
-    counts.into_iter().max_by_key(|&(i, n)| (n, std::cmp::Reverse(i))).map(|(i, _)| i)
+    counts.into_iter().max_by_key(|&(i, n)| (n, std::cmp::Reverse(names.of(i)))).map(|(i, _)| i)
 }
 
 /// Finds the NAT interface and addresses (see [`NatScores::infer`]).
-fn infer_nat(obs: &[Obs], internal: &CidrSet, only_iface: Option<u32>) -> Option<(u32, Vec<IpAddr>)> {
+fn infer_nat(
+    obs: &[Obs],
+    internal: &CidrSet,
+    only_iface: Option<u32>,
+    names: &IfaceNames<'_>,
+) -> Option<(u32, Vec<IpAddr>)> {
     let mut scores = NatScores::default();
     for o in obs {
         scores.add(o, internal);
     }
-    scores.infer(only_iface)
+    scores.infer(only_iface, names)
+}
+
+/// Interface names by number, to break ties between interfaces by name: the numbers follow the
+/// order in which the threads happened to meet the interfaces, so a tie broken by number could
+/// differ from one run to the next.
+struct IfaceNames<'a>(Vec<Option<&'a str>>);
+
+impl<'a> IfaceNames<'a> {
+    fn new(ifaces: &'a HashMap<String, u32>) -> IfaceNames<'a> {
+        let mut names = vec![None; ifaces.values().max().map_or(1, |&m| m as usize + 1)];
+        for (name, &n) in ifaces {
+            names[n as usize] = Some(name.as_str());
+        }
+        IfaceNames(names)
+    }
+
+    /// Interface `n`'s name (`None`, which sorts first, for records without an interface ID).
+    fn of(&self, n: u32) -> Option<&'a str> {
+        self.0.get(n as usize).copied().flatten()
+    }
 }
 
 /// Per interface and private address: records it received from other private addresses, and records
@@ -1289,12 +1316,13 @@ impl NatScores {
     /// addresses and sends to outside ones on the same interface; every private address that sends to
     /// outside addresses on that interface is a NAT address (secondary addresses appear only as
     /// sources there).
-    fn infer(&self, only_iface: Option<u32>) -> Option<(u32, Vec<IpAddr>)> {
+    /// Ties go to the interface first by name, then to the lowest address.
+    fn infer(&self, only_iface: Option<u32>, names: &IfaceNames<'_>) -> Option<(u32, Vec<IpAddr>)> {
         let score = &self.0;
         let (&(iface, primary), _) = score
             .iter()
             .filter(|(k, (i, o))| *i > 0 && *o > 0 && only_iface.is_none_or(|w| w == k.0))
-            .max_by_key(|&(&(iface, addr), &(i, o))| (i.min(o), std::cmp::Reverse((iface, addr))))?;
+            .max_by_key(|&(&(iface, addr), &(i, o))| (i.min(o), std::cmp::Reverse((names.of(iface), addr))))?;
         let mut addrs: Vec<IpAddr> = if iface == 0 {
             Vec::new()
         } else {
@@ -1393,6 +1421,64 @@ mod tests {
         let mut with = shard(&a);
         with.absorb(a.fast_shard().unwrap_or_else(|| unreachable!()));
         assert!(with.take_nat_evidence().is_none());
+    }
+
+    /// Two interfaces whose records look alike: the NAT gateway is the one first by name, whichever
+    /// the records (or the threads, merged in either order) showed first, on every path.
+    #[test]
+    fn a_tie_between_interfaces_goes_to_the_first_by_name() {
+        let a: &[u8] = b"2 1 eni-0a 10.0.1.9 10.0.0.7 40000 443 6 1 100 1780000000 1780000001 ACCEPT OK
+2 1 eni-0a 10.0.0.7 52.216.1.2 2000 443 6 1 100 1780000000 1780000001 ACCEPT OK
+";
+        let b: &[u8] = b"2 1 eni-0b 10.0.2.9 10.0.0.9 40000 443 6 1 100 1780000000 1780000001 ACCEPT OK
+2 1 eni-0b 10.0.0.9 52.216.1.3 2000 443 6 1 100 1780000000 1780000001 ACCEPT OK
+";
+        let config = AnalyzeConfig {
+            vpc_cidrs: CidrSet::new(["10.0.0.0/16".parse().unwrap_or_else(|_| unreachable!())]),
+            ..AnalyzeConfig::default()
+        };
+        let want = Some(fast::InferredNat { iface: Some("eni-0a".into()), addrs: vec![[10, 0, 0, 7].into()] });
+        for order in [[a, b], [b, a]] {
+            let an = Analyzer::new(config.clone());
+            let evidence = |texts: &[&[u8]]| {
+                let mut e = an.nat_evidence().unwrap_or_else(|| unreachable!());
+                for t in texts {
+                    parse_all(t, LogFormat::default(), false, &mut |r| e.push(r));
+                }
+                e
+            };
+            assert_eq!(evidence(&order).infer(None), want, "one thread");
+            let mut first = evidence(&order[..1]);
+            first.absorb(evidence(&order[1..]));
+            assert_eq!(first.infer(None), want, "two threads");
+            // The reference path, and both with the NAT addresses given (the most common interface).
+            for nat_addresses in [vec![], vec![[10, 0, 0, 7].into(), [10, 0, 0, 9].into()]] {
+                let mut an = Analyzer::new(AnalyzeConfig { nat_addresses, ..config.clone() });
+                for t in order {
+                    parse_all(t, LogFormat::default(), false, &mut |r| an.push(r));
+                }
+                let reference = an.finish().unwrap_or_else(|e| panic!("{e}"));
+                let mut an = Analyzer::new(reference_config(&reference, &config));
+                let mut shards: Vec<FastShard> = order
+                    .iter()
+                    .map(|t| {
+                        let mut s = an.fast_shard().unwrap_or_else(|| unreachable!());
+                        parse_all(t, LogFormat::default(), false, &mut |r| s.push(r));
+                        s
+                    })
+                    .collect();
+                shards.drain(..).for_each(|s| an.absorb_fast(s));
+                let fast = an.finish().unwrap_or_else(|e| panic!("{e}"));
+                for report in [&reference, &fast] {
+                    assert_eq!(report.input.nat_interface.as_deref(), Some("eni-0a"), "{order:?}");
+                }
+            }
+        }
+    }
+
+    /// The config of a fast-path run equal to the reference `report`'s: its NAT addresses given.
+    fn reference_config(report: &Report, config: &AnalyzeConfig) -> AnalyzeConfig {
+        AnalyzeConfig { nat_addresses: report.input.nat_addresses.clone(), ..config.clone() }
     }
 
     /// The count the old sort-and-dedup implementation made.

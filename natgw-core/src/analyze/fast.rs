@@ -19,8 +19,8 @@ use rustc_hash::FxHashMap as HashMap;
 
 use super::clients::{ClientKey, ClientRec, ClientTracker};
 use super::{
-    ASSUMED_CIDRS_NOTE, AnalyzeConfig, AnalyzeError, Counts, Gathered, Legs, NatScores, NatSet, Obs, Shard, Sides,
-    inferred_note, intern, internal_ranges, nat_not_seen, no_records, observe, remap_ifaces,
+    ASSUMED_CIDRS_NOTE, AnalyzeConfig, AnalyzeError, Counts, Gathered, IfaceNames, Legs, NatScores, NatSet, Obs, Shard,
+    Sides, inferred_note, intern, internal_ranges, nat_not_seen, no_records, observe, remap_ifaces,
 };
 use crate::estimate::stream::DestStream;
 use crate::estimate::{self, NatFlowObs};
@@ -81,7 +81,7 @@ impl NatEvidence {
             Some(name) => Some(*self.ifaces.get(name)?),
             None => None,
         };
-        let (iface, addrs) = self.scores.infer(only)?;
+        let (iface, addrs) = self.scores.infer(only, &IfaceNames::new(&self.ifaces))?;
         let name = self.ifaces.iter().find(|(_, v)| **v == iface).map(|(k, _)| k.clone());
         Some(InferredNat { iface: name, addrs })
     }
@@ -313,13 +313,15 @@ impl FastShard {
             }
             None => None,
         };
-        // The most common interface among the records that involve a NAT address (lowest number on a tie).
+        // The most common interface among the records that involve a NAT address (first by name on a
+        // tie, as the reference breaks it).
+        let names = IfaceNames::new(&self.ifaces);
         let most_common = self
             .per_iface
             .iter()
             .enumerate()
             .filter(|(_, l)| l.touch_nat > 0)
-            .max_by_key(|&(i, l)| (l.touch_nat, std::cmp::Reverse(i)))
+            .max_by_key(|&(i, l)| (l.touch_nat, std::cmp::Reverse(names.of(i as u32))))
             .map(|(i, _)| i as u32);
         let mut notes = Vec::new();
         let (nat_iface, nat_addrs) = match inferred {

@@ -1067,13 +1067,18 @@ impl Sequencer {
     }
 
     /// Feeds lane `i` every share that is next in line, unless another worker holds it (which then
-    /// feeds them, or sees them after letting go).
+    /// feeds them, or sees them after letting go) and the lane has room: a worker that finds the lane
+    /// taken while it has no room waits for it instead of going back to parsing, so what waits stays
+    /// bounded even when the holder is descheduled (on a loaded machine the worker the merge waits
+    /// for, which never waits to hand over, piled up parts behind a holder that did not run).
+    /// Cannot deadlock: a worker here holds no other lock, and the holder waits for nothing.
     fn drain(&self, i: usize) {
         let lane = &self.lanes[i];
         loop {
             let mut feed = match lane.stream.try_lock() {
                 Ok(s) => s,
                 Err(TryLockError::Poisoned(p)) => p.into_inner(),
+                Err(TryLockError::WouldBlock) if lock(&lane.waiting).len() >= self.room => lock(&lane.stream),
                 Err(TryLockError::WouldBlock) => return,
             };
             let mut any = false;

@@ -17,8 +17,10 @@ use natgw_core::analyze::{
 };
 use natgw_core::flowlog::{LineError, LogFormat, ParseStats, StreamParser};
 
+mod ahead;
 mod spool;
 
+use ahead::DecodeAhead;
 use spool::{At, Spooled, Stdin};
 
 /// A problem with one input, shown as one line and exit code 3.
@@ -75,6 +77,9 @@ struct Task {
     /// that cover the same time, if known, and never before an earlier task's of the same input:
     /// tasks are taken in this order, and their parts' keys start there ([`Sequencer`]).
     starts_at: Option<u64>,
+    /// A gzip stream is decoded on a thread of its own ([`DecodeAhead`]): there are fewer tasks than
+    /// workers, so a core would otherwise be idle.
+    decode_ahead: bool,
 }
 
 /// What one task produced.
@@ -497,7 +502,14 @@ fn open_stream(input: &Input, task: &Task, given: &LogFormat) -> Result<Streamin
         return Err(format!("{} is empty", input.name));
     }
     let gzip = head.starts_with(&[0x1f, 0x8b]);
-    let text: Box<dyn Read + Send> = if gzip { Box::new(MultiGzDecoder::new(reader)) } else { Box::new(reader) };
+    let text: Box<dyn Read + Send> = match (gzip, task.decode_ahead) {
+        (false, _) => Box::new(reader),
+        (true, false) => Box::new(MultiGzDecoder::new(reader)),
+        (true, true) => match DecodeAhead::start(MultiGzDecoder::new(reader)) {
+            Ok(ahead) => Box::new(ahead),
+            Err(decoder) => Box::new(decoder),
+        },
+    };
     Ok(Streaming { text, gzip, parser: task_parser(input, task, given), total: 0, rest: Vec::new() })
 }
 
@@ -657,11 +669,22 @@ pub fn read_all(
                 for (k, (range, (starts, ends))) in chunks.into_iter().enumerate() {
                     let time = if interleave { ends.or(starts) } else { starts };
                     at = at.max(time).or(input.starts_at);
-                    tasks.push(Task { input: i, range: Some(range), first: k == 0, starts_at: at });
+                    tasks.push(Task {
+                        input: i,
+                        range: Some(range),
+                        first: k == 0,
+                        starts_at: at,
+                        decode_ahead: false,
+                    });
                 }
             }
-            _ => tasks.push(Task { input: i, range: None, first: true, starts_at: input.starts_at }),
+            _ => {
+                tasks.push(Task { input: i, range: None, first: true, starts_at: input.starts_at, decode_ahead: false })
+            }
         }
+    }
+    if tasks.len() < threads {
+        tasks.iter_mut().for_each(|t| t.decode_ahead = t.range.is_none());
     }
     // The tasks in the time order of their first records, so that files given in another order (a
     // shell's or `find`'s, several flow logs' files side by side) still stream, and files of one

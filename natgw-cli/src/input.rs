@@ -864,6 +864,10 @@ struct Sequencer {
     paused: Mutex<Vec<Paused>>,
     /// The most shares that waited in a lane at once.
     peak_waiting: AtomicUsize,
+    /// Workers still claiming tasks, and workers with none left that feed the lanes meanwhile
+    /// ([`help`](Sequencer::help)).
+    claiming: AtomicUsize,
+    helping: AtomicUsize,
 }
 
 /// A gzip file's task paused between parts ([`Sequencer::should_pause`]).
@@ -932,6 +936,8 @@ impl Sequencer {
             room: room.max(1),
             paused: Mutex::default(),
             peak_waiting: AtomicUsize::new(0),
+            claiming: AtomicUsize::new(0),
+            helping: AtomicUsize::new(0),
         }
     }
 
@@ -1066,11 +1072,39 @@ impl Sequencer {
         }
         // Workers that wait look at the bounds again.
         self.signal();
+        // A worker that helps feeds the lanes that have room; this one goes back to parsing.
+        let helped = self.helping.load(Ordering::Relaxed) > 0;
         let n = self.lanes.len();
         for k in 0..n {
             let i = (first + k) % n;
+            if helped && lock(&self.lanes[i].waiting).len() < self.room {
+                continue;
+            }
             self.drain(i);
         }
+    }
+
+    /// Called by a worker that has no task left to claim: it feeds the lanes the parts that the
+    /// workers still reading hand over, so that they go on parsing (one gzip file, which is one
+    /// task, is then parsed on one core and its streams fed on another). Returns once every part
+    /// is in, or no worker is left to hand any over (one failed).
+    fn help(&self) {
+        self.helping.fetch_add(1, Ordering::Relaxed);
+        loop {
+            for i in 0..self.lanes.len() {
+                self.drain(i);
+            }
+            // Under the lock signals come with: none is lost between the look and the wait.
+            let fed = lock(&self.fed);
+            if (0..self.lanes.len()).any(|i| self.ready(i)) {
+                continue;
+            }
+            if self.least_to_come().is_none() || self.claiming.load(Ordering::Relaxed) == 0 {
+                break;
+            }
+            drop(self.progress.wait(fed).unwrap_or_else(|p| p.into_inner()));
+        }
+        self.helping.fetch_sub(1, Ordering::Relaxed);
     }
 
     /// Takes lane `i`'s least share if it is next in line ([`ready`](Sequencer::ready)).
@@ -1195,8 +1229,13 @@ fn run_pool(
     let (next, done_ref, shards_ref) = (&next, &done, &shards);
     // Workers do not run ahead of the streams by more than a few tasks: what waits for them is memory.
     let ahead = AHEAD_PER_THREAD * threads;
+    // With the streams, every worker: one with no task left feeds the lanes ([`Sequencer::help`]).
+    let workers = if sequencer.is_some() { threads.max(1) } else { threads.clamp(1, tasks.len().max(1)) };
+    if let Some(seq) = sequencer {
+        seq.claiming.store(workers, Ordering::Relaxed);
+    }
     std::thread::scope(|scope| {
-        for worker in 0..threads.clamp(1, tasks.len().max(1)) {
+        for worker in 0..workers {
             let mut shard = sink();
             scope.spawn(move || {
                 let mut scratch = Vec::new();
@@ -1241,6 +1280,12 @@ fn run_pool(
                     if failed {
                         break;
                     }
+                }
+                if let Some(seq) = sequencer {
+                    seq.claiming.fetch_sub(1, Ordering::Relaxed);
+                    // Helpers waiting look again: they stop once no worker claims.
+                    seq.signal();
+                    seq.help();
                 }
                 if let Sink::Fast(s) = &mut shard {
                     s.sort();

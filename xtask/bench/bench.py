@@ -86,6 +86,16 @@ def measure(cmd, runs, warmup=1):
     return statistics.median(walls), max(rsss)
 
 
+def time_all(tools, runs):
+    """(name, median wall time, peak RSS) of every tool, timed one after the other."""
+    results = []
+    for name, cmd in tools.items():
+        wall, rss = measure(cmd, runs)
+        results.append((name, wall, rss))
+        print(f"{name:24} {wall:7.3f} s  {rss / 1024:8.1f} MiB", file=sys.stderr)
+    return results
+
+
 def answers_of(cmd):
     out = subprocess.run(cmd, capture_output=True, text=True)
     if out.returncode not in (0, 4, 5):
@@ -146,17 +156,22 @@ def main():
 
     gz = sorted(os.path.join(inputs["gz_dir"], f) for f in os.listdir(inputs["gz_dir"]))
     gz_size = sum(os.path.getsize(f) for f in gz)
-    gz_results = []
     gz_tools = {"aws-natgw (1,000 .gz)": [natgw, "analyze", *gz, *common]}
     if subprocess.run(["sh", "-c", "command -v pigz"], capture_output=True).returncode == 0:
         gz_tools["pigz -dc > /dev/null"] = ["sh", "-c", "pigz -dc \"$@\" > /dev/null", "sh", *gz]
     gz_tools["gzip -dc > /dev/null"] = ["sh", "-c", "gzip -dc \"$@\" > /dev/null", "sh", *gz]
     if natgw_rows(answers_of(gz_tools["aws-natgw (1,000 .gz)"])) != want:
         raise SystemExit("aws-natgw on the gzip files disagrees with aws-natgw on the plain file")
-    for name, cmd in gz_tools.items():
-        wall, rss = measure(cmd, runs)
-        gz_results.append((name, wall, rss))
-        print(f"{name:24} {wall:7.3f} s  {rss / 1024:8.1f} MiB", file=sys.stderr)
+    gz_results = time_all(gz_tools, runs)
+
+    # The same lines as one gzip file: one stream, which no tool can cut into chunks.
+    one = inputs["one_gz"]
+    one_tools = {"aws-natgw (one .gz)": [natgw, "analyze", one, *common]}
+    if "pigz -dc > /dev/null" in gz_tools:
+        one_tools["pigz -dc > /dev/null"] = ["sh", "-c", "pigz -dc \"$1\" > /dev/null", "sh", one]
+    if natgw_rows(answers_of(one_tools["aws-natgw (one .gz)"])) != want:
+        raise SystemExit("aws-natgw on the single gzip file disagrees with aws-natgw on the plain file")
+    one_results = time_all(one_tools, runs)
 
     custom = [natgw, "analyze", inputs["custom"], *common]
     custom_wall, custom_rss = measure(custom, runs)
@@ -165,7 +180,7 @@ def main():
         "machine": {"cores": os.cpu_count(), "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
                     "cpu": platform.processor() or platform.machine()},
         "lines": inputs["lines"], "bytes": size, "gz_bytes": gz_size, "runs": runs,
-        "plain": results, "gz": gz_results, "custom": [custom_wall, custom_rss, os.path.getsize(inputs["custom"])],
+        "plain": results, "gz": gz_results, "one_gz": one_results, "one_gz_bytes": os.path.getsize(one), "custom": [custom_wall, custom_rss, os.path.getsize(inputs["custom"])],
         "destinations": len(want),
     }, sys.stdout, indent=1)
 

@@ -142,14 +142,12 @@ fn render(r: &serde_json::Value, versions: &str) -> String {
         "\n1,000 gzip files of 10,000 lines each ({:.0} MB compressed):\n\n| tool | wall time (s) | peak RSS (MiB) |\n|---|--:|--:|\n",
         r["gz_bytes"].as_f64().unwrap_or(0.0) / 1e6
     );
-    for row in r["gz"].as_array().into_iter().flatten() {
-        md += &format!(
-            "| {} | {:.3} | {:.1} |\n",
-            row[0].as_str().unwrap_or("?"),
-            row[1].as_f64().unwrap_or(f64::NAN),
-            row[2].as_f64().unwrap_or(f64::NAN) / 1024.0
-        );
-    }
+    md += &time_rows(&r["gz"]);
+    md += &format!(
+        "\nThe same lines as one gzip file ({:.0} MB; one stream, which cannot be cut into chunks):\n\n| tool | wall time (s) | peak RSS (MiB) |\n|---|--:|--:|\n",
+        r["one_gz_bytes"].as_f64().unwrap_or(0.0) / 1e6
+    );
+    md += &time_rows(&r["one_gz"]);
     let c = &r["custom"];
     md += &format!(
         "\nCustom format (24 fields, {:.2} GB): aws-natgw {:.3} s, {:.1} MiB.\n",
@@ -157,5 +155,19 @@ fn render(r: &serde_json::Value, versions: &str) -> String {
         c[0].as_f64().unwrap_or(f64::NAN),
         c[1].as_f64().unwrap_or(f64::NAN) / 1024.0
     );
+    md
+}
+
+/// The rows `[tool, wall time, peak RSS in KiB]` of a table of wall times and peak RSS.
+fn time_rows(rows: &serde_json::Value) -> String {
+    let mut md = String::new();
+    for row in rows.as_array().into_iter().flatten() {
+        md += &format!(
+            "| {} | {:.3} | {:.1} |\n",
+            row[0].as_str().unwrap_or("?"),
+            row[1].as_f64().unwrap_or(f64::NAN),
+            row[2].as_f64().unwrap_or(f64::NAN) / 1024.0
+        );
+    }
     md
 }

@@ -1459,15 +1459,11 @@ mod tests {
                 }
                 let reference = an.finish().unwrap_or_else(|e| panic!("{e}"));
                 let mut an = Analyzer::new(reference_config(&reference, &config));
-                let mut shards: Vec<FastShard> = order
-                    .iter()
-                    .map(|t| {
-                        let mut s = an.fast_shard().unwrap_or_else(|| unreachable!());
-                        parse_all(t, LogFormat::default(), false, &mut |r| s.push(r));
-                        s
-                    })
-                    .collect();
-                shards.drain(..).for_each(|s| an.absorb_fast(s));
+                for t in order {
+                    let mut s = an.fast_shard().unwrap_or_else(|| unreachable!());
+                    parse_all(t, LogFormat::default(), false, &mut |r| s.push(r));
+                    an.absorb_fast(s);
+                }
                 let fast = an.finish().unwrap_or_else(|e| panic!("{e}"));
                 for report in [&reference, &fast] {
                     assert_eq!(report.input.nat_interface.as_deref(), Some("eni-0a"), "{order:?}");

@@ -81,9 +81,9 @@ impl NatEvidence {
             Some(name) => Some(*self.ifaces.get(name)?),
             None => None,
         };
-        let (iface, addrs) = self.scores.infer(only, &IfaceNames::new(&self.ifaces))?;
-        let name = self.ifaces.iter().find(|(_, v)| **v == iface).map(|(k, _)| k.clone());
-        Some(InferredNat { iface: name, addrs })
+        let names = IfaceNames::new(&self.ifaces);
+        let (iface, addrs) = self.scores.infer(only, &names)?;
+        Some(InferredNat { iface: names.of(iface).map(str::to_owned), addrs })
     }
 }
 

@@ -896,6 +896,9 @@ struct Bounds {
     open: BTreeSet<Key>,
     /// By task: a worker is reading it.
     running: Vec<bool>,
+    /// Workers between tasks: each will claim one, and so take the task the merge waits for if no
+    /// worker reads it ([`claim`](Sequencer::claim)).
+    idle: usize,
 }
 
 /// One lane of the streams and the shares waiting for it.
@@ -927,7 +930,8 @@ impl Sequencer {
             })
             .collect();
         let by_task: Vec<Key> = times.iter().enumerate().map(|(t, &time)| (time, t, 0)).collect();
-        let bounds = Bounds { open: by_task.iter().copied().collect(), by_task, running: vec![false; times.len()] };
+        let bounds =
+            Bounds { open: by_task.iter().copied().collect(), by_task, running: vec![false; times.len()], idle: 0 };
         Sequencer {
             fed: Mutex::new(vec![0; lanes.len()]),
             bounds: Mutex::new(bounds),
@@ -941,9 +945,25 @@ impl Sequencer {
         }
     }
 
-    /// A worker begins reading task `task`.
+    /// `workers` begin, each between tasks.
+    fn start_workers(&self, workers: usize) {
+        self.claiming.store(workers, Ordering::Relaxed);
+        lock(&self.bounds).idle = workers;
+    }
+
+    /// A worker between tasks begins reading task `task`.
     fn begin(&self, task: usize) {
-        lock(&self.bounds).running[task] = true;
+        let mut bounds = lock(&self.bounds);
+        bounds.running[task] = true;
+        bounds.idle -= 1;
+    }
+
+    /// A worker between tasks claims no more: it helps ([`help`](Sequencer::help)) or stops.
+    fn stop_claiming(&self) {
+        lock(&self.bounds).idle -= 1;
+        self.claiming.fetch_sub(1, Ordering::Relaxed);
+        // Helpers waiting look again: they stop once no worker claims.
+        self.signal();
     }
 
     /// Wakes the workers that wait, to look again (under the lock they wait with: no signal is lost).
@@ -953,19 +973,32 @@ impl Sequencer {
     }
 
     /// Blocks while the lanes have no room and task `task` is not the one the merge waits for, which
-    /// another worker is reading: a task read faster in time than the others (a sparser file of the
-    /// same period) waits for them instead of piling up its parts. Cannot deadlock: the task the merge
-    /// waits for never waits here, and when no worker reads it, nothing does.
-    fn wait_to_hand_over(&self, task: usize) {
+    /// another worker is reading or will take: a task read faster in time than the others (a sparser
+    /// file of the same period) waits for them instead of piling up its parts. Cannot deadlock: the
+    /// task the merge waits for never waits here, a worker between tasks takes it when no worker
+    /// reads it, and when none is between tasks either, nothing waits here.
+    ///
+    /// Returns whether it stopped waiting because no worker reads that task nor will: then `task`
+    /// hands its part over and pauses, whatever the lanes look like by then, so that its worker takes
+    /// that task ([`should_pause`](Sequencer::should_pause)).
+    ///
+    /// (Waiting only while a worker read it, and pausing only if none did after the hand-over, let
+    /// a task far ahead hand a part over, and go on, each time the other worker went from one of
+    /// several files of the same period to the next: 24–50 parts waited in a lane on two threads,
+    /// where a few were meant to.)
+    fn wait_to_hand_over(&self, task: usize) -> bool {
         let mut fed = lock(&self.fed);
-        while self.held_back(task) == Some(true) {
-            fed = self.progress.wait(fed).unwrap_or_else(|p| p.into_inner());
+        loop {
+            match self.held_back(task) {
+                Some(true) => fed = self.progress.wait(fed).unwrap_or_else(|p| p.into_inner()),
+                unread => return unread.is_some(),
+            }
         }
     }
 
     /// When the lanes have no room and the merge waits for a task other than `task`: whether a
-    /// worker reads that one (then `task` waits for it, [`wait_to_hand_over`]; else `task` pauses,
-    /// [`should_pause`]). `None`: `task` may go on.
+    /// worker reads that one or a worker between tasks will take it (then `task` waits for it,
+    /// [`wait_to_hand_over`]; else `task` pauses, [`should_pause`]). `None`: `task` may go on.
     ///
     /// [`wait_to_hand_over`]: Sequencer::wait_to_hand_over
     /// [`should_pause`]: Sequencer::should_pause
@@ -974,7 +1007,7 @@ impl Sequencer {
             return None;
         }
         let bounds = lock(&self.bounds);
-        bounds.open.first().filter(|k| k.1 != task).map(|k| bounds.running[k.1])
+        bounds.open.first().filter(|k| k.1 != task).map(|k| bounds.running[k.1] || bounds.idle > 0)
     }
 
     /// The time task `task`'s keys start at.
@@ -1037,7 +1070,11 @@ impl Sequencer {
 
     /// Keeps a paused task for the next [`claim`](Sequencer::claim).
     fn pause(&self, p: Paused) {
-        lock(&self.bounds).running[p.task] = false;
+        {
+            let mut bounds = lock(&self.bounds);
+            bounds.running[p.task] = false;
+            bounds.idle += 1;
+        }
         lock(&self.paused).push(p);
         self.signal();
     }
@@ -1045,9 +1082,11 @@ impl Sequencer {
     /// Hands over part `part` of task `task` (`last`: its final part) whose data's time is `time`
     /// (at least the last part's, and the task's [`start`](Sequencer::start)): its share to every
     /// lane, then feeds the lanes that are free, starting at `first` (workers start at different
-    /// lanes).
-    fn submit(&self, task: usize, part: usize, time: u64, flows: NatFlows, last: bool, first: usize) {
-        self.wait_to_hand_over(task);
+    /// lanes). Returns whether the task must pause now ([`wait_to_hand_over`]).
+    ///
+    /// [`wait_to_hand_over`]: Sequencer::wait_to_hand_over
+    fn submit(&self, task: usize, part: usize, time: u64, flows: NatFlows, last: bool, first: usize) -> bool {
+        let must_pause = self.wait_to_hand_over(task);
         let key = (time, task, part);
         // The destinations' lane, then the client lanes.
         let client_lanes = self.lanes.len().saturating_sub(1);
@@ -1066,6 +1105,7 @@ impl Sequencer {
             bounds.by_task[task] = next;
             if last {
                 bounds.running[task] = false;
+                bounds.idle += 1;
             } else {
                 bounds.open.insert(next);
             }
@@ -1082,6 +1122,7 @@ impl Sequencer {
             }
             self.drain(i);
         }
+        must_pause
     }
 
     /// Called by a worker that has no task left to claim: it feeds the lanes the parts that the
@@ -1205,10 +1246,10 @@ fn hand_over(
     if !(last || s.records_since_take() >= PART_RECORDS || turn.time >= turn.part_from + PART_SECS) {
         return false;
     }
-    seq.submit(t, turn.part, turn.time, s.take_flows(), last, worker);
+    let must_pause = seq.submit(t, turn.part, turn.time, s.take_flows(), last, worker);
     turn.part += 1;
     turn.part_from = turn.time;
-    !last && seq.should_pause(t)
+    !last && (must_pause || seq.should_pause(t))
 }
 
 /// Runs every task on `threads` workers, each filling its own sink made by `sink`; returns the tasks'
@@ -1232,7 +1273,7 @@ fn run_pool(
     // With the streams, every worker: one with no task left feeds the lanes ([`Sequencer::help`]).
     let workers = if sequencer.is_some() { threads.max(1) } else { threads.clamp(1, tasks.len().max(1)) };
     if let Some(seq) = sequencer {
-        seq.claiming.store(workers, Ordering::Relaxed);
+        seq.start_workers(workers);
     }
     std::thread::scope(|scope| {
         for worker in 0..workers {
@@ -1282,9 +1323,7 @@ fn run_pool(
                     }
                 }
                 if let Some(seq) = sequencer {
-                    seq.claiming.fetch_sub(1, Ordering::Relaxed);
-                    // Helpers waiting look again: they stop once no worker claims.
-                    seq.signal();
+                    seq.stop_claiming();
                     seq.help();
                 }
                 if let Sink::Fast(s) = &mut shard {

@@ -98,21 +98,26 @@ fn io_reason(e: &io::Error) -> String {
     }
 }
 
+/// Whether a command-line path names standard input (`-`).
+pub fn is_stdin(path: &Path) -> bool {
+    path.as_os_str() == "-"
+}
+
 impl Input {
     /// An input not yet [`probe`]d: its own fields, allocated before any probe runs. Standard input
     /// kept whole in a file is read like a file given by path.
     fn named(path: &Path, given: &LogFormat, stdin: Option<&Arc<Stdin>>) -> Input {
-        let is_stdin = path.as_os_str() == "-";
+        let from_stdin = is_stdin(path);
         let mut input = Input {
             path: path.to_owned(),
-            stdin: stdin.filter(|_| is_stdin).cloned(),
-            name: if is_stdin { "<stdin>".to_owned() } else { path.display().to_string() },
+            stdin: stdin.filter(|_| from_stdin).cloned(),
+            name: if from_stdin { "<stdin>".to_owned() } else { path.display().to_string() },
             source: Source::Plain(0),
             format: given.clone(),
             header: false,
             starts_at: None,
         };
-        if is_stdin && input.spooled().is_none() {
+        if from_stdin && input.spooled().is_none() {
             input.source = Source::Stdin;
         }
         input
@@ -182,7 +187,7 @@ impl Inputs {
     /// kept in a temporary file (or where it is, if it is a file).
     pub fn gather(args: &[PathBuf]) -> Result<Inputs, InputError> {
         let paths = expand(args)?;
-        let stdin = if paths.iter().any(|p| p.as_os_str() == "-") {
+        let stdin = if paths.iter().any(|p| is_stdin(p)) {
             let kept = spool::take().map_err(|e| InputError(format!("cannot read <stdin>: {}", io_reason(&e))))?;
             Some(Arc::new(kept))
         } else {
@@ -306,7 +311,7 @@ fn head_times(text: &[u8], given: &LogFormat, mut sample: Option<&mut NatEvidenc
 pub fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, InputError> {
     let mut out = Vec::new();
     for path in paths {
-        if path.as_os_str() == "-" || !path.is_dir() {
+        if is_stdin(path) || !path.is_dir() {
             out.push(path.clone());
             continue;
         }

@@ -80,7 +80,7 @@ fn analyze(a: AnalyzeArgs) -> Result<u8, Failure> {
                 .map_err(|e| Failure::new(exit::INPUT, format!("{}: {e}", path.display())))?
         }
     };
-    if a.files.iter().filter(|f| f.as_os_str() == "-").count() > 1 {
+    if a.files.iter().filter(|f| input::is_stdin(f)).count() > 1 {
         return Err(Failure::new(exit::USAGE, "standard input (-) can be read only once"));
     }
     let config = AnalyzeConfig {

@@ -415,6 +415,8 @@ struct DestAgg {
     flows: Vec<NatFlowObs>,
     /// …or the streaming estimate fed with them in time order.
     stream: Option<Box<DestStream>>,
+    /// Room to make for `flows` when the next part's first comes ([`fast::next_part`]).
+    room: usize,
     records: u64,
     bytes: u64,
 }
@@ -477,6 +479,8 @@ struct Legs {
     reply_bytes: HashMap<Destination, u64>,
     /// Client-side records, for the client flows ([`clients`]); drained as they come when streaming.
     clients: Vec<(ClientKey, ClientRec)>,
+    /// Room to make for them when the next part's first comes ([`fast::next_part`]).
+    clients_room: usize,
     /// Destinations whose `flows` were empty when a flow came (what streaming must drain next).
     fresh: Vec<Destination>,
 }
@@ -494,6 +498,7 @@ impl Legs {
             let tcp_flags = (o.flags != NO_FLAGS).then_some(TcpFlags(o.flags));
             if agg.flows.is_empty() {
                 self.fresh.push(d);
+                agg.flows.reserve(agg.room);
             }
             agg.flows.push(NatFlowObs { nat_address: o.src, nat_port: o.sport, start: o.start, end: o.end, tcp_flags });
         } else if on_nat && dst_nat && !src_in {
@@ -503,6 +508,9 @@ impl Legs {
             self.replied.entry(d).or_default().insert(used, o.dport);
             *self.reply_bytes.entry(d).or_default() += o.bytes;
         } else if let Some((key, request)) = client_leg(o, on_nat, sides, internal) {
+            if self.clients.is_empty() {
+                self.clients.reserve(self.clients_room);
+            }
             self.clients.push((key, ClientRec { start: o.start, end: o.end, bytes: o.bytes, request }));
         }
     }

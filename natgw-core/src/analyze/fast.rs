@@ -236,12 +236,14 @@ impl FastShard {
                     if let Some(agg) = l.dests.get_mut(&d)
                         && !agg.flows.is_empty()
                     {
+                        agg.room = next_part(agg.flows.len());
                         out.nat.push((name.clone(), d, std::mem::take(&mut agg.flows)));
                     }
                 }
             }
             for (on_nat, l) in [(true, &mut legs.on_nat), (false, &mut legs.off_nat)] {
                 if !l.clients.is_empty() {
+                    l.clients_room = next_part(l.clients.len());
                     out.clients.push((name.clone(), on_nat, std::mem::take(&mut l.clients)));
                 }
             }
@@ -403,6 +405,15 @@ impl FastShard {
             client_flows,
         })
     }
+}
+
+/// The room to make for the next part's records of a kind (a destination's flows, an interface's
+/// client records) when the last part took `len`: a little more, when they were many, else none.
+/// Parts are alike in size; grown from nothing by doubling, each part's buffers were copied at every
+/// doubling and a third empty on average. The room is made when the next part's first record
+/// comes, so that a destination or an interface no longer seen holds nothing.
+pub(super) fn next_part(len: usize) -> usize {
+    if len < 1024 { 0 } else { len + len / 8 }
 }
 
 /// Client-side records of one interface (`None`: no interface IDs), classified as if it is the NAT
@@ -750,6 +761,50 @@ mod tests {
             proto: Protocol::TCP,
         };
         (key, ClientRec { start: 1_780_000_000, end: 1_780_000_030, bytes: 100, request: true })
+    }
+
+    /// Room for a part's records is made when its first record comes, as much as the last part took
+    /// (a little more) when that was many: a destination or an interface the next part does not
+    /// show holds nothing, and one seen a few times makes no room.
+    #[test]
+    fn room_for_a_part_is_made_when_its_first_record_comes() {
+        let line = |src: &str, dst: &str, sport: u32, dport: u32| {
+            format!("2 1 eni-0a {src} {dst} {sport} {dport} 6 1 100 1780000000 1780000001 ACCEPT OK\n")
+        };
+        let part = |n: u32, first: u32| -> String {
+            (first..first + n)
+                .flat_map(|p| [line("10.0.0.7", "52.216.1.2", p, 443), line("10.0.1.9", "10.0.0.7", p, 443)])
+                .chain([line("10.0.0.7", "52.216.9.9", first, 443)])
+                .collect()
+        };
+        let config = AnalyzeConfig {
+            nat_addresses: vec![[10, 0, 0, 7].into()],
+            vpc_cidrs: CidrSet::new(["10.0.0.0/16".parse().unwrap_or_else(|_| unreachable!())]),
+            ..AnalyzeConfig::default()
+        };
+        let analyzer = crate::analyze::Analyzer::new(config);
+        let mut shard = analyzer.fast_shard().unwrap_or_else(|| unreachable!());
+        let push = |shard: &mut FastShard, text: &str| {
+            crate::flowlog::parse_all(text.as_bytes(), crate::flowlog::LogFormat::default(), false, &mut |r| {
+                shard.push(r)
+            });
+        };
+        let busy = Destination { address: [52, 216, 1, 2].into(), port: 443, protocol: Protocol::TCP };
+        let quiet = Destination { address: [52, 216, 9, 9].into(), port: 443, protocol: Protocol::TCP };
+        push(&mut shard, &part(2000, 10_000));
+        let taken = shard.take_flows();
+        assert_eq!(taken.nat.iter().map(|g| g.2.len()).sum::<usize>(), 2001);
+        assert_eq!(taken.clients.iter().map(|g| g.2.len()).sum::<usize>(), 2000);
+        let legs = &shard.per_iface[1].on_nat;
+        assert_eq!((legs.dests[&busy].flows.capacity(), legs.dests[&busy].room), (0, 2250));
+        assert_eq!((legs.dests[&quiet].flows.capacity(), legs.dests[&quiet].room), (0, 0));
+        assert_eq!((legs.clients.capacity(), legs.clients_room), (0, 2250));
+        // The next part: one record of the busy destination and one client's.
+        push(&mut shard, &part(1, 20_000).lines().take(2).map(|l| format!("{l}\n")).collect::<String>());
+        let legs = &shard.per_iface[1].on_nat;
+        assert!(legs.dests[&busy].flows.capacity() >= 2250);
+        assert_eq!(legs.dests[&quiet].flows.capacity(), 0);
+        assert!(legs.clients.capacity() >= 2250);
     }
 
     /// One client address whose flows show on the NAT gateway's interface and on its own (pkt-dstaddr

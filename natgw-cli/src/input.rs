@@ -44,6 +44,8 @@ const RAW_BUF: usize = 64 << 10;
 const LINELESS: u64 = 4 << 20;
 /// What a plain file's task reads at a time: small enough to stay in a core's cache while it is parsed.
 const READ_PIECE: usize = 256 << 10;
+/// What a gzip file's or stdin's task reads at a time.
+const STREAM_READ: usize = 64 << 10;
 
 #[derive(Debug)]
 enum Source {
@@ -559,10 +561,10 @@ fn run_task(
     // The worker's buffer again (a fresh one per file was allocated and zeroed per gzip file). A
     // gzip file or stdin can be large: its records are handed over as they come, in parts of a few
     // seconds of data (see [`PART_SECS`]), so the text is parsed a piece at a time.
-    scratch.resize(READ_PIECE, 0);
+    scratch.resize(STREAM_READ, 0);
     loop {
         let n = if rest.is_empty() {
-            match s.text.read(&mut scratch[..READ_PIECE]) {
+            match s.text.read(&mut scratch[..STREAM_READ]) {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,

@@ -1037,8 +1037,10 @@ impl Sequencer {
     /// Cannot deadlock: the task the merge waits for (the least bound) is running, or paused and
     /// taken here, or not yet begun — and then it is the next in order (tasks are numbered in the
     /// order of their times, so an earlier one not begun would have a lower bound) and taken here.
-    /// A running task the merge waits for never waits ([`wait_to_hand_over`]) nor pauses, and each
-    /// share handed over is fed by its hander or by the lane's holder.
+    /// A running task the merge waits for never waits ([`wait_to_hand_over`]), and pauses only when
+    /// it became that task while handing over a part it had to pause after (then its worker, between
+    /// tasks, takes it straight back here); each share handed over is fed by its hander or by the
+    /// lane's holder.
     ///
     /// [`wait_to_hand_over`]: Sequencer::wait_to_hand_over
     fn claim(&self, next: &AtomicUsize, tasks: usize, ahead: usize) -> Option<(usize, Option<Paused>)> {

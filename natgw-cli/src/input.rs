@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, TryLockError};
 
 use flate2::bufread::MultiGzDecoder;
@@ -877,6 +877,22 @@ struct Sequencer {
     /// ([`help`](Sequencer::help)).
     claiming: AtomicUsize,
     helping: AtomicUsize,
+    /// A worker panicked: the others stop waiting for anything ([`AbortOnPanic`]).
+    aborted: AtomicBool,
+}
+
+/// Held by a worker: if it panics (a bug), the sequencer is aborted, so that the workers waiting
+/// for it (to hand over, to claim, to help) stop instead of waiting forever, and the panic reaches
+/// the caller once every worker has ended; without it, the read hung.
+struct AbortOnPanic<'a>(&'a Sequencer);
+
+impl Drop for AbortOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.aborted.store(true, Ordering::SeqCst);
+            self.0.signal();
+        }
+    }
 }
 
 /// A gzip file's task paused between parts ([`Sequencer::should_pause`]).
@@ -951,6 +967,7 @@ impl Sequencer {
             peak_waiting: AtomicUsize::new(0),
             claiming: AtomicUsize::new(0),
             helping: AtomicUsize::new(0),
+            aborted: AtomicBool::new(false),
         }
     }
 
@@ -999,7 +1016,7 @@ impl Sequencer {
         let mut fed = lock(&self.fed);
         loop {
             match self.held_back(task) {
-                Some(true) => fed = self.progress.wait(fed).unwrap_or_else(|p| p.into_inner()),
+                Some(true) if !self.aborted() => fed = self.progress.wait(fed).unwrap_or_else(|p| p.into_inner()),
                 unread => return unread.is_some(),
             }
         }
@@ -1017,6 +1034,11 @@ impl Sequencer {
         }
         let bounds = lock(&self.bounds);
         bounds.open.first().filter(|k| k.1 != task).map(|k| bounds.running[k.1] || bounds.idle > 0)
+    }
+
+    /// Whether a worker panicked ([`AbortOnPanic`]).
+    fn aborted(&self) -> bool {
+        self.aborted.load(Ordering::SeqCst)
     }
 
     /// The time task `task`'s keys start at.
@@ -1047,6 +1069,9 @@ impl Sequencer {
         // Under this lock: only claims move `next`, and no signal is lost while it waits.
         let mut fed = lock(&self.fed);
         loop {
+            if self.aborted() {
+                return None;
+            }
             let least = self.least_to_come();
             if let Some(least) = least {
                 let mut paused = lock(&self.paused);
@@ -1151,7 +1176,7 @@ impl Sequencer {
             if (0..self.lanes.len()).any(|i| self.ready(i)) {
                 continue;
             }
-            if self.least_to_come().is_none() || self.claiming.load(Ordering::Relaxed) == 0 {
+            if self.least_to_come().is_none() || self.claiming.load(Ordering::Relaxed) == 0 || self.aborted() {
                 break;
             }
             drop(self.progress.wait(fed).unwrap_or_else(|p| p.into_inner()));
@@ -1290,6 +1315,7 @@ fn run_pool(
         for worker in 0..workers {
             let mut shard = sink();
             scope.spawn(move || {
+                let _abort = sequencer.map(AbortOnPanic);
                 let mut scratch = Vec::new();
                 loop {
                     let (t, resume) = match sequencer {
@@ -1646,6 +1672,42 @@ mod tests {
                 assert_eq!(report(paths, threads, true), want, "{paths:?} on {threads} threads");
             }
         }
+    }
+
+    /// A worker that panics (a bug) wakes the workers that wait for it: the panic reaches the caller
+    /// once they end, instead of the read hanging. (Without [`AbortOnPanic`], this test hung.)
+    #[test]
+    fn a_worker_that_panics_leaves_no_other_waiting() {
+        let (sent, outcome) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let analyzer = Analyzer::new(config());
+            let seq = Sequencer::new(analyzer.flow_streams_in_lanes(1), &[0, 10], 1);
+            seq.start_workers(2);
+            let next = AtomicUsize::new(0);
+            // Task 0 is the one the merge waits for; task 1 hands a part over, then waits for it.
+            assert_eq!(seq.claim(&next, 2, 8).map(|c| c.0), Some(0));
+            assert_eq!(seq.claim(&next, 2, 8).map(|c| c.0), Some(1));
+            let went_on = AtomicBool::new(false);
+            let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                std::thread::scope(|scope| {
+                    scope.spawn(|| {
+                        assert!(!seq.submit(1, 0, 10, NatFlows::default(), false, 0));
+                        // The lanes have no room now, and a worker reads task 0: this waits until
+                        // that worker panics.
+                        seq.submit(1, 1, 11, NatFlows::default(), false, 0);
+                        went_on.store(true, Ordering::SeqCst);
+                    });
+                    scope.spawn(|| {
+                        let _abort = AbortOnPanic(&seq);
+                        std::thread::sleep(std::time::Duration::from_millis(200));
+                        panic!("a bug in the worker reading task 0");
+                    });
+                });
+            }));
+            let _ = sent.send((caught.is_err(), went_on.load(Ordering::SeqCst)));
+        });
+        let got = outcome.recv_timeout(std::time::Duration::from_secs(60)).expect("the read hung");
+        assert_eq!(got, (true, true), "(the panic reached the caller, the waiting worker went on)");
     }
 
     /// The sweep agrees with comparing every pair, over every set of three ranges on a small clock

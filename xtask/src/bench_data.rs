@@ -130,11 +130,15 @@ fn write_file(path: &Path, header: &[u8], lines: &[&[u8]]) -> Result<()> {
     Ok(())
 }
 
-/// Writes `from` gzipped (level 6, as the 1,000 files) to `to`.
+/// Writes `from` gzipped (level 6, as the 1,000 files) to `to`, through a temporary name: an
+/// interrupted run leaves no truncated file that a later run would take for the input (the upgrade
+/// path in [`ensure`] keeps any file it finds there).
 fn gzip_file(from: &Path, to: &Path) -> Result<()> {
     eprintln!("gzipping {} into {} (once)…", from.display(), to.display());
-    let mut enc = GzEncoder::new(std::io::BufWriter::new(std::fs::File::create(to)?), Compression::new(6));
+    let part = to.with_extension("gz.part");
+    let mut enc = GzEncoder::new(std::io::BufWriter::new(std::fs::File::create(&part)?), Compression::new(6));
     std::io::copy(&mut std::io::BufReader::new(std::fs::File::open(from)?), &mut enc)?;
     enc.finish()?.flush()?;
+    std::fs::rename(&part, to).with_context(|| format!("cannot rename {} to {}", part.display(), to.display()))?;
     Ok(())
 }

@@ -21,7 +21,7 @@ mod ahead;
 mod spool;
 
 use ahead::DecodeAhead;
-use spool::{At, Spooled, Stdin};
+use spool::{At, Kept, Spooled};
 
 /// A problem with one input, shown as one line and exit code 3.
 #[derive(Debug)]
@@ -38,18 +38,19 @@ const CHUNK_SECS: u64 = 30;
 /// The least a chunk is split to (a chunk spanning more seconds is then fine: its data is sparse,
 /// and a fallback to memory costs little).
 const MIN_CHUNK: u64 = 16 << 10;
-/// Compressed data (or stdin's text) read at a time.
+/// Compressed data (or a stream's text) read at a time.
 const RAW_BUF: usize = 64 << 10;
 /// Text without a line break after which an input is not a flow log.
 const LINELESS: u64 = 4 << 20;
 /// What a plain file's task reads at a time: small enough to stay in a core's cache while it is parsed.
 const READ_PIECE: usize = 256 << 10;
-/// What a gzip file's or stdin's task reads at a time.
+/// What a gzip file's or a stream's task reads at a time.
 const STREAM_READ: usize = 64 << 10;
 
 #[derive(Debug)]
 enum Source {
-    Stdin,
+    /// Read once, as it comes: standard input or a pipe that could not be kept in a file.
+    Stream,
     Gzip,
     /// A plain file of this size.
     Plain(u64),
@@ -58,8 +59,8 @@ enum Source {
 #[derive(Debug)]
 struct Input {
     path: PathBuf,
-    /// Standard input as it was kept, for `-`.
-    stdin: Option<Arc<Stdin>>,
+    /// The stream as it was kept, for `-` and a path that names a pipe or a device.
+    kept: Option<Arc<Kept>>,
     name: String,
     source: Source,
     /// The format its records are read with (after a header line, if any).
@@ -107,35 +108,41 @@ pub fn is_stdin(path: &Path) -> bool {
     path.as_os_str() == "-"
 }
 
+/// Whether a path names a stream rather than a file: a pipe (`<(zcat x.gz)`, a FIFO), a device, a
+/// socket. It can be read only once, from its start to its end.
+fn is_stream(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir())
+}
+
 impl Input {
-    /// An input not yet [`probe`]d: its own fields, allocated before any probe runs. Standard input
-    /// kept whole in a file is read like a file given by path.
-    fn named(path: &Path, given: &LogFormat, stdin: Option<&Arc<Stdin>>) -> Input {
+    /// An input not yet [`probe`]d: its own fields, allocated before any probe runs. A stream kept
+    /// whole in a file is read like a file given by path.
+    fn named(path: &Path, given: &LogFormat, kept: Option<&Arc<Kept>>) -> Input {
         let from_stdin = is_stdin(path);
         let mut input = Input {
             path: path.to_owned(),
-            stdin: stdin.filter(|_| from_stdin).cloned(),
+            kept: kept.cloned(),
             name: if from_stdin { "<stdin>".to_owned() } else { path.display().to_string() },
             source: Source::Plain(0),
             format: given.clone(),
             header: false,
             starts_at: None,
         };
-        if from_stdin && input.spooled().is_none() {
-            input.source = Source::Stdin;
+        if (from_stdin || input.kept.is_some()) && input.spooled().is_none() {
+            input.source = Source::Stream;
         }
         input
     }
 
-    /// Standard input's file, when it is kept whole in one.
+    /// The stream's file, when it is kept whole in one.
     fn spooled(&self) -> Option<&Spooled> {
-        match self.stdin.as_deref() {
-            Some(Stdin::Whole(s)) => Some(s),
+        match self.kept.as_deref() {
+            Some(Kept::Whole(s)) => Some(s),
             _ => None,
         }
     }
 
-    /// Opens it (a file, or standard input's file) at its start.
+    /// Opens it (a file, or a stream's file) at its start.
     fn open(&self) -> io::Result<Opened> {
         match self.spooled() {
             Some(s) => Ok(Opened::At(s.reader())),
@@ -144,7 +151,7 @@ impl Input {
     }
 }
 
-/// An input opened for reading: a file by path, or a reader of standard input's file.
+/// An input opened for reading: a file by path, or a reader of a stream's file.
 enum Opened {
     File(File),
     At(At),
@@ -178,37 +185,60 @@ impl Seek for Opened {
     }
 }
 
-/// The inputs of one analysis: the files the paths name ([`expand`]), and standard input when one
-/// is `-`, kept so that it can be read like a file ([`spool`]).
+/// The inputs of one analysis: the files the paths name ([`expand`]), and the streams among them
+/// (standard input when one is `-`, pipes and devices), kept so that they can be read like a file
+/// ([`spool`]).
 #[derive(Debug)]
 pub struct Inputs {
     paths: Vec<PathBuf>,
-    stdin: Option<Arc<Stdin>>,
+    /// Each stream's path (`-` for standard input), once, and how it was kept.
+    kept: Vec<(PathBuf, Arc<Kept>)>,
 }
 
 impl Inputs {
-    /// The inputs the command line names: directories expanded, standard input read to its end and
-    /// kept in a temporary file (or where it is, if it is a file).
+    /// The inputs the command line names: directories expanded, streams read to their end and kept
+    /// in a temporary file (standard input where it is, if it is a file). A stream named twice is
+    /// read once, and both names read what it gave.
     pub fn gather(args: &[PathBuf]) -> Result<Inputs, InputError> {
         let paths = expand(args)?;
-        let stdin = if paths.iter().any(|p| is_stdin(p)) {
-            let kept = spool::take().map_err(|e| InputError(format!("cannot read <stdin>: {}", io_reason(&e))))?;
-            Some(Arc::new(kept))
-        } else {
-            None
-        };
-        Ok(Inputs { paths, stdin })
+        let mut kept: Vec<(PathBuf, Arc<Kept>)> = Vec::new();
+        for path in &paths {
+            if kept.iter().any(|(k, _)| k == path) {
+                continue;
+            }
+            let stream = if is_stdin(path) {
+                spool::keep_stdin().map_err(|e| InputError(format!("cannot read <stdin>: {}", io_reason(&e))))?
+            } else if is_stream(path) {
+                let name = path.display();
+                let file =
+                    File::open(path).map_err(|e| InputError(format!("cannot open {name}: {}", io_reason(&e))))?;
+                spool::keep(file).map_err(|e| InputError(format!("cannot read {name}: {}", io_reason(&e))))?
+            } else {
+                continue;
+            };
+            kept.push((path.clone(), Arc::new(stream)));
+        }
+        Ok(Inputs { paths, kept })
     }
 
     /// Files only (standard input, if named, is read as it comes).
     #[cfg(test)]
     fn files(paths: &[PathBuf]) -> Inputs {
-        Inputs { paths: paths.to_vec(), stdin: None }
+        Inputs { paths: paths.to_vec(), kept: Vec::new() }
     }
 
-    /// Why standard input is read as it comes, in memory, when it could not be kept in a file.
-    pub fn stdin_in_memory(&self) -> Option<&str> {
-        self.stdin.as_deref().and_then(Stdin::why_partial)
+    /// How the stream a path names was kept, if it names one.
+    fn kept(&self, path: &Path) -> Option<&Arc<Kept>> {
+        self.kept.iter().find(|(k, _)| k == path).map(|(_, s)| s)
+    }
+
+    /// The streams read as they come, in memory, because they could not be kept in a file: each
+    /// one's name and why.
+    pub fn in_memory(&self) -> impl Iterator<Item = (String, &str)> {
+        self.kept.iter().filter_map(|(path, s)| {
+            let name = if is_stdin(path) { "standard input".to_owned() } else { path.display().to_string() };
+            s.why_partial().map(|why| (name, why))
+        })
     }
 }
 
@@ -241,7 +271,7 @@ fn probe(
     peek: &mut Peek,
     sample: Option<&mut NatEvidence>,
 ) -> Result<(), InputError> {
-    if matches!(input.source, Source::Stdin) {
+    if matches!(input.source, Source::Stream) {
         return Ok(());
     }
     let name = &input.name;
@@ -496,12 +526,13 @@ fn task_parser(input: &Input, task: &Task, given: &LogFormat) -> StreamParser {
     if task.first { parser } else { parser.without_header() }
 }
 
-/// Opens a gzip file or stdin for reading.
+/// Opens a gzip file or a stream for reading.
 fn open_stream(input: &Input, task: &Task, given: &LogFormat) -> Result<Streaming, String> {
     let raw: Box<dyn Read + Send> = match input.source {
-        Source::Stdin => match input.stdin.as_deref().and_then(Stdin::rest) {
+        Source::Stream => match input.kept.as_deref().and_then(Kept::rest) {
             Some(rest) => Box::new(rest),
-            None => Box::new(io::stdin()),
+            None if is_stdin(&input.path) => Box::new(io::stdin()),
+            None => Box::new(input.open().map_err(|e| format!("cannot open {}: {}", input.name, io_reason(&e)))?),
         },
         _ => Box::new(input.open().map_err(|e| format!("cannot open {}: {}", input.name, io_reason(&e)))?),
     };
@@ -628,9 +659,9 @@ pub fn read_all(
     analyzer: &mut Analyzer,
     stream: bool,
 ) -> Result<ReadStats, InputError> {
-    let mut inputs: Vec<Input> = all.paths.iter().map(|p| Input::named(p, given, all.stdin.as_ref())).collect();
+    let mut inputs: Vec<Input> = all.paths.iter().map(|p| Input::named(p, given, all.kept(p))).collect();
     let mut peek = Peek::new();
-    let rereadable = !inputs.iter().any(|i| matches!(i.source, Source::Stdin));
+    let rereadable = !inputs.iter().any(|i| matches!(i.source, Source::Stream));
     // The records read at the inputs' heads, tails and cuts: a sample to guess the NAT gateway from.
     let mut sample = analyzer.nat_evidence().filter(|_| rereadable);
     for input in &mut inputs {
@@ -662,7 +693,7 @@ pub fn read_all(
         .map(|(i, l)| match i.source {
             Source::Plain(_) => i.starts_at.map(|a| (a, l.unwrap_or(a).max(a))),
             Source::Gzip => i.starts_at.map(|a| (a, u64::MAX)),
-            Source::Stdin => None,
+            Source::Stream => None,
         })
         .collect();
     let overlaps = overlapping(&covers);
@@ -1417,17 +1448,22 @@ mod tests {
         }
     }
 
+    /// The hot-s3 simulation's NAT-interface log, as text and gzipped.
+    fn hot_s3_nat_log() -> (Vec<u8>, Vec<u8>) {
+        let sim = Simulation::run(&Scenario::builtin("hot-s3").unwrap()).unwrap();
+        let text = sim.nat_v2();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&text).unwrap();
+        (text, gz.finish().unwrap())
+    }
+
     /// Standard input kept in a file is read like a file: a plain text in chunks on every worker, a
     /// gzip stream in parts; both stream (with the NAT gateway given or guessed and confirmed), and
     /// the report is the file's.
     #[test]
     fn standard_input_kept_in_a_file_streams() {
         let dir = tempfile::tempdir().unwrap();
-        let sim = Simulation::run(&Scenario::builtin("hot-s3").unwrap()).unwrap();
-        let text = sim.nat_v2();
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        gz.write_all(&text).unwrap();
-        let gz = gz.finish().unwrap();
+        let (text, gz) = hot_s3_nat_log();
         for (bytes, plain) in [(&text, true), (&gz, false)] {
             let path = dir.path().join("nat.log");
             std::fs::write(&path, bytes).unwrap();
@@ -1446,13 +1482,60 @@ mod tests {
                 };
                 let mut file = tempfile::tempfile().unwrap();
                 file.write_all(bytes).unwrap();
-                let stdin =
-                    Inputs { paths: vec![PathBuf::from("-")], stdin: Some(Arc::new(Stdin::Whole(Spooled::of(file)))) };
+                let stdin = Inputs {
+                    paths: vec![PathBuf::from("-")],
+                    kept: vec![(PathBuf::from("-"), Arc::new(Kept::Whole(Spooled::of(file))))],
+                };
                 let (parts, got) = json(&stdin);
                 let (file_parts, want) = json(&Inputs::files(std::slice::from_ref(&path)));
                 assert_eq!(got, want, "plain {plain}, NAT {nat:?}");
                 assert_eq!(parts, file_parts, "plain {plain}, NAT {nat:?}");
                 assert!(parts > 1, "plain {plain}, NAT {nat:?}: {parts}");
+            }
+        }
+    }
+
+    /// A path that names a pipe (`<(zcat x.gz)` gives `/dev/fd/63`) is read to its end once, kept in
+    /// a file and read like one: the report is the file's, plain or gzip, and a pipe named twice
+    /// reads as its text twice. (It was opened once to probe and again to read: "Illegal seek".)
+    #[cfg(unix)]
+    #[test]
+    fn a_pipe_given_by_path_is_read_like_its_file() {
+        use std::os::fd::AsRawFd as _;
+        let dir = tempfile::tempdir().unwrap();
+        let (text, gz) = hot_s3_nat_log();
+        // As the CLI does: records that do not stream (the same text twice) are read again, kept.
+        let json = |inputs: &Inputs| {
+            let analyse = |stream: bool| {
+                let mut analyzer = Analyzer::new(config());
+                let read = read_all(inputs, &LogFormat::default(), 2, &mut analyzer, stream).unwrap();
+                (read.parts, analyzer.finish())
+            };
+            let (parts, report) = match analyse(true) {
+                (_, Err(AnalyzeError::StreamOrder)) => analyse(false),
+                done => done,
+            };
+            let mut json = serde_json::to_value(report.unwrap()).unwrap();
+            json["input"]["sources"] = serde_json::Value::Null;
+            (parts, json)
+        };
+        for (bytes, plain) in [(&text, true), (&gz, false)] {
+            let path = dir.path().join("nat.log");
+            std::fs::write(&path, bytes).unwrap();
+            for times in [1, 2] {
+                let (reader, mut writer) = io::pipe().unwrap();
+                let pipe = PathBuf::from(format!("/dev/fd/{}", reader.as_raw_fd()));
+                assert!(is_stream(&pipe));
+                let bytes = bytes.clone();
+                let feed = std::thread::spawn(move || writer.write_all(&bytes));
+                let inputs = Inputs::gather(&vec![pipe; times]).unwrap();
+                feed.join().unwrap().unwrap();
+                drop(reader);
+                assert_eq!(inputs.in_memory().count(), 0);
+                let (parts, got) = json(&inputs);
+                let (file_parts, want) = json(&Inputs::files(&vec![path.clone(); times]));
+                assert_eq!(got, want, "plain {plain}, {times} time(s)");
+                assert_eq!(parts, file_parts, "plain {plain}, {times} time(s)");
             }
         }
     }

@@ -96,8 +96,8 @@ fn analyze(a: AnalyzeArgs) -> Result<u8, Failure> {
     let format = a.log_format.clone().unwrap_or_default();
     let threads = a.threads.map_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()), usize::from);
     let files = input::Inputs::gather(&a.files).map_err(|e| Failure::new(exit::INPUT, e.0))?;
-    if let Some(why) = files.stdin_in_memory() {
-        let _ = writeln!(io::stderr(), "aws-natgw: reading standard input into memory: {why}");
+    for (name, why) in files.in_memory() {
+        let _ = writeln!(io::stderr(), "aws-natgw: reading {name} into memory: {why}");
     }
     let analyse = |stream: bool| {
         let mut analyzer = Analyzer::new(config.clone());

@@ -1,7 +1,8 @@
-//! Standard input kept in an unnamed temporary file, so that it is read like a file given by path:
-//! cut into chunks for every core, read twice (a first pass finds the NAT gateway), streamed with its
-//! fallback to memory. Read once as it came, it kept every record in memory (162 MB for 3 M lines)
-//! on one core.
+//! Streams (standard input, and paths that name a pipe or a device: `<(zcat x.gz)`, a FIFO) kept
+//! in an unnamed temporary file, so that they are read like a file given by path: cut into chunks
+//! for every core, read twice (a first pass finds the NAT gateway), streamed with its fallback to
+//! memory. Read once as it came, standard input kept every record in memory (162 MB for 3 M lines)
+//! on one core, and a pipe given by path could not be read at all (a file is opened more than once).
 //!
 //! The file has no name (`tempfile::tempfile`): it goes away with the process, however the process
 //! ends. Standard input that is already a regular file (`< file`) is read where it is, not copied.
@@ -10,19 +11,34 @@
 
 use std::fs::File;
 use std::io::{self, Cursor, Read, Seek, SeekFrom, Write};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
-/// Standard input, as [`take`] kept it.
+/// A stream, as [`keep`] or [`keep_stdin`] kept it.
 #[derive(Debug)]
-pub(super) enum Stdin {
+pub(super) enum Kept {
     /// All of it, in a file.
     Whole(Spooled),
     /// What a temporary file could not take whole: its first bytes there (if any), then `pending`,
     /// then the rest of the stream.
-    Partial { head: Option<(Spooled, u64)>, pending: Vec<u8>, why: String },
+    Partial { head: Option<(Spooled, u64)>, pending: Vec<u8>, rest: Rest, why: String },
 }
 
-/// A file that holds standard input from `base` on (a temporary file's `base` is 0; standard input
+/// The rest of a stream a temporary file could not take, to read once.
+pub(super) struct Rest(Mutex<Option<Box<dyn Read + Send>>>);
+
+impl std::fmt::Debug for Rest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Rest(..)")
+    }
+}
+
+impl Rest {
+    fn of(stream: impl Read + Send + 'static) -> Rest {
+        Rest(Mutex::new(Some(Box::new(stream))))
+    }
+}
+
+/// A file that holds a stream from `base` on (a temporary file's `base` is 0; standard input
 /// opened on a regular file may have read some already).
 #[derive(Debug, Clone)]
 pub(super) struct Spooled {
@@ -88,22 +104,24 @@ impl Seek for At {
     }
 }
 
-impl Stdin {
-    /// The text of a [`Stdin::Partial`], to read once: the head, the pending bytes, the stream.
+impl Kept {
+    /// The text of a [`Kept::Partial`]: the head, the pending bytes, the stream. The stream is read
+    /// once: a second call has none (and the caller reads nothing twice).
     pub(super) fn rest(&self) -> Option<impl Read + Send + use<>> {
-        let Stdin::Partial { head, pending, .. } = self else { return None };
+        let Kept::Partial { head, pending, rest, .. } = self else { return None };
+        let stream = rest.0.lock().unwrap_or_else(PoisonError::into_inner).take()?;
         let head: Box<dyn Read + Send> = match head {
             Some((s, len)) => Box::new(s.reader().take(*len)),
             None => Box::new(io::empty()),
         };
-        Some(head.chain(Cursor::new(pending.clone())).chain(io::stdin()))
+        Some(head.chain(Cursor::new(pending.clone())).chain(stream))
     }
 
     /// Why it could not be kept whole, if it could not.
     pub(super) fn why_partial(&self) -> Option<&str> {
         match self {
-            Stdin::Whole(_) => None,
-            Stdin::Partial { why, .. } => Some(why),
+            Kept::Whole(_) => None,
+            Kept::Partial { why, .. } => Some(why),
         }
     }
 }
@@ -113,26 +131,34 @@ const COPY_PIECE: usize = 256 << 10;
 
 /// Keeps standard input: where it is if it is a regular file, else in a temporary file. Fails only
 /// when standard input itself cannot be read.
-pub(super) fn take() -> io::Result<Stdin> {
-    if let Some(s) = regular_file() {
-        return Ok(Stdin::Whole(s));
+pub(super) fn keep_stdin() -> io::Result<Kept> {
+    match regular_file() {
+        Some(s) => Ok(Kept::Whole(s)),
+        None => keep(io::stdin()),
     }
+}
+
+/// Keeps a stream in a temporary file, read to its end. Fails only when the stream itself cannot
+/// be read.
+pub(super) fn keep(mut stream: impl Read + Send + 'static) -> io::Result<Kept> {
     if cfg!(not(any(unix, windows))) {
         let why = "cannot keep it in a temporary file on this platform".to_owned();
-        return Ok(Stdin::Partial { head: None, pending: Vec::new(), why });
+        return Ok(Kept::Partial { head: None, pending: Vec::new(), rest: Rest::of(stream), why });
     }
     let mut file = match tempfile::tempfile() {
         Ok(f) => f,
-        Err(e) => return Ok(Stdin::Partial { head: None, pending: Vec::new(), why: no_room(&e) }),
+        Err(e) => {
+            return Ok(Kept::Partial { head: None, pending: Vec::new(), rest: Rest::of(stream), why: no_room(&e) });
+        }
     };
-    let stop = copy(&mut io::stdin().lock(), &mut file)?;
+    let stop = copy(&mut stream, &mut file)?;
     let spooled = Spooled { file: Arc::new(file), base: 0 };
     Ok(match stop {
-        None => Stdin::Whole(spooled),
+        None => Kept::Whole(spooled),
         // A file that took nothing is let go at once (its disk given back).
         Some(Full { written, pending, error }) => {
             let head = (written > 0).then_some((spooled, written));
-            Stdin::Partial { head, pending, why: no_room(&error) }
+            Kept::Partial { head, pending, rest: Rest::of(stream), why: no_room(&error) }
         }
     })
 }

@@ -94,6 +94,11 @@ impl<T: Copy + Default> Seconds<T> {
             Page::Dense(all) => &mut all[usize::from(off)],
             Page::Sparse(list) => {
                 let i = list.binary_search_by_key(&off, |e| e.0).unwrap_or_else(|i| {
+                    // Room for one more, then twice as much (a `Vec` starts at four): most pages of a
+                    // quiet destination hold one or two seconds.
+                    if list.len() == list.capacity() {
+                        list.reserve_exact(list.len().max(1));
+                    }
                     list.insert(i, (off, T::default()));
                     i
                 });

@@ -364,6 +364,26 @@ mod tests {
         assert!(!stream_of(&obs, Protocol::TCP).disordered());
     }
 
+    /// A quiet destination over a day (a connection every 90 s, each on a port of its own) touches
+    /// most of the day's pages, a second or two each: they stay lists, and the estimate is still
+    /// the reference's.
+    #[test]
+    fn a_quiet_destination_over_a_day_keeps_lists_of_seconds() {
+        let mut obs: Vec<NatFlowObs> = (0..960u64)
+            .map(|i| {
+                let start = 1_780_000_000 + i * 90;
+                NatFlowObs { nat_address: A, nat_port: 1024 + i as u16, start, end: start + 20, tcp_flags: None }
+            })
+            .collect();
+        let ctx = EstimateContext { nat_addresses: 1, data_end: 1_780_086_400, fallback_share: None };
+        let mut stream = stream_of(&obs, Protocol::TCP);
+        stream.close(ctx.data_end);
+        assert_eq!(stream.estimate(&ctx), estimate(&mut obs, Protocol::TCP, &ctx));
+        let (pages, dense) = (stream.cells[0].pages(), stream.cells[0].dense_pages());
+        assert!(pages > 1_000, "{pages} pages");
+        assert_eq!(dense, 0, "{dense} of {pages} pages are arrays");
+    }
+
     #[test]
     fn memory_follows_ports_and_seconds_not_records() {
         // The same 40 ports over the same hour, 10× the records: the same number of pages.

@@ -108,10 +108,20 @@ pub fn is_stdin(path: &Path) -> bool {
     path.as_os_str() == "-"
 }
 
-/// Whether a path names a stream rather than a file: a pipe (`<(zcat x.gz)`, a FIFO), a device, a
-/// socket. It can be read only once, from its start to its end.
-fn is_stream(path: &Path) -> bool {
-    std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir())
+/// The pipe a path names, if it names one rather than a file: `<(zcat x.gz)`'s `/dev/fd/63`, a
+/// FIFO, a socket. It can be read only once, from its start to its end. The pipe itself (device
+/// and inode) tells two names of one pipe apart from two pipes. Devices are read as files are: one
+/// may never end (`/dev/zero`).
+#[cfg(unix)]
+fn pipe_node(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _};
+    let m = std::fs::metadata(path).ok()?;
+    (m.file_type().is_fifo() || m.file_type().is_socket()).then(|| (m.dev(), m.ino()))
+}
+
+#[cfg(not(unix))]
+fn pipe_node(_: &Path) -> Option<(u64, u64)> {
+    None
 }
 
 impl Input {
@@ -196,29 +206,60 @@ pub struct Inputs {
 }
 
 impl Inputs {
-    /// The inputs the command line names: directories expanded, streams read to their end and kept
-    /// in a temporary file (standard input where it is, if it is a file). A stream named twice is
-    /// read once, and both names read what it gave.
+    /// The inputs the command line names: directories expanded, streams (standard input, pipes)
+    /// read to their end and kept in a temporary file (standard input where it is, if it is a file).
+    /// A stream named twice (by the same name or two names of one pipe) is read once, and both
+    /// names read what it gave.
     pub fn gather(args: &[PathBuf]) -> Result<Inputs, InputError> {
         let paths = expand(args)?;
         let mut kept: Vec<(PathBuf, Arc<Kept>)> = Vec::new();
+        let mut pipes: Vec<((u64, u64), Arc<Kept>)> = Vec::new();
         for path in &paths {
             if kept.iter().any(|(k, _)| k == path) {
                 continue;
             }
             let stream = if is_stdin(path) {
-                spool::keep_stdin().map_err(|e| InputError(format!("cannot read <stdin>: {}", io_reason(&e))))?
-            } else if is_stream(path) {
-                let name = path.display();
-                let file =
-                    File::open(path).map_err(|e| InputError(format!("cannot open {name}: {}", io_reason(&e))))?;
-                spool::keep(file).map_err(|e| InputError(format!("cannot read {name}: {}", io_reason(&e))))?
+                let s =
+                    spool::keep_stdin().map_err(|e| InputError(format!("cannot read <stdin>: {}", io_reason(&e))))?;
+                Arc::new(s)
+            } else if let Some(node) = pipe_node(path) {
+                match pipes.iter().find(|(n, _)| *n == node) {
+                    Some((_, s)) => Arc::clone(s),
+                    None => {
+                        let name = path.display();
+                        let file = File::open(path)
+                            .map_err(|e| InputError(format!("cannot open {name}: {}", io_reason(&e))))?;
+                        let s = spool::keep(file)
+                            .map_err(|e| InputError(format!("cannot read {name}: {}", io_reason(&e))))?;
+                        let s = Arc::new(s);
+                        pipes.push((node, Arc::clone(&s)));
+                        s
+                    }
+                }
             } else {
                 continue;
             };
-            kept.push((path.clone(), Arc::new(stream)));
+            kept.push((path.clone(), stream));
         }
-        Ok(Inputs { paths, kept })
+        let inputs = Inputs { paths, kept };
+        inputs.named_once_if_partial()?;
+        Ok(inputs)
+    }
+
+    /// A stream no temporary file could take whole is read as it comes, once: named twice, the
+    /// second name would have nothing left to read (or would wait on a pipe no one writes to).
+    fn named_once_if_partial(&self) -> Result<(), InputError> {
+        for (path, s) in &self.kept {
+            let Some(why) = s.why_partial() else { continue };
+            let names = self.paths.iter().filter(|p| self.kept(p).is_some_and(|k| Arc::ptr_eq(k, s))).count();
+            if names > 1 {
+                let name = if is_stdin(path) { "<stdin>".to_owned() } else { path.display().to_string() };
+                return Err(InputError(format!(
+                    "{name} is named {names} times, but it could not be kept in a temporary file ({why}): name it once"
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// Files only (standard input, if named, is read as it comes).
@@ -1525,10 +1566,15 @@ mod tests {
             for times in [1, 2] {
                 let (reader, mut writer) = io::pipe().unwrap();
                 let pipe = PathBuf::from(format!("/dev/fd/{}", reader.as_raw_fd()));
-                assert!(is_stream(&pipe));
+                assert!(pipe_node(&pipe).is_some());
+                // Named twice: by the same name, or (on Linux) by another name of the same pipe.
+                let mut names = vec![pipe.clone(); times];
+                if times == 2 && cfg!(target_os = "linux") {
+                    names[1] = PathBuf::from(format!("/proc/self/fd/{}", reader.as_raw_fd()));
+                }
                 let bytes = bytes.clone();
                 let feed = std::thread::spawn(move || writer.write_all(&bytes));
-                let inputs = Inputs::gather(&vec![pipe; times]).unwrap();
+                let inputs = Inputs::gather(&names).unwrap();
                 feed.join().unwrap().unwrap();
                 drop(reader);
                 assert_eq!(inputs.in_memory().count(), 0);
@@ -1538,6 +1584,37 @@ mod tests {
                 assert_eq!(parts, file_parts, "plain {plain}, {times} time(s)");
             }
         }
+    }
+
+    /// A stream that could be kept only in part is read as it comes, once: naming it twice is an
+    /// error that says so, not a second read of nothing (or a wait on a drained pipe).
+    #[test]
+    fn a_stream_kept_in_part_cannot_be_named_twice() {
+        let partial = |why: &str| {
+            Arc::new(Kept::Partial {
+                head: None,
+                pending: Vec::new(),
+                rest: spool::Rest::of(io::empty()),
+                why: why.into(),
+            })
+        };
+        let (stdin, pipe) = (PathBuf::from("-"), PathBuf::from("/dev/fd/63"));
+        let once = Inputs { paths: vec![stdin.clone()], kept: vec![(stdin.clone(), partial("no room"))] };
+        assert!(once.named_once_if_partial().is_ok());
+        let twice =
+            Inputs { paths: vec![stdin.clone(), stdin.clone()], kept: vec![(stdin.clone(), partial("no room"))] };
+        let err = twice.named_once_if_partial().unwrap_err().0;
+        assert_eq!(
+            err,
+            "<stdin> is named 2 times, but it could not be kept in a temporary file (no room): name it once"
+        );
+        // Two names of one pipe.
+        let s = partial("disk full");
+        let aliases = Inputs {
+            paths: vec![pipe.clone(), PathBuf::from("/proc/self/fd/63")],
+            kept: vec![(pipe.clone(), Arc::clone(&s)), (PathBuf::from("/proc/self/fd/63"), s)],
+        };
+        assert!(aliases.named_once_if_partial().unwrap_err().0.starts_with("/dev/fd/63 is named 2 times"));
     }
 
     /// Without --nat-ip, the NAT gateway is guessed from the records at the inputs' heads and cuts, and

@@ -33,7 +33,7 @@ impl std::fmt::Debug for Rest {
 }
 
 impl Rest {
-    fn of(stream: impl Read + Send + 'static) -> Rest {
+    pub(super) fn of(stream: impl Read + Send + 'static) -> Rest {
         Rest(Mutex::new(Some(Box::new(stream))))
     }
 }

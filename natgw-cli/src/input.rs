@@ -59,7 +59,7 @@ enum Source {
 #[derive(Debug)]
 struct Input {
     path: PathBuf,
-    /// The stream as it was kept, for `-` and a path that names a pipe or a device.
+    /// The stream as it was kept, for `-` and a path that names a pipe.
     kept: Option<Arc<Kept>>,
     name: String,
     source: Source,
@@ -108,6 +108,11 @@ pub fn is_stdin(path: &Path) -> bool {
     path.as_os_str() == "-"
 }
 
+/// How an input is named in messages and the report: `<stdin>` for `-`, else its path.
+fn input_name(path: &Path) -> String {
+    if is_stdin(path) { "<stdin>".to_owned() } else { path.display().to_string() }
+}
+
 /// The pipe a path names, if it names one rather than a file: `<(zcat x.gz)`'s `/dev/fd/63`, a
 /// FIFO, a socket. It can be read only once, from its start to its end. The pipe itself (device
 /// and inode) tells two names of one pipe apart from two pipes. Devices are read as files are: one
@@ -132,7 +137,7 @@ impl Input {
         let mut input = Input {
             path: path.to_owned(),
             kept: kept.cloned(),
-            name: if from_stdin { "<stdin>".to_owned() } else { path.display().to_string() },
+            name: input_name(path),
             source: Source::Plain(0),
             format: given.clone(),
             header: false,
@@ -196,7 +201,7 @@ impl Seek for Opened {
 }
 
 /// The inputs of one analysis: the files the paths name ([`expand`]), and the streams among them
-/// (standard input when one is `-`, pipes and devices), kept so that they can be read like a file
+/// (standard input when one is `-`, pipes), kept so that they can be read like a file
 /// ([`spool`]).
 #[derive(Debug)]
 pub struct Inputs {
@@ -253,7 +258,7 @@ impl Inputs {
             let Some(why) = s.why_partial() else { continue };
             let names = self.paths.iter().filter(|p| self.kept(p).is_some_and(|k| Arc::ptr_eq(k, s))).count();
             if names > 1 {
-                let name = if is_stdin(path) { "<stdin>".to_owned() } else { path.display().to_string() };
+                let name = input_name(path);
                 return Err(InputError(format!(
                     "{name} is named {names} times, but it could not be kept in a temporary file ({why}): name it once"
                 )));
@@ -573,7 +578,9 @@ fn open_stream(input: &Input, task: &Task, given: &LogFormat) -> Result<Streamin
         Source::Stream => match input.kept.as_deref().and_then(Kept::rest) {
             Some(rest) => Box::new(rest),
             None if is_stdin(&input.path) => Box::new(io::stdin()),
-            None => Box::new(input.open().map_err(|e| format!("cannot open {}: {}", input.name, io_reason(&e)))?),
+            // A pipe kept in part is read once ([`Inputs::gather`] lets it be named only once):
+            // opening it again would wait on a pipe no one writes to.
+            None => return Err(format!("{}: the pipe was read already", input.name)),
         },
         _ => Box::new(input.open().map_err(|e| format!("cannot open {}: {}", input.name, io_reason(&e)))?),
     };

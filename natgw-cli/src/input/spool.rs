@@ -1,4 +1,4 @@
-//! Streams (standard input, and paths that name a pipe or a device: `<(zcat x.gz)`, a FIFO) kept
+//! Streams (standard input, and paths that name a pipe: `<(zcat x.gz)`, a FIFO, a socket) kept
 //! in an unnamed temporary file, so that they are read like a file given by path: cut into chunks
 //! for every core, read twice (a first pass finds the NAT gateway), streamed with its fallback to
 //! memory. Read once as it came, standard input kept every record in memory (162 MB for 3 M lines)

@@ -19,6 +19,8 @@
 
 use std::net::IpAddr;
 
+use std::collections::hash_map::Entry;
+
 use rustc_hash::FxHashMap as HashMap;
 
 use crate::limits::IDLE_TIMEOUT_SECS;
@@ -51,17 +53,27 @@ pub(super) struct ClientRec {
     pub(super) request: bool,
 }
 
-/// One flow, as far as its records have been seen. Times are Unix seconds in 32 bits (until 2106;
-/// records past that make the tracker refuse): the tracker holds many of these.
+/// One flow, as far as its records have been seen: 20 bytes, since the tracker holds hundreds of
+/// thousands. Times are Unix seconds in 32 bits (until 2106; records past that make the tracker
+/// refuse).
 #[derive(Debug, Clone, Copy)]
 struct Flow {
     first: u32,
     last: u32,
     /// The earliest start of its request-direction records (`u32::MAX` until one is seen).
     request_start: u32,
-    answered: bool,
-    bytes: u64,
+    /// Its bytes and flags ([`ANSWERED`], [`MORE`]) as a `u64` in two halves: a `u64` field would
+    /// align the flow to 8 bytes, 4 more per open 5-tuple.
+    tally: [u32; 2],
 }
+
+/// In a flow's tally: it saw an answer-direction record.
+const ANSWERED: u64 = 1 << 63;
+/// In a flow's tally, for the flow a tracker's table holds: its 5-tuple has more open flows, in the
+/// tracker's `more`.
+const MORE: u64 = 1 << 62;
+/// In a flow's tally: its bytes (they saturate there, at 4 EiB).
+const BYTES: u64 = MORE - 1;
 
 /// Seconds past this do not fit a [`Flow`].
 const LAST_SECOND: u64 = u32::MAX as u64 - 1;
@@ -69,13 +81,37 @@ const LAST_SECOND: u64 = u32::MAX as u64 - 1;
 impl Flow {
     fn of(r: &ClientRec) -> Flow {
         let (start, end) = (r.start.min(LAST_SECOND) as u32, r.end.min(LAST_SECOND) as u32);
-        Flow {
-            first: start,
-            last: end,
-            request_start: if r.request { start } else { u32::MAX },
-            bytes: r.bytes,
-            answered: !r.request,
-        }
+        let mut f =
+            Flow { first: start, last: end, request_start: if r.request { start } else { u32::MAX }, tally: [0; 2] };
+        f.set_tally(r.bytes.min(BYTES) | if r.request { 0 } else { ANSWERED });
+        f
+    }
+
+    fn tally(&self) -> u64 {
+        u64::from(self.tally[0]) | u64::from(self.tally[1]) << 32
+    }
+
+    fn set_tally(&mut self, t: u64) {
+        self.tally = [t as u32, (t >> 32) as u32];
+    }
+
+    fn bytes(&self) -> u64 {
+        self.tally() & BYTES
+    }
+
+    fn answered(&self) -> bool {
+        self.tally() & ANSWERED != 0
+    }
+
+    /// Whether its 5-tuple has more open flows (the table's flow only).
+    fn has_more(&self) -> bool {
+        self.tally() & MORE != 0
+    }
+
+    /// The flow, marked as having more open flows of its 5-tuple or not.
+    fn with_more(mut self, more: bool) -> Flow {
+        self.set_tally(self.tally() & !MORE | if more { MORE } else { 0 });
+        self
     }
 
     /// Whether the two chain together (their gap is at most the idle timeout).
@@ -88,8 +124,8 @@ impl Flow {
         self.first = self.first.min(other.first);
         self.last = self.last.max(other.last);
         self.request_start = self.request_start.min(other.request_start);
-        self.bytes += other.bytes;
-        self.answered |= other.answered;
+        let bytes = (self.bytes() + other.bytes()).min(BYTES);
+        self.set_tally(self.tally() & !BYTES | bytes | other.tally() & ANSWERED);
     }
 }
 
@@ -99,78 +135,92 @@ fn ended_before(last: u32, horizon: u64) -> bool {
     u64::from(last) + IDLE_TIMEOUT_SECS < horizon
 }
 
-/// The open flows of one 5-tuple: almost always one, kept inline.
-#[derive(Debug, Clone)]
-struct KeyFlows {
-    first: Flow,
-    /// Rare: boxed so that the common entry stays small.
-    #[expect(clippy::box_collection, reason = "8 bytes per open 5-tuple instead of 24; most never have a second flow")]
-    more: Option<Box<Vec<Flow>>>,
+/// Adds `joined` to `all`, the open flows of one 5-tuple: it absorbs every flow it chains with (a
+/// record can bridge two), and takes their place.
+fn chain(all: &mut Vec<Flow>, mut joined: Flow) {
+    loop {
+        let before = all.len();
+        all.retain(|f| {
+            if f.touches(&joined) {
+                joined.absorb(f);
+                false
+            } else {
+                true
+            }
+        });
+        if all.len() == before {
+            break;
+        }
+    }
+    all.push(joined);
 }
 
-impl KeyFlows {
-    fn new(r: &ClientRec) -> KeyFlows {
-        KeyFlows { first: Flow::of(r), more: None }
-    }
+/// The open flows of 5-tuples that have more than one, less the one in the table (rare: a 5-tuple
+/// used again after the idle timeout while its first flow is still open). Kept apart, so that a
+/// table's entry is its one flow and no more.
+type MoreFlows = HashMap<OpenKey, Vec<Flow>>;
 
-    /// Adds a record: it joins every flow it chains with (merging them), or starts its own.
-    fn add(&mut self, r: &ClientRec) {
-        let mut joined = Flow::of(r);
-        let mut all: Vec<Flow> = Vec::new();
-        if self.more.is_none() {
-            if self.first.touches(&joined) {
-                self.first.absorb(&joined);
-                return;
-            }
-            self.more = Some(Box::new(vec![joined]));
-            return;
+/// Adds a record to the open flows of `key`, whose flow in the table is `first`.
+fn add_to(more: &mut MoreFlows, key: &OpenKey, first: &mut Flow, r: &ClientRec) {
+    let joined = Flow::of(r);
+    if !first.has_more() {
+        if first.touches(&joined) {
+            first.absorb(&joined);
+        } else {
+            more.insert(*key, vec![joined]);
+            *first = first.with_more(true);
         }
-        all.push(self.first);
-        all.extend(self.more.take().into_iter().flat_map(|v| *v));
-        // Merge until nothing more chains (a record can bridge two flows).
-        loop {
-            let before = all.len();
-            all.retain(|f| {
-                if f.touches(&joined) {
-                    joined.absorb(f);
-                    false
-                } else {
-                    true
-                }
-            });
-            if all.len() == before {
-                break;
-            }
-        }
-        all.push(joined);
-        self.first = all.swap_remove(0);
-        self.more = (!all.is_empty()).then(|| Box::new(all));
+        return;
     }
+    let mut all = more.remove(key).unwrap_or_default();
+    all.push(first.with_more(false));
+    chain(&mut all, joined);
+    *first = rejoin(more, key, all).unwrap_or(*first);
+}
 
-    fn flows(&self) -> impl Iterator<Item = &Flow> {
-        std::iter::once(&self.first).chain(self.more.iter().flat_map(|v| v.iter()))
+/// Puts the open flows `all` of `key` back: the one for the table (returned), the others in `more`.
+fn rejoin(more: &mut MoreFlows, key: &OpenKey, mut all: Vec<Flow>) -> Option<Flow> {
+    let first = all.pop()?;
+    let others = !all.is_empty();
+    if others {
+        more.insert(*key, all);
     }
+    Some(first.with_more(others))
+}
 
-    /// Hands the flows that ended before `horizon` (+ the idle timeout) to `closed`; returns whether
-    /// any flow is left.
-    fn close(&mut self, horizon: u64, mut closed: impl FnMut(&Flow)) -> bool {
-        let is_closed = |f: &Flow| ended_before(f.last, horizon);
-        if !self.flows().any(is_closed) {
-            return true;
+/// Hands the flows of `key` (`first` is the table's) that ended before `horizon` (+ the idle
+/// timeout) to `closed`; returns the flow for the table, if any is left open.
+fn close_key(
+    more: &mut MoreFlows,
+    key: &OpenKey,
+    first: Flow,
+    horizon: u64,
+    mut closed: impl FnMut(&Flow),
+) -> Option<Flow> {
+    let is_closed = |f: &Flow| ended_before(f.last, horizon);
+    if !first.has_more() {
+        if is_closed(&first) {
+            closed(&first);
+            return None;
         }
-        let mut keep: Vec<Flow> = Vec::new();
-        for f in self.flows() {
-            if is_closed(f) {
-                closed(f);
-            } else {
-                keep.push(*f);
-            }
-        }
-        let Some(first) = keep.pop() else { return false };
-        self.first = first;
-        self.more = (!keep.is_empty()).then(|| Box::new(keep));
-        true
+        return Some(first);
     }
+    let mut all = more.remove(key).unwrap_or_default();
+    all.push(first.with_more(false));
+    all.retain(|f| {
+        let done = is_closed(f);
+        if done {
+            closed(f);
+        }
+        !done
+    });
+    rejoin(more, key, all)
+}
+
+/// Every flow of `key` (`first` is the table's), taken out of `more`.
+fn all_flows(more: &mut MoreFlows, key: &OpenKey, first: Flow) -> impl Iterator<Item = Flow> {
+    let others = if first.has_more() { more.remove(key).unwrap_or_default() } else { Vec::new() };
+    std::iter::once(first.with_more(false)).chain(others)
 }
 
 /// (destination if named, port, protocol, minute of the flow's first request).
@@ -197,14 +247,14 @@ impl ClientAgg {
         }
         let e = self.minutes.entry((k.host, k.host_port, k.proto, u64::from(f.request_start) / 60)).or_default();
         e.1 += 1;
-        if !f.answered {
+        if !f.answered() {
             e.0 += 1;
         }
         if let Some(h) = k.host {
             let d = Destination { address: h, port: k.host_port, protocol: k.proto };
             let s = self.sources.entry((d, k.client)).or_default();
             s.0 += 1;
-            s.1 += f.bytes;
+            s.1 += f.bytes();
         }
     }
 
@@ -229,34 +279,41 @@ impl ClientAgg {
         let mut i = 0;
         while i < recs.len() {
             let key = recs[i].0;
-            let mut flows = KeyFlows::new(&recs[i].1);
+            let mut flows = vec![Flow::of(&recs[i].1)];
             i += 1;
             while i < recs.len() && recs[i].0 == key {
-                flows.add(&recs[i].1);
+                chain(&mut flows, Flow::of(&recs[i].1));
                 i += 1;
             }
-            flows.flows().for_each(|f| agg.add(&key, f));
+            flows.iter().for_each(|f| agg.add(&key, f));
         }
         agg
     }
 }
 
-/// A [`ClientKey`] with its addresses numbered: 16 bytes instead of 40, for the many open flows.
+/// A [`ClientKey`] with its addresses numbered: 12 bytes instead of 40, for the many open flows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct OpenKey {
     client: u32,
-    /// `u32::MAX`: not named.
-    host: u32,
+    /// The destination's number ([`NO_HOST`]: not named) in the high 24 bits, the protocol in the
+    /// low 8.
+    target: u32,
     client_port: u16,
     host_port: u16,
-    proto: Protocol,
 }
+
+/// An [`OpenKey`]'s destination number when the record does not name one.
+const NO_HOST: u32 = (1 << 24) - 1;
+
+/// The addresses a tracker numbers, at most (a destination's number takes 24 bits of an open key):
+/// past that it refuses, and the records are analysed in memory.
+const MAX_ADDRESSES: usize = NO_HOST as usize;
 
 impl OpenKey {
     /// A well-mixed 64-bit hash, for the generations' filters (the tables hash on their own).
     fn mix(&self) -> u64 {
-        let a = u64::from(self.client) | u64::from(self.host) << 32;
-        let b = u64::from(self.client_port) | u64::from(self.host_port) << 16 | u64::from(self.proto.0) << 32;
+        let a = u64::from(self.client) | u64::from(self.target) << 32;
+        let b = u64::from(self.client_port) | u64::from(self.host_port) << 16;
         // splitmix64's finalizer over the two words folded together.
         let mut z = a.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ b;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -265,7 +322,8 @@ impl OpenKey {
     }
 }
 
-type OpenFlows = HashMap<OpenKey, KeyFlows>;
+/// The open flows by 5-tuple: one each (the others of a 5-tuple are in [`MoreFlows`]).
+type OpenFlows = HashMap<OpenKey, Flow>;
 
 /// Which 5-tuples a generation may hold: a Bloom filter with each key's four bits in one 64-bit word
 /// (one memory access per look-up), 16 to 32 bits per key: under 0.5 % false positives. A few lines, so
@@ -330,8 +388,12 @@ pub(super) struct ClientTracker {
     young_keys: usize,
     /// Tests set a small floor, to make many generations of few records.
     young_floor: Option<usize>,
+    /// Tests set fewer addresses than [`MAX_ADDRESSES`].
+    max_addresses: Option<usize>,
     /// Oldest first.
     generations: Vec<Generation>,
+    /// The other open flows of 5-tuples with more than one, wherever their first is.
+    more: MoreFlows,
     /// Tables of closed generations, emptied, for the next young ones: tables are reused, not
     /// freed and allocated again (which leaves the allocator's heap in holes the process keeps).
     spares: Vec<OpenFlows>,
@@ -357,13 +419,13 @@ pub(super) struct ClientTracker {
 const CLOSE_EVERY_SECS: u64 = 60;
 
 /// 5-tuples the young table holds before it becomes a generation, at least: 7/8 of 8 Ki buckets, a
-/// table of 400 KiB that never grows; with the generations' filters (16 KiB each) it stays in a
+/// table of 264 KiB (33 bytes a bucket) that never grows; with the generations' filters (16 KiB each) it stays in a
 /// 2 MiB cache. Measured on the benchmark's file (10 M lines): 7 Ki and 3.5 Ki keys were as fast,
 /// 14 Ki and 28 Ki slower.
 const YOUNG_KEYS: usize = 7 << 10;
 
 /// Emptied tables kept for reuse: generations close about as fast as they come. Freeing and
-/// allocating 400 KiB tables over and over left the process holding more memory (the allocator's
+/// allocating these tables over and over left the process holding more memory (the allocator's
 /// heap in holes): measured on the benchmark's files, reuse lowered the peak RSS by 1 to 6 MB.
 const SPARES: usize = 8;
 
@@ -396,20 +458,19 @@ impl ClientTracker {
         self.longest = self.longest.max(r.end.saturating_sub(r.start));
         let key = OpenKey {
             client,
-            host: key.host.map_or(u32::MAX, |h| self.number(h)),
+            target: key.host.map_or(NO_HOST, |h| self.number(h)) << 8 | u32::from(key.proto.0),
             client_port: key.client_port,
             host_port: key.host_port,
-            proto: key.proto,
         };
-        if let Some(flows) = self.young.get_mut(&key) {
-            flows.add(r);
+        if let Some(first) = self.young.get_mut(&key) {
+            add_to(&mut self.more, &key, first, r);
         } else {
             let flows = match self.take_from_generations(&key) {
-                Some(mut flows) => {
-                    flows.add(r);
-                    flows
+                Some(mut first) => {
+                    add_to(&mut self.more, &key, &mut first, r);
+                    first
                 }
-                None => KeyFlows::new(r),
+                None => Flow::of(r),
             };
             if self.young.len() >= self.young_limit() {
                 self.age();
@@ -430,23 +491,32 @@ impl ClientTracker {
         self.push(client, key, r);
     }
 
+    /// The address's number; past [`MAX_ADDRESSES`] the tracker refuses (and says 0).
     fn number(&mut self, address: IpAddr) -> u32 {
-        *self.numbers.entry(address).or_insert_with(|| {
-            self.addresses.push(address);
-            self.roles.push(0);
-            self.addresses.len() as u32 - 1
-        })
+        let full = self.addresses.len() >= self.max_addresses.unwrap_or(MAX_ADDRESSES);
+        match self.numbers.entry(address) {
+            Entry::Occupied(e) => *e.get(),
+            Entry::Vacant(_) if full => {
+                self.disordered = true;
+                0
+            }
+            Entry::Vacant(e) => {
+                self.addresses.push(address);
+                self.roles.push(0);
+                *e.insert(self.addresses.len() as u32 - 1)
+            }
+        }
     }
 
     /// The open flows of `key` in a generation, taken out of it; the ones already closed go to the
     /// aggregates.
-    fn take_from_generations(&mut self, key: &OpenKey) -> Option<KeyFlows> {
+    fn take_from_generations(&mut self, key: &OpenKey) -> Option<Flow> {
         let probe = Probe::of(key);
-        let mut flows =
+        let first =
             self.generations.iter_mut().rev().filter(|g| g.filter.may_hold(probe)).find_map(|g| g.flows.remove(key))?;
         // Its flows time has passed close now (they would only travel on with the 5-tuple).
         let (agg, addresses) = (&mut self.agg, &self.addresses);
-        flows.close(self.closed_before, |f| agg.add(&client_key(addresses, key), f)).then_some(flows)
+        close_key(&mut self.more, key, first, self.closed_before, |f| agg.add(&client_key(addresses, key), f))
     }
 
     /// The 5-tuples the young table takes before it becomes a generation.
@@ -468,7 +538,16 @@ impl ClientTracker {
             .pop()
             .unwrap_or_else(|| OpenFlows::with_capacity_and_hasher(self.young_limit(), Default::default()));
         let flows = std::mem::replace(&mut self.young, next);
-        let last = flows.values().flat_map(KeyFlows::flows).map(|f| f.last).max().unwrap_or(0);
+        let more = &self.more;
+        let last = flows
+            .iter()
+            .flat_map(|(k, f)| {
+                let others = if f.has_more() { more.get(k).map_or(&[][..], Vec::as_slice) } else { &[] };
+                std::iter::once(f).chain(others)
+            })
+            .map(|f| f.last)
+            .max()
+            .unwrap_or(0);
         self.generations.push(Generation { filter: KeyFilter::of(flows.keys()), flows, last });
     }
 
@@ -477,12 +556,12 @@ impl ClientTracker {
     /// their 5-tuple is seen again: no record can join them, so the aggregates are the same.)
     fn close_before(&mut self, horizon: u64) {
         self.closed_before = self.closed_before.max(horizon);
-        let (agg, addresses, spares) = (&mut self.agg, &self.addresses, &mut self.spares);
+        let (agg, addresses, more, spares) = (&mut self.agg, &self.addresses, &mut self.more, &mut self.spares);
         self.generations.retain_mut(|g| {
             if !ended_before(g.last, horizon) {
                 return true;
             }
-            close_all(agg, addresses, &mut g.flows);
+            close_all(agg, addresses, more, &mut g.flows);
             if spares.len() < SPARES {
                 spares.push(std::mem::take(&mut g.flows));
             }
@@ -506,7 +585,7 @@ impl ClientTracker {
         self.generations.len()
     }
 
-    /// Flows still open (for tests and memory accounting).
+    /// 5-tuples with flows still open (for tests and memory accounting).
     #[cfg(test)]
     pub(super) fn open_flows(&self) -> usize {
         self.young.len() + self.generations.iter().map(|g| g.flows.len()).sum::<usize>()
@@ -515,16 +594,16 @@ impl ClientTracker {
     /// Closes every flow and returns the aggregates.
     pub(super) fn finish(mut self) -> ClientAgg {
         self.close_before(u64::MAX);
-        close_all(&mut self.agg, &self.addresses, &mut self.young);
+        close_all(&mut self.agg, &self.addresses, &mut self.more, &mut self.young);
         self.agg
     }
 }
 
 /// Hands every flow of `table` to the aggregates, emptying it.
-fn close_all(agg: &mut ClientAgg, addresses: &[IpAddr], table: &mut OpenFlows) {
-    for (k, flows) in table.drain() {
-        let k = client_key(addresses, &k);
-        flows.flows().for_each(|f| agg.add(&k, f));
+fn close_all(agg: &mut ClientAgg, addresses: &[IpAddr], more: &mut MoreFlows, table: &mut OpenFlows) {
+    for (k, first) in table.drain() {
+        let key = client_key(addresses, &k);
+        all_flows(more, &k, first).for_each(|f| agg.add(&key, &f));
     }
 }
 
@@ -535,12 +614,13 @@ fn role(key: &ClientKey) -> u8 {
 
 /// The key with its addresses: built only for flows that close.
 fn client_key(addresses: &[IpAddr], k: &OpenKey) -> ClientKey {
+    let host = k.target >> 8;
     ClientKey {
         client: addresses[k.client as usize],
         client_port: k.client_port,
-        host: (k.host != u32::MAX).then(|| addresses[k.host as usize]),
+        host: (host != NO_HOST).then(|| addresses[host as usize]),
         host_port: k.host_port,
-        proto: k.proto,
+        proto: Protocol(k.target as u8),
     }
 }
 
@@ -683,6 +763,35 @@ mod tests {
         assert_eq!(two.minutes.values().map(|v| v.1).sum::<u64>(), 2);
         let one = ClientAgg::of_records(recs.clone());
         assert_eq!(summary(&one), vec![((None, 443, Protocol::TCP, 0), (0, 1))]);
+    }
+
+    /// A table's entry is a 5-tuple and its one flow, in 32 bytes: the tables hold hundreds of
+    /// thousands.
+    #[test]
+    fn an_open_flow_takes_32_bytes() {
+        assert_eq!(size_of::<(OpenKey, Flow)>(), 32);
+    }
+
+    #[test]
+    fn bytes_add_up_and_flags_stay_apart() {
+        let mut f = Flow::of(&ClientRec { start: 5, end: 9, bytes: 3 << 32, request: true });
+        assert!(!f.answered() && !f.has_more());
+        f = f.with_more(true);
+        f.absorb(&Flow::of(&ClientRec { start: 1, end: 2, bytes: 7, request: false }));
+        assert_eq!((f.bytes(), f.answered(), f.has_more(), f.first, f.last), ((3 << 32) + 7, true, true, 1, 9));
+        f.absorb(&Flow::of(&ClientRec { start: 1, end: 2, bytes: u64::MAX, request: true }));
+        assert_eq!((f.bytes(), f.answered(), f.with_more(false).has_more()), (BYTES, true, false));
+    }
+
+    #[test]
+    fn a_tracker_past_its_addresses_refuses() {
+        let mut t = ClientTracker { max_addresses: Some(3), ..ClientTracker::default() };
+        let named = |host: [u8; 4]| ClientKey { host: Some(IpAddr::from(host)), ..key(1) };
+        t.add(named([198, 51, 100, 1]), &rec(1_000, 1_010, true));
+        t.add(named([198, 51, 100, 2]), &rec(1_000, 1_010, true));
+        assert!(!t.disordered());
+        t.add(named([198, 51, 100, 3]), &rec(1_000, 1_010, true));
+        assert!(t.disordered());
     }
 
     #[test]

@@ -413,8 +413,10 @@ impl Analyzer {
 struct DestAgg {
     /// The NAT → destination records (reference and in-memory fast path)…
     flows: Vec<NatFlowObs>,
-    /// …or the streaming estimate fed with them in time order.
+    /// …or the streaming estimate fed with them in time order…
     stream: Option<Box<DestStream>>,
+    /// …or, for a destination too quiet to stream, its records as the streams kept them.
+    kept: Option<fast::Kept>,
     /// Room to make for `flows` when the next part's first comes ([`fast::next_part`]).
     room: usize,
     records: u64,
@@ -429,7 +431,7 @@ impl DestAgg {
                 s.close(ctx.data_end);
                 s.estimate(ctx)
             }
-            None => estimate::estimate(&mut self.flows, protocol, ctx),
+            None => self.with_flows(|flows| estimate::estimate(flows, protocol, ctx)),
         }
     }
 
@@ -440,7 +442,7 @@ impl DestAgg {
                 s.close(data_end);
                 s.reuse_stats()
             }
-            None => estimate::reuse_observations(&mut self.flows, protocol, data_end),
+            None => self.with_flows(|flows| estimate::reuse_observations(flows, protocol, data_end)),
         }
     }
 
@@ -449,20 +451,37 @@ impl DestAgg {
         if let Some(s) = &self.stream {
             return s.ports().collect();
         }
-        estimate::sort_flows(&mut self.flows);
-        let mut out: Vec<(IpAddr, u16, u64)> = Vec::new();
-        for f in &self.flows {
-            if out.last().is_none_or(|l| (l.0, l.1) != (f.nat_address, f.nat_port)) {
-                out.push((f.nat_address, f.nat_port, f.start));
+        self.with_flows(|flows| {
+            estimate::sort_flows(flows);
+            let mut out: Vec<(IpAddr, u16, u64)> = Vec::new();
+            for f in flows.iter() {
+                if out.last().is_none_or(|l| (l.0, l.1) != (f.nat_address, f.nat_port)) {
+                    out.push((f.nat_address, f.nat_port, f.start));
+                }
             }
-        }
-        out
+            out
+        })
     }
 
     fn max_ports_per_minute(&mut self) -> u64 {
         match &self.stream {
             Some(s) => s.max_ports_per_minute(),
-            None => max_ports_per_minute(&mut self.flows),
+            None => self.with_flows(max_ports_per_minute),
+        }
+    }
+
+    /// Runs `f` on the records: as they came, or made again from the kept ones for as long as `f`
+    /// runs (kept, a record takes 16 bytes; made, 40).
+    fn with_flows<R>(&mut self, f: impl FnOnce(&mut [NatFlowObs]) -> R) -> R {
+        match &mut self.kept {
+            Some(kept) => {
+                // In the estimators' order: they then find them sorted (sorting again is linear).
+                kept.sort();
+                let mut all = kept.records();
+                all.extend_from_slice(&self.flows);
+                f(&mut all)
+            }
+            None => f(&mut self.flows),
         }
     }
 }
@@ -527,6 +546,11 @@ impl Legs {
             mine.bytes += agg.bytes;
             if mine.stream.is_none() {
                 mine.stream = agg.stream;
+            }
+            // (Records are kept only once the legs are merged; should they be before, they join
+            // the others.)
+            if let Some(kept) = agg.kept {
+                mine.flows.extend(kept.records());
             }
             if mine.flows.len() < agg.flows.len() {
                 let theirs = std::mem::replace(&mut mine.flows, agg.flows);

@@ -24,7 +24,7 @@ use super::{
 };
 use crate::estimate::stream::DestStream;
 use crate::estimate::{self, NatFlowObs};
-use crate::flowlog::Record;
+use crate::flowlog::{Record, TcpFlags};
 use crate::net::{CidrSet, Destination};
 
 /// The NAT gateway as a first pass found it: its interface (by ID; `None` for records without one)
@@ -380,12 +380,12 @@ impl FastShard {
                     continue;
                 }
                 let agg = legs.dests.entry(d).or_default();
-                if !agg.flows.is_empty() || agg.stream.is_some() {
+                if !agg.flows.is_empty() || agg.stream.is_some() || agg.kept.is_some() {
                     return Err(AnalyzeError::StreamOrder);
                 }
                 match stream {
                     // A destination seen a few times keeps its records: the reference path reads them.
-                    Feed::Few(records) => agg.flows = records,
+                    Feed::Few(kept) => agg.kept = Some(kept),
                     Feed::Stream(stream) => agg.stream = Some(stream),
                 }
             }
@@ -569,16 +569,80 @@ enum Lane {
 /// take; the reference path reads them at the end, in any order), its streaming estimate after.
 #[derive(Debug)]
 enum Feed {
-    Few(Vec<NatFlowObs>),
+    Few(Kept),
     Stream(Box<DestStream>),
 }
 
-/// Records a destination keeps as they are before it streams: 160 KiB of them. A quiet destination
+/// A quiet destination's NAT → destination records, as kept until it streams or the data ends: 16
+/// bytes each instead of the 40 of a [`NatFlowObs`] (a thousand destinations may keep thousands
+/// each).
+#[derive(Debug, Clone, Default)]
+pub(super) struct Kept {
+    /// The NAT addresses, in order of appearance (256 at most).
+    addrs: Vec<IpAddr>,
+    records: Vec<KeptObs>,
+}
+
+/// One kept record: times in 32 bits (until 2106), the NAT address by its place in [`Kept::addrs`].
+#[derive(Debug, Clone, Copy)]
+struct KeptObs {
+    start: u32,
+    end: u32,
+    nat_port: u16,
+    flags: u16,
+    addr: u8,
+    has_flags: bool,
+}
+
+impl Kept {
+    /// Adds a record; false (and nothing added) when it does not fit: a time past 2106, or a 257th
+    /// NAT address (the stream then takes it, and refuses it).
+    fn push(&mut self, o: &NatFlowObs) -> bool {
+        let (Ok(start), Ok(end)) = (u32::try_from(o.start), u32::try_from(o.end)) else { return false };
+        let addr = match self.addrs.iter().position(|a| *a == o.nat_address) {
+            Some(i) => i,
+            None if self.addrs.len() <= usize::from(u8::MAX) => {
+                self.addrs.push(o.nat_address);
+                self.addrs.len() - 1
+            }
+            None => return false,
+        };
+        let (flags, has_flags) = o.tcp_flags.map_or((0, false), |f| (f.0, true));
+        self.records.push(KeptObs { start, end, nat_port: o.nat_port, flags, addr: addr as u8, has_flags });
+        true
+    }
+
+    fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    /// Sorts the records as [`estimate::sort_flows`] sorts them.
+    pub(super) fn sort(&mut self) {
+        let addrs = &self.addrs;
+        self.records
+            .sort_by_key(|k| (addrs[usize::from(k.addr)], k.nat_port, k.start, k.end, k.has_flags.then_some(k.flags)));
+    }
+
+    /// The records, as the estimators take them.
+    pub(super) fn records(&self) -> Vec<NatFlowObs> {
+        let obs = |k: &KeptObs| NatFlowObs {
+            nat_address: self.addrs[usize::from(k.addr)],
+            nat_port: k.nat_port,
+            start: u64::from(k.start),
+            end: u64::from(k.end),
+            tcp_flags: k.has_flags.then_some(TcpFlags(k.flags)),
+        };
+        self.records.iter().map(obs).collect()
+    }
+}
+
+/// Records a destination keeps ([`Kept`], 64 KiB of them) before it streams. A quiet destination
 /// seen over a long span touches a page of per-second counts or two per connection (twice: the
 /// estimate's and the reuse fit's), so it takes several times more as a stream than as its records:
 /// measured on synthetic NAT-interface logs of 1,000 destinations over 24 hours (1,000 connections
-/// each), 418 MiB peak with 64 records, 78 MiB with 4,096, and faster. A busy destination passes
-/// 4,096 records soon, and streams from then on: memory stays bounded by destinations, not records.
+/// each), 418 MiB peak streaming after 64 records, 78 MiB after 4,096 records of 40 bytes, 53 MiB
+/// after 4,096 of 16 bytes, and faster. A busy destination passes 4,096 records soon, and streams
+/// from then on: memory is bounded per destination, not by records.
 const FEW: usize = 4096;
 
 /// Client records that may wait for the NAT gateway's interface to show (a part or two of the input),
@@ -691,14 +755,15 @@ impl StreamLane {
 impl DestLane {
     fn feed(&mut self, nat: Vec<DestGroup>) {
         for (iface, d, obs) in nat {
-            let feed = self.streams.entry((iface, d)).or_insert_with(|| Feed::Few(Vec::new()));
-            if let Feed::Few(records) = feed {
-                records.extend_from_slice(&obs);
-                if records.len() <= self.few {
+            let feed = self.streams.entry((iface, d)).or_insert_with(|| Feed::Few(Kept::default()));
+            if let Feed::Few(kept) = feed {
+                let taken = obs.iter().take_while(|o| kept.push(o)).count();
+                if taken == obs.len() && kept.len() <= self.few {
                     continue;
                 }
                 let mut stream = DestStream::new(d.protocol);
-                stream.push_all(records);
+                stream.push_all(&kept.records());
+                stream.push_all(&obs[taken..]);
                 *feed = Feed::Stream(Box::new(stream));
             } else if let Feed::Stream(stream) = feed {
                 stream.push_all(&obs);
@@ -781,6 +846,33 @@ mod tests {
             proto: Protocol::TCP,
         };
         (key, ClientRec { start: 1_780_000_000, end: 1_780_000_030, bytes: 100, request: true })
+    }
+
+    /// A quiet destination's records are kept in 16 bytes each and given back as they came; one
+    /// that does not fit is refused (its destination then streams, and the stream refuses it).
+    #[test]
+    fn kept_records_come_back_as_they_came() {
+        assert_eq!(size_of::<KeptObs>(), 16);
+        let obs = |a: u8, start: u64, flags: Option<u16>| NatFlowObs {
+            nat_address: IpAddr::from([10, 0, 0, a]),
+            nat_port: 1024 + u16::from(a),
+            start,
+            end: start + 59,
+            tcp_flags: flags.map(TcpFlags),
+        };
+        let records =
+            vec![obs(7, 1_780_000_000, Some(0x1ff)), obs(8, 1_780_000_060, None), obs(7, 1_780_000_001, Some(0))];
+        let mut kept = Kept::default();
+        assert!(records.iter().all(|o| kept.push(o)));
+        assert_eq!(kept.records(), records);
+        let mut sorted = records.clone();
+        estimate::sort_flows(&mut sorted);
+        kept.sort();
+        assert_eq!(kept.records(), sorted);
+        assert!(!kept.push(&obs(7, u64::from(u32::MAX) + 1, None)));
+        (0..=255).for_each(|a| assert!(kept.push(&obs(a, 1_780_000_000, None))));
+        assert!(!kept.push(&NatFlowObs { nat_address: IpAddr::from([10, 0, 1, 0]), ..records[0] }));
+        assert_eq!(kept.len(), 3 + 256);
     }
 
     /// Room for a part's records is made when its first record comes, as much as the last part took

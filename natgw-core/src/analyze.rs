@@ -642,15 +642,17 @@ impl PortSet {
     #[inline(never)]
     fn grow_into_bitmap(&mut self, port: u16) {
         match self {
-            PortSet::Few(v) => {
-                let mut bits = Box::new([0u64; 1024]);
-                for p in v.iter().copied().chain([port]) {
-                    bits[usize::from(p >> 6)] |= 1 << (p & 63);
-                }
-                *self = PortSet::Many(bits);
-            }
+            PortSet::Few(v) => *self = PortSet::Many(Self::bitmap(v.iter().copied().chain([port]))),
             PortSet::Many(bits) => bits[usize::from(port >> 6)] |= 1 << (port & 63),
         }
+    }
+
+    fn bitmap(ports: impl IntoIterator<Item = u16>) -> Box<[u64; 1024]> {
+        let mut bits = Box::new([0u64; 1024]);
+        for p in ports {
+            bits[usize::from(p >> 6)] |= 1 << (p & 63);
+        }
+        bits
     }
 
     fn contains(&self, port: u16) -> bool {
@@ -665,7 +667,18 @@ impl PortSet {
             (PortSet::Many(mine), PortSet::Many(theirs)) => {
                 mine.iter_mut().zip(theirs.iter()).for_each(|(a, b)| *a |= b);
             }
-            (_, PortSet::Few(v)) => v.iter().for_each(|p| self.insert(*p)),
+            (PortSet::Many(_), PortSet::Few(v)) => v.iter().for_each(|p| self.insert(*p)),
+            (PortSet::Few(mine), PortSet::Few(theirs)) => {
+                // One sort of both lists, not an insertion (a move of the list) per port.
+                let mut all: Vec<u16> = mine.iter().chain(theirs).copied().collect();
+                all.sort_unstable();
+                all.dedup();
+                if all.len() > Self::FEW {
+                    *self = PortSet::Many(Self::bitmap(all));
+                } else {
+                    *mine = all;
+                }
+            }
             (PortSet::Few(v), PortSet::Many(theirs)) => {
                 let mut bits = theirs.clone();
                 v.iter().for_each(|p| bits[usize::from(p >> 6)] |= 1 << (p & 63));
@@ -1409,6 +1422,24 @@ mod port_set_tests {
             assert!(a.contains(p) && few.contains(p));
         }
         assert!(!a.contains(3) && !few.contains(3));
+    }
+
+    #[test]
+    fn two_lists_merge_into_a_list_or_a_bitmap() {
+        let set = |ports: &mut dyn Iterator<Item = u16>| {
+            let mut s = PortSet::default();
+            ports.for_each(|p| s.insert(p));
+            s
+        };
+        let evens = set(&mut (0..600u16).map(|i| i * 2));
+        let mut some = evens.clone();
+        some.merge(&set(&mut (0..300u16).map(|i| i * 4 + 1)));
+        assert!(matches!(&some, PortSet::Few(v) if v.len() == 900 && v.is_sorted()));
+        assert!((0..1300u16).all(|p| some.contains(p) == (p < 1200 && (p % 2 == 0 || p % 4 == 1))));
+        let mut all = evens.clone();
+        all.merge(&set(&mut (0..600u16).map(|i| i * 2 + 1)));
+        assert!(matches!(all, PortSet::Many(_)));
+        assert!((0..1300u16).all(|p| all.contains(p) == (p < 1200)));
     }
 
     #[test]

@@ -595,6 +595,7 @@ impl ClientTracker {
     pub(super) fn finish(mut self) -> ClientAgg {
         self.close_before(u64::MAX);
         close_all(&mut self.agg, &self.addresses, &mut self.more, &mut self.young);
+        debug_assert!(self.more.is_empty(), "other open flows left behind by their 5-tuples");
         self.agg
     }
 }

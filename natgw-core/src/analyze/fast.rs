@@ -581,6 +581,8 @@ pub(super) struct Kept {
     /// The NAT addresses, in order of appearance (256 at most).
     addrs: Vec<IpAddr>,
     records: Vec<KeptObs>,
+    /// Records that do not fit a [`KeptObs`] (a time past 2106, a 257th NAT address), as they are.
+    others: Vec<NatFlowObs>,
 }
 
 /// One kept record: times in 32 bits (until 2106), the NAT address by its place in [`Kept::addrs`].
@@ -595,9 +597,15 @@ struct KeptObs {
 }
 
 impl Kept {
-    /// Adds a record; false (and nothing added) when it does not fit: a time past 2106, or a 257th
-    /// NAT address (the stream then takes it, and refuses it).
-    fn push(&mut self, o: &NatFlowObs) -> bool {
+    /// Adds a record.
+    fn push(&mut self, o: &NatFlowObs) {
+        if !self.fit(o) {
+            self.others.push(*o);
+        }
+    }
+
+    /// Adds a record that fits a [`KeptObs`]; false (and nothing added) when it does not.
+    fn fit(&mut self, o: &NatFlowObs) -> bool {
         let (Ok(start), Ok(end)) = (u32::try_from(o.start), u32::try_from(o.end)) else { return false };
         let addr = match self.addrs.iter().position(|a| *a == o.nat_address) {
             Some(i) => i,
@@ -613,17 +621,17 @@ impl Kept {
     }
 
     fn len(&self) -> usize {
-        self.records.len()
+        self.records.len() + self.others.len()
     }
 
-    /// Sorts the records as [`estimate::sort_flows`] sorts them.
+    /// Sorts the records that fit as [`estimate::sort_flows`] sorts them.
     pub(super) fn sort(&mut self) {
         let addrs = &self.addrs;
         self.records
             .sort_by_key(|k| (addrs[usize::from(k.addr)], k.nat_port, k.start, k.end, k.has_flags.then_some(k.flags)));
     }
 
-    /// The records, as the estimators take them.
+    /// The records, as the estimators take them (those that did not fit last).
     pub(super) fn records(&self) -> Vec<NatFlowObs> {
         let obs = |k: &KeptObs| NatFlowObs {
             nat_address: self.addrs[usize::from(k.addr)],
@@ -632,7 +640,7 @@ impl Kept {
             end: u64::from(k.end),
             tcp_flags: k.has_flags.then_some(TcpFlags(k.flags)),
         };
-        self.records.iter().map(obs).collect()
+        self.records.iter().map(obs).chain(self.others.iter().copied()).collect()
     }
 }
 
@@ -757,13 +765,13 @@ impl DestLane {
         for (iface, d, obs) in nat {
             let feed = self.streams.entry((iface, d)).or_insert_with(|| Feed::Few(Kept::default()));
             if let Feed::Few(kept) = feed {
-                let taken = obs.iter().take_while(|o| kept.push(o)).count();
-                if taken == obs.len() && kept.len() <= self.few {
+                obs.iter().for_each(|o| kept.push(o));
+                if kept.len() <= self.few {
                     continue;
                 }
+                // (With records that did not fit, out of their place: the stream refuses those anyway.)
                 let mut stream = DestStream::new(d.protocol);
                 stream.push_all(&kept.records());
-                stream.push_all(&obs[taken..]);
                 *feed = Feed::Stream(Box::new(stream));
             } else if let Feed::Stream(stream) = feed {
                 stream.push_all(&obs);
@@ -848,8 +856,8 @@ mod tests {
         (key, ClientRec { start: 1_780_000_000, end: 1_780_000_030, bytes: 100, request: true })
     }
 
-    /// A quiet destination's records are kept in 16 bytes each and given back as they came; one
-    /// that does not fit is refused (its destination then streams, and the stream refuses it).
+    /// A quiet destination's records are kept in 16 bytes each and given back as they came; those
+    /// that do not fit are kept as they are.
     #[test]
     fn kept_records_come_back_as_they_came() {
         assert_eq!(size_of::<KeptObs>(), 16);
@@ -863,16 +871,21 @@ mod tests {
         let records =
             vec![obs(7, 1_780_000_000, Some(0x1ff)), obs(8, 1_780_000_060, None), obs(7, 1_780_000_001, Some(0))];
         let mut kept = Kept::default();
-        assert!(records.iter().all(|o| kept.push(o)));
+        records.iter().for_each(|o| kept.push(o));
         assert_eq!(kept.records(), records);
         let mut sorted = records.clone();
         estimate::sort_flows(&mut sorted);
         kept.sort();
         assert_eq!(kept.records(), sorted);
-        assert!(!kept.push(&obs(7, u64::from(u32::MAX) + 1, None)));
-        (0..=255).for_each(|a| assert!(kept.push(&obs(a, 1_780_000_000, None))));
-        assert!(!kept.push(&NatFlowObs { nat_address: IpAddr::from([10, 0, 1, 0]), ..records[0] }));
-        assert_eq!(kept.len(), 3 + 256);
+        let late = obs(7, u64::from(u32::MAX) + 1, None);
+        assert!(!kept.fit(&late));
+        kept.push(&late);
+        (0..=255).for_each(|a| assert!(kept.fit(&obs(a, 1_780_000_000, None))));
+        let other = NatFlowObs { nat_address: IpAddr::from([10, 0, 1, 0]), ..records[0] };
+        assert!(!kept.fit(&other));
+        kept.push(&other);
+        assert_eq!(kept.len(), 3 + 256 + 2);
+        assert_eq!(kept.records()[3 + 256..], [late, other]);
     }
 
     /// Room for a part's records is made when its first record comes, as much as the last part took

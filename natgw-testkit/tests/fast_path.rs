@@ -49,7 +49,8 @@ enum Stream {
     /// Each block's flows split into the streams' lanes (this many client lanes); each lane is fed
     /// in input order, but the lanes one after the other, the last first (as threads feeding lanes
     /// at their own pace might).
-    /// Every destination streams from its first record.
+    /// Destinations stream from their first, sixth or 65th record (by the number of shards), so
+    /// that small inputs stream, and records kept are handed over at different points.
     Lanes(usize),
 }
 
@@ -155,10 +156,10 @@ fn fast_pass(a: &Analyzer, inputs: &[Input], template: FastShard, shards: usize,
     let stream = mode != Stream::Off;
     let mut parts = vec![template; shards];
     let mut stats: Vec<(&'static str, ParseStats)> = Vec::new();
-    // In lanes, every destination streams from its first record: the random inputs' destinations
-    // are too quiet to stream otherwise (they would keep their records for the reference).
+    // In lanes, destinations stream after 0, 5 or 64 records: the random inputs' destinations are
+    // too quiet to stream otherwise (they would keep their records for the reference).
     let mut streams = match mode {
-        Stream::Lanes(k) => a.flow_streams_in_lanes(k).keeping_records(0),
+        Stream::Lanes(k) => a.flow_streams_in_lanes(k).keeping_records([0, 5, 64][shards % 3]),
         _ => a.flow_streams(),
     };
     // Per lane, the shares of the blocks, in input order.

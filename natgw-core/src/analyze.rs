@@ -632,26 +632,20 @@ impl PortSet {
             PortSet::Few(v) => match v.binary_search(&port) {
                 Ok(_) => {}
                 Err(at) if v.len() < Self::FEW => v.insert(at, port),
-                Err(_) => self.grow_into_bitmap(port),
+                // A full list becomes a bitmap.
+                Err(_) => *self = PortSet::Many(Self::bitmap(v.iter().copied().chain([port]))),
             },
-            PortSet::Many(bits) => bits[usize::from(port >> 6)] |= 1 << (port & 63),
+            PortSet::Many(bits) => Self::set(bits, port),
         }
     }
 
-    /// A full list becomes a bitmap, with `port` too.
-    #[inline(never)]
-    fn grow_into_bitmap(&mut self, port: u16) {
-        match self {
-            PortSet::Few(v) => *self = PortSet::Many(Self::bitmap(v.iter().copied().chain([port]))),
-            PortSet::Many(bits) => bits[usize::from(port >> 6)] |= 1 << (port & 63),
-        }
+    fn set(bits: &mut [u64; 1024], port: u16) {
+        bits[usize::from(port >> 6)] |= 1 << (port & 63);
     }
 
     fn bitmap(ports: impl IntoIterator<Item = u16>) -> Box<[u64; 1024]> {
         let mut bits = Box::new([0u64; 1024]);
-        for p in ports {
-            bits[usize::from(p >> 6)] |= 1 << (p & 63);
-        }
+        ports.into_iter().for_each(|p| Self::set(&mut bits, p));
         bits
     }
 
@@ -681,7 +675,7 @@ impl PortSet {
             }
             (PortSet::Few(v), PortSet::Many(theirs)) => {
                 let mut bits = theirs.clone();
-                v.iter().for_each(|p| bits[usize::from(p >> 6)] |= 1 << (p & 63));
+                v.iter().for_each(|p| Self::set(&mut bits, *p));
                 *self = PortSet::Many(bits);
             }
         }

@@ -419,9 +419,10 @@ pub(super) struct ClientTracker {
 const CLOSE_EVERY_SECS: u64 = 60;
 
 /// 5-tuples the young table holds before it becomes a generation, at least: 7/8 of 8 Ki buckets, a
-/// table of 264 KiB (33 bytes a bucket) that never grows; with the generations' filters (16 KiB each) it stays in a
-/// 2 MiB cache. Measured on the benchmark's file (10 M lines): 7 Ki and 3.5 Ki keys were as fast,
-/// 14 Ki and 28 Ki slower.
+/// table of 264 KiB (33 bytes a bucket) that never grows; with the generations' filters (16 KiB
+/// each) it stays in a 2 MiB cache. Measured on the benchmark's file (10 M lines) with 49-byte
+/// buckets: 7 Ki and 3.5 Ki keys were as fast, 14 Ki and 28 Ki slower; with 33-byte buckets, 14 Ki
+/// was as fast as 7 Ki.
 const YOUNG_KEYS: usize = 7 << 10;
 
 /// Emptied tables kept for reuse: generations close about as fast as they come. Freeing and

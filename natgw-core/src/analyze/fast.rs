@@ -533,6 +533,12 @@ struct DestLane {
     few: usize,
 }
 
+impl Default for DestLane {
+    fn default() -> DestLane {
+        DestLane { streams: HashMap::default(), few: FEW }
+    }
+}
+
 /// The client flows of a share of the 5-tuples.
 #[derive(Debug, Default)]
 struct ClientLane {
@@ -668,10 +674,7 @@ impl FlowStreams {
             max_waiting: MAX_WAITING / n,
             ..ClientLane::default()
         };
-        FlowStreams {
-            dests: DestLane { streams: HashMap::default(), few: FEW },
-            clients: (0..n).map(|_| lane()).collect(),
-        }
+        FlowStreams { dests: DestLane::default(), clients: (0..n).map(|_| lane()).collect() }
     }
 
     /// The streams, with destinations that keep at most `records` records before they stream (4,096
@@ -709,7 +712,7 @@ impl FlowStreams {
     /// The streams again, from all the lanes of one [`into_lanes`](FlowStreams::into_lanes), in any
     /// order.
     pub fn from_lanes(lanes: Vec<StreamLane>) -> FlowStreams {
-        let mut dests = DestLane { streams: HashMap::default(), few: FEW };
+        let mut dests = DestLane::default();
         let mut clients = Vec::new();
         for lane in lanes {
             match lane.0 {

@@ -10,12 +10,12 @@
 //! [`ClientTracker`] streams one interface's records: it keeps only the flows still open and hands
 //! the others to the aggregates ([`ClientAgg`]) as time moves on, so its memory follows the
 //! connections of the last minutes, not the records. A flow may close once the latest start seen is
-//! past the flow's last second + 350 s + a lateness allowance: twice the longest record seen (the
-//! log's aggregation interval), at least 120 s, at most [`LATENESS_SECS`]. (It closes with its
-//! generation, a little later; see [`ClientTracker`].) A record that starts before the latest start
-//! seen less the lateness, as of the last closing, could have joined a flow already closed: it marks
-//! the tracker [`disordered`](ClientTracker::disordered). The allowance is a bet on the input's
-//! order, never on the answer.
+//! past the flow's last second + 350 s + a lateness allowance ([`lateness`]: twice the longest record
+//! seen, the log's aggregation interval, within 120–600 s; the NAT flows' streams allow the same).
+//! (It closes with its generation, a little later; see [`ClientTracker`].) A record that starts
+//! before the latest start seen less the lateness, as of the last closing, could have joined a flow
+//! already closed: it marks the tracker [`disordered`](ClientTracker::disordered). The allowance is a
+//! bet on the input's order, never on the answer.
 
 use std::net::IpAddr;
 
@@ -23,14 +23,9 @@ use std::collections::hash_map::Entry;
 
 use rustc_hash::FxHashMap as HashMap;
 
+use crate::estimate::stream::lateness;
 use crate::limits::IDLE_TIMEOUT_SECS;
 use crate::net::{Destination, Protocol};
-
-/// The most a record may come behind the latest start seen (flow logs aggregate over at most 600 s).
-pub const LATENESS_SECS: u64 = 600;
-
-/// The least lateness allowed for.
-const MIN_LATENESS_SECS: u64 = 120;
 
 /// A client flow's 5-tuple, from the client's side.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -479,8 +474,7 @@ impl ClientTracker {
             self.young.insert(key, flows);
         }
         if self.latest >= self.next_close {
-            let lateness = (2 * self.longest).clamp(MIN_LATENESS_SECS, LATENESS_SECS);
-            self.close_before(self.latest.saturating_sub(lateness));
+            self.close_before(self.latest.saturating_sub(lateness(self.longest)));
             self.next_close = self.latest.saturating_add(CLOSE_EVERY_SECS);
         }
     }

@@ -238,9 +238,52 @@ impl ReuseStats {
         }
     }
 
+    /// The first half of an end known to last the idle timeout unused (its port's next use, or the
+    /// end of the data, comes at least [`IDLE_TIMEOUT_SECS`] later): what [`add_reused`] or
+    /// [`add_censored`] would count at `end`. The other half, [`add_long_reuse`] or
+    /// [`add_long_censored`], must follow before the statistics are read (until then the sum of the
+    /// gaps is short of the missing halves, modulo 2⁶⁴).
+    ///
+    /// [`add_reused`]: ReuseStats::add_reused
+    /// [`add_censored`]: ReuseStats::add_censored
+    /// [`add_long_reuse`]: ReuseStats::add_long_reuse
+    /// [`add_long_censored`]: ReuseStats::add_long_censored
+    pub(crate) fn add_long_end(&mut self, end: u64) {
+        self.ends += 1;
+        self.gap_sum = self.gap_sum.wrapping_sub(end);
+        self.first_end = self.first_end.min(end);
+        self.cells.at(end).long += 1;
+    }
+
+    /// The second half of an end of [`add_long_end`](ReuseStats::add_long_end): its port was used
+    /// again at `at`.
+    pub(crate) fn add_long_reuse(&mut self, at: u64) {
+        self.gap_sum = self.gap_sum.wrapping_add(at);
+        self.reused += 1;
+        self.last = self.last.max(at);
+        let cell = self.cells.at(at);
+        cell.reuses += 1;
+        cell.exposure -= 1;
+    }
+
+    /// The second half of `n` ends of [`add_long_end`](ReuseStats::add_long_end) whose ports were
+    /// not used again up to `data_end`.
+    pub(crate) fn add_long_censored(&mut self, n: u32, data_end: u64) {
+        if n == 0 {
+            return;
+        }
+        debug_assert!(self.data_end == 0 || self.data_end == data_end, "one censoring second per statistics");
+        self.data_end = self.data_end.max(data_end);
+        self.gap_sum = self.gap_sum.wrapping_add(u64::from(n).wrapping_mul(data_end));
+        self.last = self.last.max(data_end);
+        let cell = self.cells.at(data_end);
+        cell.exposure = cell.exposure.wrapping_sub_unsigned(n);
+    }
+
     fn count(&mut self, end: u64, gap: u64) {
         self.ends += 1;
-        self.gap_sum += gap;
+        // Wrapping: a stream may hold ends of `add_long_end` whose second halves are yet to come.
+        self.gap_sum = self.gap_sum.wrapping_add(gap);
         self.first_end = self.first_end.min(end);
         self.last = self.last.max(end + gap);
     }
@@ -259,7 +302,7 @@ impl ReuseStats {
         self.ends += other.ends;
         self.reused += other.reused;
         self.reused_short += other.reused_short;
-        self.gap_sum += other.gap_sum;
+        self.gap_sum = self.gap_sum.wrapping_add(other.gap_sum);
         self.first_end = self.first_end.min(other.first_end);
         self.last = self.last.max(other.last);
         self.data_end = self.data_end.max(other.data_end);

@@ -1,17 +1,25 @@
 //! The streaming estimator: the same estimate as [`super::estimate`], from records seen once, in
 //! time order, without keeping them.
 //!
-//! It keeps, per NAT port of the destination, the open segment (the segmentation rule is the same
-//! function, [`super::advance`]); and per second, counts: live segments starting and ending, holds
-//! starting and ending, the ends whose fate is unknown, and the reuse fit's statistics
+//! It keeps, per NAT port of the destination in use, the open segment (the segmentation rule is the
+//! same function, [`super::advance`]); and per second, counts: live segments starting and ending,
+//! holds starting and ending, the ends whose fate is unknown, and the reuse fit's statistics
 //! ([`ReuseStats`]). A segment's posterior depends only on its end second, so the counts are all
-//! the sweep needs once the fit is known. Memory is bounded by the ports in use and the seconds
-//! covered, not by the number of records.
+//! the sweep needs once the fit is known.
+//!
+//! A port quiet for longer than the idle timeout plus a lateness allowance leaves the map: its open
+//! segment is *settled*, counted as the records to come will find it (its next use, if any, comes
+//! after the idle timeout ran out, so its fate no longer depends on when), and only two bits stay:
+//! that the port was seen, and whether the reuse fit still waits for the port's next use (the gap's
+//! second half). Memory is thus bounded by the ports in use over the last minutes, the seconds
+//! covered, and a word per port ever used (for [`DestStream::ports`]), not by the records.
 //!
 //! The one thing it cannot do is go back: the records of one NAT port must come in the order of
-//! [`super::sort_flows`] (time order; flow logs are written that way). A record that comes earlier
-//! than one already seen on its port marks the stream [`disordered`](DestStream::disordered), and
-//! the caller must fall back to the in-memory path.
+//! [`super::sort_flows`] (time order; flow logs are written that way), and a settled port's next
+//! record no earlier than the lateness allowance (as the client flows' tracker allows, and for the
+//! same reason: flow logs aggregate over at most 10 minutes). A record that breaks either rule marks
+//! the stream [`disordered`](DestStream::disordered), and the caller must fall back to the
+//! in-memory path.
 
 use std::net::IpAddr;
 
@@ -30,6 +38,25 @@ use crate::net::Protocol;
 /// to hide most of the memory's latency, few enough for the CPU's reorder window.
 const LOOK_AHEAD: usize = 16;
 
+/// The most a record may come behind the latest start seen (flow logs aggregate over at most 600 s).
+pub const LATENESS_SECS: u64 = 600;
+
+/// The least lateness allowed for.
+const MIN_LATENESS_SECS: u64 = 120;
+
+/// The lateness allowed for when the longest record seen lasted `longest` seconds: twice that (the
+/// log's aggregation interval), at least [`MIN_LATENESS_SECS`], at most [`LATENESS_SECS`]. A bet on
+/// the input's order, never on the answer: a record later than that makes a stream refuse.
+pub(crate) fn lateness(longest: u64) -> u64 {
+    longest.saturating_mul(2).clamp(MIN_LATENESS_SECS, LATENESS_SECS)
+}
+
+/// Seconds of the stream between two settlings of its quiet ports.
+const SETTLE_EVERY_SECS: u64 = 60;
+
+/// Words of a bitmap of every port.
+const PORT_WORDS: usize = 1 << 10;
+
 /// Counts of one second for one NAT address.
 #[derive(Debug, Clone, Copy, Default)]
 struct Cell {
@@ -42,15 +69,14 @@ struct Cell {
     maybe_until_reuse: u32,
 }
 
-/// One NAT port's state, in 28 bytes (a hot destination has tens of thousands). Times are Unix
-/// seconds in 32 bits: records past 2106 make the stream refuse.
+/// One NAT port's state, in 24 bytes (a hot destination has tens of thousands in use). Times are
+/// Unix seconds in 32 bits: records past 2106 make the stream refuse.
 #[derive(Debug, Clone, Copy)]
 struct Port {
     /// The open segment: its first and last second, and whether it closed (0: no, 1: yes, 2: unknown).
     start: u32,
     end: u32,
     closed: u8,
-    first_start: u32,
     /// The sort key of the last record seen: (start, end, flags + 1 or 0).
     last: (u32, u32, u32),
 }
@@ -75,6 +101,58 @@ impl Port {
             None => 2,
         };
     }
+
+    /// Whether the port is quiet for good by `horizon`: a record of it that starts then or later
+    /// comes after the idle timeout ran out (and after its last record, in order).
+    fn quiet_by(&self, horizon: u64) -> bool {
+        u64::from(self.end.max(self.last.0)) + IDLE_TIMEOUT_SECS < horizon
+    }
+}
+
+/// The ports of one NAT address that left the map ([`DestStream::settle`]): two bits each, in
+/// bitmaps allocated at the first.
+#[derive(Debug, Clone, Default)]
+struct Settled {
+    /// Per port, whether it left the map (`[..PORT_WORDS]`), and whether the reuse fit waits for its
+    /// next use (`[PORT_WORDS..]`).
+    bits: Option<Box<[u64; 2 * PORT_WORDS]>>,
+    /// Ports waiting.
+    pending: u32,
+}
+
+impl Settled {
+    fn bit(port: u16) -> (usize, u64) {
+        (usize::from(port) / 64, 1 << (port % 64))
+    }
+
+    /// Whether `port` left the map at some point.
+    fn left(&self, port: u16) -> bool {
+        let (w, b) = Settled::bit(port);
+        self.bits.as_ref().is_some_and(|bits| bits[w] & b != 0)
+    }
+
+    /// `port` leaves the map; `pending` when the reuse fit waits for its next use.
+    fn leave(&mut self, port: u16, pending: bool) {
+        let (w, b) = Settled::bit(port);
+        let bits = self.bits.get_or_insert_with(|| Box::new([0; 2 * PORT_WORDS]));
+        bits[w] |= b;
+        if pending && bits[PORT_WORDS + w] & b == 0 {
+            bits[PORT_WORDS + w] |= b;
+            self.pending += 1;
+        }
+    }
+
+    /// Whether the reuse fit waited for `port`'s next use (it does no more).
+    fn take_pending(&mut self, port: u16) -> bool {
+        let (w, b) = Settled::bit(port);
+        let Some(bits) = &mut self.bits else { return false };
+        let waited = bits[PORT_WORDS + w] & b != 0;
+        if waited {
+            bits[PORT_WORDS + w] &= !b;
+            self.pending -= 1;
+        }
+        waited
+    }
 }
 
 /// The streaming estimate of one destination; see the module docs.
@@ -83,8 +161,21 @@ pub struct DestStream {
     protocol: Protocol,
     /// NAT addresses in order of appearance.
     addrs: Vec<IpAddr>,
+    /// The ports in use (a port quiet for longer than the idle timeout and the lateness leaves).
     ports: HashMap<(u8, u16), Port>,
+    /// Per NAT address (as `addrs`): counts per second, and the ports that left the map.
     cells: Vec<Seconds<Cell>>,
+    settled: Vec<Settled>,
+    /// Every port's first record: its start, address and port as `start | addr << 32 | port << 40`.
+    firsts: Vec<u64>,
+    /// The latest start seen, and the longest record (for the lateness allowed).
+    latest: u64,
+    longest: u64,
+    /// When the quiet ports are settled next.
+    next_settle: u64,
+    /// Ports quiet for the idle timeout before this second have left the map: a record of one of
+    /// them that starts earlier is out of order.
+    settled_before: u64,
     reuse: ReuseStats,
     /// Distinct NAT ports starting a record, per minute.
     minutes: HashMap<u64, u32>,
@@ -104,6 +195,12 @@ impl DestStream {
             addrs: Vec::new(),
             ports: HashMap::default(),
             cells: Vec::new(),
+            settled: Vec::new(),
+            firsts: Vec::new(),
+            latest: 0,
+            longest: 0,
+            next_settle: 0,
+            settled_before: 0,
             reuse: ReuseStats::default(),
             minutes: HashMap::default(),
             has_flags: false,
@@ -155,6 +252,7 @@ impl DestStream {
                 }
                 self.addrs.push(o.nat_address);
                 self.cells.push(Seconds::default());
+                self.settled.push(Settled::default());
                 self.addrs.len() - 1
             }
         };
@@ -164,33 +262,92 @@ impl DestStream {
             self.disordered = true;
             return;
         }
+        self.latest = self.latest.max(o.start);
+        self.longest = self.longest.max(o.end.saturating_sub(o.start));
         let key = (o.start as u32, o.end as u32, o.tcp_flags.map_or(0, |f| u32::from(f.0) + 1));
-        let port = match self.ports.entry((addr as u8, o.nat_port)) {
+        match self.ports.entry((addr as u8, o.nat_port)) {
             Entry::Vacant(v) => {
-                let mut port = Port { start: 0, end: 0, closed: 0, first_start: key.0, last: key };
+                let settled = &mut self.settled[addr];
+                if !settled.left(o.nat_port) {
+                    self.firsts.push(u64::from(key.0) | (addr as u64) << 32 | u64::from(o.nat_port) << 40);
+                } else if o.start < self.settled_before {
+                    // Its segment was counted as quiet past the idle timeout: this record is too late.
+                    self.disordered = true;
+                    return;
+                } else if settled.take_pending(o.nat_port) {
+                    self.reuse.add_long_reuse(o.start);
+                }
+                let mut port = Port { start: 0, end: 0, closed: 0, last: key };
                 let mut open = None;
                 advance(&mut open, o, tcp);
                 port.set(open.unwrap_or(Segment { start: o.start, end: o.end, closed: None }));
                 v.insert(port);
                 *self.minutes.entry(o.start / 60).or_default() += 1;
-                return;
             }
-            Entry::Occupied(e) => e.into_mut(),
-        };
-        if key < port.last {
-            self.disordered = true;
+            Entry::Occupied(e) => {
+                let port = e.into_mut();
+                if key < port.last {
+                    self.disordered = true;
+                }
+                let previous = std::mem::replace(&mut port.last, key);
+                if previous.0 / 60 != key.0 / 60 {
+                    *self.minutes.entry(o.start / 60).or_default() += 1;
+                }
+                let mut open = Some(port.segment());
+                let ended = advance(&mut open, o, tcp);
+                if let Some(seg) = open {
+                    port.set(seg);
+                }
+                if let Some(seg) = ended {
+                    self.end_segment(addr, seg, Some(o.start), 0);
+                }
+            }
         }
-        let previous = std::mem::replace(&mut port.last, key);
-        if previous.0 / 60 != key.0 / 60 {
-            *self.minutes.entry(o.start / 60).or_default() += 1;
+        if self.latest >= self.next_settle {
+            self.settle();
         }
-        let mut open = Some(port.segment());
-        let ended = advance(&mut open, o, tcp);
-        if let Some(seg) = open {
-            port.set(seg);
+    }
+
+    /// Settles the ports quiet for longer than the idle timeout and the lateness allowed: their
+    /// open segments are counted as [`end_segment`](DestStream::end_segment) would count them with
+    /// a next use (or the end of the data) past the idle timeout, the only kind they can still get,
+    /// and they leave the map. The reuse fit gets the ends' first halves; the ports' next uses (or
+    /// [`close`](DestStream::close)) give the second.
+    fn settle(&mut self) {
+        self.next_settle = self.latest.saturating_add(SETTLE_EVERY_SECS);
+        let horizon = self.latest.saturating_sub(lateness(self.longest));
+        if horizon <= self.settled_before {
+            return;
         }
-        if let Some(seg) = ended {
-            self.end_segment(addr, seg, Some(o.start), 0);
+        self.settled_before = horizon;
+        let quiet: Vec<((u8, u16), Port)> = self.ports.extract_if(|_, p| p.quiet_by(horizon)).collect();
+        for ((addr, port), p) in quiet {
+            let addr = usize::from(addr);
+            let s = p.segment();
+            self.connections += 1;
+            let cells = &mut self.cells[addr];
+            cells.at(s.start).certain += 1;
+            cells.at(s.end + 1).certain -= 1;
+            // `end_segment`'s fates with a next use at `end + IDLE_TIMEOUT_SECS + 1` or later.
+            let pending = match s.closed {
+                Some(true) => false,
+                Some(false) => {
+                    self.held += 1;
+                    cells.at(s.end + 1).certain += 1;
+                    cells.at(s.end + IDLE_TIMEOUT_SECS + 1).certain -= 1;
+                    false
+                }
+                None => {
+                    cells.at(s.end).maybe += 1;
+                    self.reuse.add_long_end(s.end);
+                    true
+                }
+            };
+            self.settled[addr].leave(port, pending);
+        }
+        // A destination busy once and quiet since gives its table back.
+        if self.ports.capacity() > 4 * self.ports.len() + 1024 {
+            self.ports.shrink_to(2 * self.ports.len());
         }
     }
 
@@ -203,6 +360,11 @@ impl DestStream {
         for (addr, seg) in open {
             self.end_segment(addr, seg, None, data_end);
         }
+        // Settled ends never used again: censored past the idle timeout (the data ends no sooner than
+        // the latest start, which is past their idle timeouts).
+        debug_assert!(data_end >= self.settled_before, "the data ends before its latest start");
+        let pending = self.settled.iter().map(|s| s.pending).sum();
+        self.reuse.add_long_censored(pending, data_end);
         self.data_end = Some(data_end);
     }
 
@@ -281,7 +443,7 @@ impl DestStream {
 
     /// Every NAT port used, with its address and the start of its first record.
     pub fn ports(&self) -> impl Iterator<Item = (IpAddr, u16, u64)> + '_ {
-        self.ports.iter().map(|(&(a, port), p)| (self.addrs[usize::from(a)], port, u64::from(p.first_start)))
+        self.firsts.iter().map(|&f| (self.addrs[(f >> 32) as u8 as usize], (f >> 40) as u16, f & u64::from(u32::MAX)))
     }
 
     /// Peak distinct NAT ports starting a record in one minute.
@@ -389,8 +551,105 @@ mod tests {
         // The same 40 ports over the same hour, 10× the records: the same number of pages.
         let few = stream_of(&records(1, 2_000, false), Protocol::TCP);
         let many = stream_of(&records(1, 20_000, false), Protocol::TCP);
-        assert_eq!(few.ports.len(), many.ports.len());
+        assert_eq!(few.firsts.len(), many.firsts.len());
         let pages = |s: &DestStream| s.cells.iter().map(Seconds::pages).sum::<usize>();
         assert!(pages(&many) <= pages(&few) + 4, "{} vs {}", pages(&many), pages(&few));
+    }
+
+    /// 300 ports over 12 hours, each used every 10 to 90 minutes (and now and then again soon): most
+    /// records find their port settled, so the reuse fit's gaps come in halves.
+    fn sparse_records(seed: u64, flags: bool) -> Vec<NatFlowObs> {
+        let mut s = seed;
+        let mut rnd = move |m: u64| {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (s >> 33) % m
+        };
+        let mut obs = Vec::new();
+        for port in 0..300u16 {
+            let mut t = 1_780_000_000 + rnd(3_600);
+            while t < 1_780_043_200 {
+                let start = t;
+                let end = start + rnd(120);
+                let tcp_flags = (flags && rnd(3) > 0).then(|| TcpFlags([2, 1, 3, 0, 18, 19][rnd(6) as usize]));
+                let nat_address = if port % 3 == 0 { B } else { A };
+                obs.push(NatFlowObs { nat_address, nat_port: 2_000 + port, start, end, tcp_flags });
+                t = end + if rnd(4) == 0 { 5 + rnd(400) } else { 600 + rnd(4_800) };
+            }
+        }
+        obs
+    }
+
+    #[test]
+    fn quiet_ports_leave_the_map_and_the_estimate_stays_the_reference() {
+        for seed in 0..6u64 {
+            for (protocol, flags) in [(Protocol::TCP, false), (Protocol::TCP, true), (Protocol::UDP, false)] {
+                let mut obs = sparse_records(seed, flags);
+                let ctx = EstimateContext { nat_addresses: 2, data_end: 1_780_043_400, fallback_share: None };
+                let mut sorted = obs.clone();
+                sorted.sort_by_key(|o| (o.start, o.end, o.tcp_flags.map(|f| f.0), o.nat_address, o.nat_port));
+                let mut stream = DestStream::new(protocol);
+                let mut most_in_use = 0;
+                for o in &sorted {
+                    stream.push(o);
+                    most_in_use = most_in_use.max(stream.ports.len());
+                }
+                assert!(!stream.disordered());
+                // A port is in the map from its use to its idle timeout and the lateness after:
+                // a fraction of the 300 at any time.
+                assert!(most_in_use < 150, "{most_in_use} ports in use at once");
+                let waiting: u32 = stream.settled.iter().map(|s| s.pending).sum();
+                // Unknown fates (TCP records without flags) wait for their ports' next uses; UDP ports are held.
+                assert_eq!(waiting > 0, protocol == Protocol::TCP, "{waiting} ends wait");
+                stream.close(ctx.data_end);
+                let context = format!("seed {seed} {protocol:?} flags {flags}");
+                assert_eq!(stream.estimate(&ctx), estimate(&mut obs, protocol, &ctx), "{context}");
+                let pooled = crate::estimate::reuse_observations(&mut obs, protocol, ctx.data_end);
+                assert_eq!(
+                    crate::estimate::fit_reuse(&stream.reuse_stats()),
+                    crate::estimate::fit_reuse(&pooled),
+                    "{context}"
+                );
+                // Every port once, with its first record's start.
+                let mut ports: Vec<(IpAddr, u16, u64)> = stream.ports().collect();
+                ports.sort_unstable();
+                let mut want: Vec<(IpAddr, u16, u64)> = Vec::new();
+                sort_flows(&mut obs);
+                for o in &obs {
+                    if want.last().is_none_or(|w| (w.0, w.1) != (o.nat_address, o.nat_port)) {
+                        want.push((o.nat_address, o.nat_port, o.start));
+                    }
+                }
+                want.sort_unstable();
+                assert_eq!(ports, want, "{context}");
+                let mut per_minute: HashMap<u64, rustc_hash::FxHashSet<(IpAddr, u16)>> = HashMap::default();
+                obs.iter()
+                    .for_each(|o| _ = per_minute.entry(o.start / 60).or_default().insert((o.nat_address, o.nat_port)));
+                let peak = per_minute.values().map(|p| p.len() as u64).max();
+                assert_eq!(Some(stream.max_ports_per_minute()), peak, "{context}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_settled_port_used_again_too_late_marks_the_stream() {
+        let at =
+            |port: u16, start: u64| NatFlowObs { nat_address: A, nat_port: port, start, end: start, tcp_flags: None };
+        // Port 1 goes quiet at 1,000; port 2 moves time on to 3,000, when port 1 has left the map.
+        let mut obs = vec![at(1, 1_000)];
+        obs.extend((0..=40).map(|i| at(2, 1_000 + 50 * i)));
+        let mut late = DestStream::new(Protocol::TCP);
+        obs.iter().for_each(|o| late.push(o));
+        assert!(late.settled[0].left(1));
+        // In order on its own port, but before the lateness allowed: it could have been a reuse.
+        late.push(&at(1, 1_300));
+        assert!(late.disordered());
+        // Within the lateness (120 s here), it is the reference's.
+        let mut on_time = DestStream::new(Protocol::TCP);
+        obs.push(at(1, 2_950));
+        obs.iter().for_each(|o| on_time.push(o));
+        assert!(!on_time.disordered());
+        let ctx = EstimateContext { nat_addresses: 1, data_end: 3_100, fallback_share: None };
+        on_time.close(ctx.data_end);
+        assert_eq!(on_time.estimate(&ctx), estimate(&mut obs, Protocol::TCP, &ctx));
     }
 }

@@ -446,7 +446,7 @@ impl DestAgg {
         }
     }
 
-    /// Every NAT port used (address, port) with the start of its first record.
+    /// Every NAT port used (address, port) with the minute of its first record (Unix seconds / 60).
     fn ports(&mut self) -> Vec<(IpAddr, u16, u64)> {
         if let Some(s) = &self.stream {
             return s.ports().collect();
@@ -456,7 +456,7 @@ impl DestAgg {
             let mut out: Vec<(IpAddr, u16, u64)> = Vec::new();
             for f in flows.iter() {
                 if out.last().is_none_or(|l| (l.0, l.1) != (f.nat_address, f.nat_port)) {
-                    out.push((f.nat_address, f.nat_port, f.start));
+                    out.push((f.nat_address, f.nat_port, f.start / 60));
                 }
             }
             out
@@ -849,9 +849,9 @@ impl Analysis {
         for (d, agg) in dests.iter_mut() {
             estimates.insert(*d, agg.estimate(d.protocol, &ctx));
             // NAT ports the destination never answered, by the minute of their first record.
-            for (address, port, first) in agg.ports() {
+            for (address, port, minute) in agg.ports() {
                 if !replied.get(d).is_some_and(|r| r.contains(address, port)) {
-                    *nat_unanswered.entry((*d, first / 60)).or_default() += 1;
+                    *nat_unanswered.entry((*d, minute)).or_default() += 1;
                 }
             }
         }

@@ -739,7 +739,7 @@ impl FlowStreams {
     }
 
     /// False when the streams cannot give the reference's report: records came out of order on a
-    /// NAT port or too late for their interface's client flows, one destination's records came both
+    /// NAT port, too late for a settled NAT port or for their interface's client flows, one destination's records came both
     /// with and without interface IDs, or a client address on two interfaces.
     pub fn usable(&self) -> bool {
         let named: rustc_hash::FxHashSet<&Destination> =

@@ -46,7 +46,8 @@ const MIN_LATENESS_SECS: u64 = 120;
 
 /// The lateness allowed for when the longest record seen lasted `longest` seconds: twice that (the
 /// log's aggregation interval), at least [`MIN_LATENESS_SECS`], at most [`LATENESS_SECS`]. A bet on
-/// the input's order, never on the answer: a record later than that makes a stream refuse.
+/// the input's order, never on the answer: a record later than the allowance in force at the last
+/// settling (or closing) makes a stream refuse.
 pub(crate) fn lateness(longest: u64) -> u64 {
     longest.saturating_mul(2).clamp(MIN_LATENESS_SECS, LATENESS_SECS)
 }
@@ -169,7 +170,8 @@ pub struct DestStream {
     /// Every port, in the order of their first records: its address and port as `addr << 16 | port`.
     firsts: Vec<u32>,
     /// The minutes of those first records, run-length coded: (minute, where its ports start in
-    /// `firsts`). Ports come in time order, so 4 bytes a port instead of 8 with their times.
+    /// `firsts`). Records come in time order (within the lateness), so about 4 bytes a port instead
+    /// of 8 with their times.
     first_minutes: Vec<(u32, u32)>,
     /// The latest start seen, and the longest record (for the lateness allowed).
     latest: u64,
@@ -215,8 +217,9 @@ impl DestStream {
         }
     }
 
-    /// True when a record came out of order on its NAT port (or after [`close`](DestStream::close)):
-    /// the estimate is then not the reference's and must not be used.
+    /// True when a record came out of order on its NAT port, a settled port's record came later than
+    /// the lateness allowed (as of the last settling), or a record came after
+    /// [`close`](DestStream::close): the estimate is then not the reference's and must not be used.
     pub fn disordered(&self) -> bool {
         self.disordered
     }
@@ -359,7 +362,8 @@ impl DestStream {
         }
     }
 
-    /// Ends every open segment at the end of the data. Call once, after the last record.
+    /// Ends every open segment at the end of the data, `data_end`: no earlier than any record's start
+    /// (the latest end seen, say). Call once, after the last record.
     pub fn close(&mut self, data_end: u64) {
         if self.data_end.is_some() {
             return;
@@ -404,7 +408,7 @@ impl DestStream {
     }
 
     /// The estimate; the stream must be [`close`](DestStream::close)d (else it is closed at
-    /// `ctx.data_end` on a copy).
+    /// `ctx.data_end` on a copy, which must then be no earlier than any record's start).
     pub fn estimate(&self, ctx: &EstimateContext) -> Estimate {
         if self.data_end.is_none() {
             let mut closed = self.clone();
@@ -444,8 +448,9 @@ impl DestStream {
     }
 
     /// The reuse statistics for a pooled fit across destinations: TCP without flags only (empty
-    /// otherwise). The stream must be closed.
+    /// otherwise). The stream must be closed (settled ends miss their second halves until then).
     pub fn reuse_stats(&self) -> ReuseStats {
+        debug_assert!(self.data_end.is_some(), "reuse statistics of a stream not closed");
         if self.protocol == Protocol::TCP && !self.has_flags { self.reuse.clone() } else { ReuseStats::default() }
     }
 
@@ -535,7 +540,8 @@ mod tests {
         let mut s = DestStream::new(Protocol::TCP);
         obs.iter().rev().for_each(|o| s.push(o));
         assert!(s.disordered());
-        // Out of order across ports only is fine.
+        // Out of order across ports only is fine (within the lateness, as here: 5,000 s of records
+        // sorted by port, time order within each).
         assert!(!stream_of(&obs, Protocol::TCP).disordered());
     }
 

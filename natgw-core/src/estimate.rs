@@ -27,6 +27,7 @@ use crate::net::Protocol;
 mod reuse;
 pub mod stream;
 
+pub(crate) use reuse::PAGE as PAGE_SECS;
 pub(crate) use reuse::Seconds;
 pub use reuse::{EndObs, MERGE_WINDOW_SECS, MIN_REUSE_GAPS, ReuseFit, ReuseStats, fit_reuse};
 

@@ -33,7 +33,8 @@ pub struct EndObs {
     pub reused: bool,
 }
 
-const PAGE: u64 = 64;
+/// Seconds per page of [`Seconds`].
+pub(crate) const PAGE: u64 = 64;
 
 /// Seconds a page keeps as a list before it becomes an array: a list of a few seconds costs a
 /// tenth of the array, and a busy destination's pages fill up and turn to arrays soon.

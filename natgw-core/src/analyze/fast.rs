@@ -529,7 +529,8 @@ pub struct FlowStreams {
 #[derive(Debug)]
 struct DestLane {
     streams: HashMap<(Option<String>, Destination), Feed>,
-    /// Records a destination keeps before it streams ([`FEW`] unless set).
+    /// Records a destination keeps before it streams ([`FEW`] unless set; more when sparse in time
+    /// unless set, see `sparse_keep`).
     few: usize,
     /// Whether a destination sparse in time keeps more ([`KEPT_PER_PAGE`]): unless `few` was set.
     sparse_keep: bool,
@@ -591,8 +592,11 @@ pub(super) struct Kept {
     records: Vec<KeptObs>,
     /// Records that do not fit a [`KeptObs`] (a time past 2106, a 257th NAT address), as they are.
     others: Vec<NatFlowObs>,
-    /// The first and last start seen (`None`: no record yet).
-    span: Option<(u64, u64)>,
+    /// The pages of [`PAGE_SECS`] seconds its records started in, counted as time moves on (the
+    /// latest page, and how many): about those a stream would touch. Late records do not count, so
+    /// a destination out of order streams sooner, and a stray timestamp counts as one page.
+    latest_page: Option<u64>,
+    pages: usize,
 }
 
 /// One kept record: times in 32 bits (until 2106), the NAT address by its place in [`Kept::addrs`].
@@ -609,7 +613,11 @@ struct KeptObs {
 impl Kept {
     /// Adds a record.
     fn push(&mut self, o: &NatFlowObs) {
-        self.span = Some(self.span.map_or((o.start, o.start), |(a, b)| (a.min(o.start), b.max(o.start))));
+        let page = o.start / PAGE_SECS;
+        if self.latest_page.is_none_or(|p| page > p) {
+            self.latest_page = Some(page);
+            self.pages += 1;
+        }
         if !self.fit(o) {
             self.others.push(*o);
         }
@@ -635,10 +643,9 @@ impl Kept {
         self.records.len() + self.others.len()
     }
 
-    /// The records a destination seen over this span keeps at most ([`KEPT_PER_PAGE`]).
-    fn span_records(&self) -> usize {
-        let pages = self.span.map_or(0, |(a, b)| (b - a) / PAGE_SECS + 1);
-        usize::try_from(pages).unwrap_or(usize::MAX).saturating_mul(KEPT_PER_PAGE)
+    /// The records a destination seen in these pages keeps at most ([`KEPT_PER_PAGE`], [`KEPT_MAX`]).
+    fn sparse_records(&self) -> usize {
+        self.pages.saturating_mul(KEPT_PER_PAGE).min(KEPT_MAX)
     }
 
     /// Sorts the records that fit as [`estimate::sort_flows`] sorts them.
@@ -667,18 +674,20 @@ impl Kept {
 /// measured on synthetic NAT-interface logs of 1,000 destinations over 24 hours (1,000 connections
 /// each), 418 MiB peak streaming after 64 records, 78 MiB after 4,096 records of 40 bytes, 53 MiB
 /// after 4,096 of 16 bytes, and faster. A busy destination passes 4,096 records soon (and
-/// [`KEPT_PER_PAGE`] per minute of its span), and streams from then on: memory is bounded per
-/// destination, not by records.
+/// [`KEPT_PER_PAGE`] per 64 s it is seen in, at most [`KEPT_MAX`]), and streams from then on:
+/// memory is bounded per destination, not by records.
 const FEW: usize = 4096;
 
-/// Records per [`PAGE_SECS`] (64) seconds of its span a destination keeps before it streams, past
-/// [`FEW`]: a stream's per-second counts take about 350 bytes per 64 seconds of a sparse
-/// destination's span (the seconds its connections start and end in, for the estimate and the reuse
+/// Records per page of [`PAGE_SECS`] (64) seconds it is seen in a destination keeps before it
+/// streams, past [`FEW`]: a stream's per-second counts take about 350 bytes per 64 seconds of a
+/// sparse destination (the seconds its connections start and end in, for the estimate and the reuse
 /// fit, in lists), a kept record 16. Measured on synthetic NAT-interface logs of 100 destinations ×
 /// 10,000 connections (one NAT record each) over 72 hours: 163 MiB peak streaming after 4,096
-/// records, 43–46 MiB keeping them; over 24 hours, 53–61 and 39 MiB. A destination with more records
-/// than that streams, so its memory is bounded by its span, not by its records.
+/// records, 43–46 MiB keeping them; over 24 hours, 53–61 and 39–40 MiB.
 const KEPT_PER_PAGE: usize = 24;
+
+/// The most records a destination keeps (1 MiB of them): past that it streams, however sparse.
+const KEPT_MAX: usize = 1 << 16;
 
 /// Client records that may wait for the NAT gateway's interface to show (a part or two of the input),
 /// over all client lanes.
@@ -698,8 +707,9 @@ impl FlowStreams {
         FlowStreams { dests: DestLane::default(), clients: (0..n).map(|_| lane()).collect() }
     }
 
-    /// The streams, with destinations that keep at most `records` records before they stream (4,096
-    /// unless set): tests set few, or none, to stream small inputs.
+    /// The streams, with destinations that keep at most `records` records before they stream (unless
+    /// set: 4,096, or more when sparse in time, [`KEPT_PER_PAGE`]): tests set few, or none, to stream
+    /// small inputs.
     pub fn keeping_records(mut self, records: usize) -> FlowStreams {
         self.dests.few = records;
         self.dests.sparse_keep = false;
@@ -792,7 +802,7 @@ impl DestLane {
             let feed = self.streams.entry((iface, d)).or_insert_with(|| Feed::Few(Kept::default()));
             if let Feed::Few(kept) = feed {
                 obs.iter().for_each(|o| kept.push(o));
-                let sparse = if self.sparse_keep { kept.span_records() } else { 0 };
+                let sparse = if self.sparse_keep { kept.sparse_records() } else { 0 };
                 if kept.len() <= self.few.max(sparse) {
                     continue;
                 }
@@ -1018,7 +1028,7 @@ mod tests {
     }
 
     /// A destination keeps its records past [`FEW`] while they are sparse in time, and streams once
-    /// they are dense; with a fixed number (`keeping_records`), the span does not count.
+    /// they are dense; with a fixed number (`keeping_records`), the pages seen do not count.
     #[test]
     fn sparse_destinations_keep_their_records_longer() {
         let d = Destination { address: IpAddr::from([52, 0, 0, 1]), port: 443, protocol: Protocol::TCP };
@@ -1041,6 +1051,18 @@ mod tests {
         // One a second (64 a page): past 4,096 and 24 a page, it streams.
         let mut lane = DestLane::default();
         lane.feed(vec![(None, d, obs(6_000, 1))]);
+        assert_eq!(streams(&lane), 1);
+        // A stray timestamp (1970) first counts as one page: dense records still stream.
+        let mut lane = DestLane::default();
+        let mut stray = obs(1, 1);
+        stray[0].start = 0;
+        lane.feed(vec![(None, d, stray), (None, d, obs(6_000, 1))]);
+        assert_eq!(streams(&lane), 1);
+        // However sparse, past 65,536 records a destination streams.
+        let mut lane = DestLane::default();
+        lane.feed(vec![(None, d, obs(KEPT_MAX as u64, 30))]);
+        assert_eq!(streams(&lane), 0);
+        lane.feed(vec![(None, d, obs(1, 30))]);
         assert_eq!(streams(&lane), 1);
         // A fixed number: the sparse records stream too.
         let mut lane = FlowStreams::new(None, 1).keeping_records(FEW).dests;

@@ -11,8 +11,9 @@
 //! segment is *settled*, counted as the records to come will find it (its next use, if any, comes
 //! after the idle timeout ran out, so its fate no longer depends on when), and only two bits stay:
 //! that the port was seen, and whether the reuse fit still waits for the port's next use (the gap's
-//! second half). Memory is thus bounded by the ports in use over the last minutes, the seconds
-//! covered, and a word per port ever used (for [`DestStream::ports`]), not by the records.
+//! second half). Memory is thus bounded by the most ports in use at once (the table keeps its
+//! size), the seconds covered, and about 4 bytes per port ever used (for [`DestStream::ports`]),
+//! not by the records.
 //!
 //! The one thing it cannot do is go back: the records of one NAT port must come in the order of
 //! [`super::sort_flows`] (time order; flow logs are written that way), and a settled port's next

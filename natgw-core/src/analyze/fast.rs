@@ -526,20 +526,12 @@ pub struct FlowStreams {
 }
 
 /// The destinations' streams.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct DestLane {
     streams: HashMap<(Option<String>, Destination), Feed>,
-    /// Records a destination keeps before it streams ([`FEW`] unless set; more when sparse in time
-    /// unless set, see `sparse_keep`).
-    few: usize,
-    /// Whether a destination sparse in time keeps more ([`KEPT_PER_PAGE`]): unless `few` was set.
-    sparse_keep: bool,
-}
-
-impl Default for DestLane {
-    fn default() -> DestLane {
-        DestLane { streams: HashMap::default(), few: FEW, sparse_keep: true }
-    }
+    /// Records a destination keeps before it streams, when set
+    /// ([`keeping_records`](FlowStreams::keeping_records)); else [`Kept::limit`].
+    fixed: Option<usize>,
 }
 
 /// The client flows of a share of the 5-tuples.
@@ -643,9 +635,10 @@ impl Kept {
         self.records.len() + self.others.len()
     }
 
-    /// The records a destination seen in these pages keeps at most ([`KEPT_PER_PAGE`], [`KEPT_MAX`]).
-    fn sparse_records(&self) -> usize {
-        self.pages.saturating_mul(KEPT_PER_PAGE).min(KEPT_MAX)
+    /// The records a destination keeps before it streams: [`FEW`], or more when they are sparse in
+    /// time ([`KEPT_PER_PAGE`] per page seen, [`KEPT_MAX`] at most).
+    fn limit(&self) -> usize {
+        FEW.max(self.pages.saturating_mul(KEPT_PER_PAGE).min(KEPT_MAX))
     }
 
     /// Sorts the records that fit as [`estimate::sort_flows`] sorts them.
@@ -711,8 +704,7 @@ impl FlowStreams {
     /// set: 4,096, or more when sparse in time, [`KEPT_PER_PAGE`]): tests set few, or none, to stream
     /// small inputs.
     pub fn keeping_records(mut self, records: usize) -> FlowStreams {
-        self.dests.few = records;
-        self.dests.sparse_keep = false;
+        self.dests.fixed = Some(records);
         self
     }
 
@@ -749,8 +741,7 @@ impl FlowStreams {
         for lane in lanes {
             match lane.0 {
                 Lane::Dests(d) => {
-                    dests.few = d.few;
-                    dests.sparse_keep = d.sparse_keep;
+                    dests.fixed = d.fixed;
                     dests.streams.extend(d.streams);
                 }
                 Lane::Clients(c) => clients.push(c),
@@ -772,8 +763,9 @@ impl FlowStreams {
     }
 
     /// False when the streams cannot give the reference's report: records came out of order on a
-    /// NAT port, too late for a settled NAT port or for their interface's client flows, one destination's records came both
-    /// with and without interface IDs, or a client address on two interfaces.
+    /// NAT port, too late for a settled NAT port or for their interface's client flows, one
+    /// destination's records came both with and without interface IDs, or a client address on two
+    /// interfaces.
     pub fn usable(&self) -> bool {
         let named: rustc_hash::FxHashSet<&Destination> =
             self.dests.streams.keys().filter(|(name, _)| name.is_some()).map(|(_, d)| d).collect();
@@ -802,8 +794,7 @@ impl DestLane {
             let feed = self.streams.entry((iface, d)).or_insert_with(|| Feed::Few(Kept::default()));
             if let Feed::Few(kept) = feed {
                 obs.iter().for_each(|o| kept.push(o));
-                let sparse = if self.sparse_keep { kept.sparse_records() } else { 0 };
-                if kept.len() <= self.few.max(sparse) {
+                if kept.len() <= self.fixed.unwrap_or_else(|| kept.limit()) {
                     continue;
                 }
                 // (With records that did not fit, out of their place: the stream refuses those anyway.)

@@ -336,25 +336,11 @@ impl DestStream {
         for ((addr, port), p) in quiet {
             let addr = usize::from(addr);
             let s = p.segment();
-            self.connections += 1;
-            let cells = &mut self.cells[addr];
-            cells.at(s.start).certain += 1;
-            cells.at(s.end + 1).certain -= 1;
-            // `end_segment`'s fates with a next use at `end + IDLE_TIMEOUT_SECS + 1` or later.
-            let pending = match s.closed {
-                Some(true) => false,
-                Some(false) => {
-                    self.held += 1;
-                    cells.at(s.end + 1).certain += 1;
-                    cells.at(s.end + IDLE_TIMEOUT_SECS + 1).certain -= 1;
-                    false
-                }
-                None => {
-                    cells.at(s.end).maybe += 1;
-                    self.reuse.add_long_end(s.end);
-                    true
-                }
-            };
+            // Any next use is at `end + IDLE_TIMEOUT_SECS + 1` or later: all count as that one.
+            let pending = self.count_segment(addr, s, Some(s.end + IDLE_TIMEOUT_SECS + 1));
+            if pending {
+                self.reuse.add_long_end(s.end);
+            }
             self.settled[addr].leave(port, pending);
         }
         // The table keeps its size (the most ports in use at once): shrinking it when a busy spell
@@ -381,20 +367,30 @@ impl DestStream {
     }
 
     fn end_segment(&mut self, addr: usize, s: Segment, next_start: Option<u64>, data_end: u64) {
+        if self.count_segment(addr, s, next_start) {
+            self.reuse.add(Fate::end_obs(s.end, next_start, data_end));
+        }
+    }
+
+    /// Counts the segment `s` of NAT address `addr`, whose port was next used at `next_start`
+    /// (`None`: not before the end of the data), in the per-second counts: true when its fate is
+    /// unknown, and the reuse fit takes its end.
+    fn count_segment(&mut self, addr: usize, s: Segment, next_start: Option<u64>) -> bool {
         self.connections += 1;
         let cells = &mut self.cells[addr];
         cells.at(s.start).certain += 1;
         cells.at(s.end + 1).certain -= 1;
         match Fate::of(s.end, s.closed, next_start) {
-            Fate::Closed => {}
+            Fate::Closed => false,
             Fate::Held { until } => {
                 self.held += 1;
                 if until > s.end + 1 {
                     cells.at(s.end + 1).certain += 1;
                     cells.at(until).certain -= 1;
                 }
+                false
             }
-            Fate::Reused => self.reuse.add(Fate::end_obs(s.end, next_start, data_end)),
+            Fate::Reused => true,
             Fate::Maybe { until } => {
                 let cell = cells.at(s.end);
                 if until == s.end + IDLE_TIMEOUT_SECS + 1 {
@@ -402,7 +398,7 @@ impl DestStream {
                 } else {
                     cell.maybe_until_reuse += 1;
                 }
-                self.reuse.add(Fate::end_obs(s.end, next_start, data_end));
+                true
             }
         }
     }
@@ -479,13 +475,18 @@ mod tests {
     const A: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 7));
     const B: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 8));
 
-    /// A deterministic mix of ports, addresses, gaps, flags and overlapping records.
-    fn records(seed: u64, n: usize, flags: bool) -> Vec<NatFlowObs> {
+    /// A deterministic random number below its argument, from `seed` (a linear congruential step).
+    fn rng(seed: u64) -> impl FnMut(u64) -> u64 {
         let mut s = seed;
-        let mut rnd = move |m: u64| {
+        move |m: u64| {
             s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             (s >> 33) % m
-        };
+        }
+    }
+
+    /// A deterministic mix of ports, addresses, gaps, flags and overlapping records.
+    fn records(seed: u64, n: usize, flags: bool) -> Vec<NatFlowObs> {
+        let mut rnd = rng(seed);
         (0..n)
             .map(|_| {
                 let start = 1_000 + rnd(5_000);
@@ -578,11 +579,7 @@ mod tests {
     /// 300 ports over 12 hours, each used every 10 to 90 minutes (and now and then again soon): most
     /// records find their port settled, so the reuse fit's gaps come in halves.
     fn sparse_records(seed: u64, flags: bool) -> Vec<NatFlowObs> {
-        let mut s = seed;
-        let mut rnd = move |m: u64| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            (s >> 33) % m
-        };
+        let mut rnd = rng(seed);
         let mut obs = Vec::new();
         for port in 0..300u16 {
             let mut t = 1_780_000_000 + rnd(3_600);

@@ -496,7 +496,10 @@ garbage line\n\
                 LogFormat::default(),
                 &[Field::InterfaceId, Field::SrcAddr, Field::DstPort, Field::Start, Field::Action, Field::LogStatus],
             ),
+            // The analysis' fields of the default format: its tail is read with the ops unrolled.
+            LineParser::with_fields(LogFormat::default(), crate::analyze::FIELDS),
         ];
+        assert!(parsers[4].scan.has_default_tail());
         let good_v2 = "2 123456789012 eni-0a1b 10.0.1.5 52.216.8.10 40000 443 6 3 180 1700000000 1700000010 ACCEPT OK";
         let plain = |p: &LineParser, l: &str| {
             let mut got = None;

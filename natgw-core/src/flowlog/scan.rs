@@ -5,6 +5,7 @@
 //! - the line's head (its leading fields that are skipped or the interface ID) is compared with the
 //!   last line's as bytes and, when equal, not read again: runs of lines share it;
 //! - numbers are read eight digits at a time (SWAR on a `u64`), and their digit check finds their end;
+//!   a start's or end's first eight digits, when the last line's, are not converted again;
 //! - IPv4 addresses are read by a tight loop, separators of other fields found eight bytes at a time;
 //! - fields the consumer does not want are skipped, not parsed;
 //! - the default format's fields after the head, as the analysis reads them, take the same steps
@@ -60,7 +61,7 @@ pub(super) enum Op {
     Action,
     /// `OK`, `NODATA` or `SKIPDATA`.
     LogStatus,
-    /// The interface ID: text that runs of lines share (see [`Scan::interface_id`]).
+    /// The interface ID: text that runs of lines share (see [`Last::interface_id`]).
     InterfaceId,
     /// Any other wanted field, through the general setter.
     Token,
@@ -101,11 +102,20 @@ pub(super) struct Scan {
     head_fields: usize,
     /// The last line's head, its trailing space included (empty: none yet).
     head: Vec<u8>,
-    /// Whether that head holds an interface ID (not `-`), and which.
+    /// Whether that head holds an interface ID (not `-`), and which (in `last`).
     head_interface_id: bool,
-    interface_id: String,
     /// The ops after the head are [`DEFAULT_TAIL`].
     default_tail: bool,
+    last: Last,
+}
+
+/// What the scan keeps of the lines it read.
+#[derive(Debug, Clone, Default)]
+struct Last {
+    /// The last interface ID ([`remember`]).
+    interface_id: String,
+    /// The last start's and end's first eight digits, and their value ([`number_memo`]).
+    times: [(u64, u64); 2],
 }
 
 /// The default format's fields after its head (version, account ID, interface ID) as the analysis
@@ -164,28 +174,46 @@ fn eight_digits(v: u64) -> u64 {
 /// digits end. More digits, or none: `None`.
 #[inline(always)]
 pub(super) fn number(buf: &[u8], begin: usize) -> Option<(u64, usize)> {
-    let mut i = begin;
-    let mut v: u64 = 0;
+    let Some(x) = word(buf, begin) else { return digits_on(buf, begin, begin, 0) };
     // The first eight bytes on their own: most numbers end in them, and need no multiply-add.
-    if let Some(x) = word(buf, i) {
-        let len = (non_digit_bytes(x).trailing_zeros() / 8) as usize;
-        if len == 0 {
-            return None;
-        }
-        let first = eight_digits((x ^ ZEROS) << (64 - 8 * len));
-        if len < 8 {
-            return Some((first, i + len));
-        }
-        v = first;
-        i += 8;
+    let (v, len) = first_digits(x)?;
+    if len < 8 {
+        return Some((v, begin + len));
     }
+    digits_on(buf, begin, begin + 8, v)
+}
+
+/// [`number`] for a field whose first eight digits are often the last line's (times: Unix seconds
+/// share them for 100 s): `memo` holds the last eight digits read as a word, and their value.
+#[inline(always)]
+fn number_memo(buf: &[u8], begin: usize, memo: &mut (u64, u64)) -> Option<(u64, usize)> {
+    let Some(x) = word(buf, begin) else { return digits_on(buf, begin, begin, 0) };
+    if x == memo.0 {
+        // Eight digits (the memo holds nothing else; it starts as a word of zero bytes).
+        return digits_on(buf, begin, begin + 8, memo.1);
+    }
+    let (v, len) = first_digits(x)?;
+    if len < 8 {
+        return Some((v, begin + len));
+    }
+    *memo = (x, v);
+    digits_on(buf, begin, begin + 8, v)
+}
+
+/// The value and count of the digits `x` starts with (up to eight); `None` when it starts with none.
+#[inline(always)]
+fn first_digits(x: u64) -> Option<(u64, usize)> {
+    let len = (non_digit_bytes(x).trailing_zeros() / 8) as usize;
+    // The digits shifted to the top; the zero bytes below them read as leading zeros.
+    (len > 0).then(|| (eight_digits((x ^ ZEROS) << (64 - 8 * len)), len))
+}
+
+/// The rest of a number at `begin` whose digits up to `i` have the value `v`.
+#[inline(always)]
+fn digits_on(buf: &[u8], begin: usize, mut i: usize, mut v: u64) -> Option<(u64, usize)> {
     while let Some(x) = word(buf, i) {
-        let len = (non_digit_bytes(x).trailing_zeros() / 8) as usize;
-        if len == 0 {
-            break;
-        }
-        // The digits shifted to the top; the zero bytes below them read as leading zeros.
-        v = v * POW10[len] + eight_digits((x ^ ZEROS) << (64 - 8 * len));
+        let Some((w, len)) = first_digits(x) else { break };
+        v = v * POW10[len] + w;
         i += len;
         if len < 8 {
             return Some((v, i));
@@ -238,8 +266,8 @@ impl Scan {
             head_fields,
             head: Vec::new(),
             head_interface_id: false,
-            interface_id: String::new(),
             default_tail,
+            last: Last::default(),
         }
     }
 
@@ -265,7 +293,7 @@ impl Scan {
                 return None;
             }
             if self.ops[k] == Op::InterfaceId {
-                let Some(named) = remember(&mut self.interface_id, &buf[begin..i]) else {
+                let Some(named) = remember(&mut self.last.interface_id, &buf[begin..i]) else {
                     self.head.clear();
                     return None;
                 };
@@ -291,7 +319,7 @@ impl Scan {
         let mut i = self.head(buf, start)?;
         let mut rec = Record::default();
         let mut named = self.head_interface_id;
-        let cache = &mut self.interface_id;
+        let last = &mut self.last;
         // The fields after the head: all but the last end in a space, the last in the line end.
         let (ops, fields) = (&self.ops[self.head_fields..], &self.fields[self.head_fields..]);
         if self.default_tail {
@@ -299,7 +327,7 @@ impl Scan {
             let fields: &[Field; DEFAULT_TAIL.len()] = fields.try_into().ok()?;
             macro_rules! tail {
                 ($($k:literal)*) => {$(
-                    i = read(buf, i, DEFAULT_TAIL[$k], &fields[$k], &mut rec, cache, &mut named)?;
+                    i = read(buf, i, DEFAULT_TAIL[$k], &fields[$k], &mut rec, last, &mut named)?;
                     if buf.get(i) != Some(if $k + 1 < DEFAULT_TAIL.len() { &b' ' } else { &b'\n' }) {
                         return None;
                     }
@@ -312,19 +340,19 @@ impl Scan {
             let (last_op, ops) = ops.split_last()?;
             let (last_field, fields) = fields.split_last()?;
             for (op, field) in ops.iter().zip(fields) {
-                i = read(buf, i, *op, field, &mut rec, cache, &mut named)?;
+                i = read(buf, i, *op, field, &mut rec, last, &mut named)?;
                 if buf.get(i) != Some(&b' ') {
                     return None;
                 }
                 i += 1;
             }
-            i = read(buf, i, *last_op, last_field, &mut rec, cache, &mut named)?;
+            i = read(buf, i, *last_op, last_field, &mut rec, last, &mut named)?;
             if buf.get(i) != Some(&b'\n') {
                 return None;
             }
         }
         if named {
-            rec.interface_id = Some(self.interface_id.as_str());
+            rec.interface_id = Some(self.last.interface_id.as_str());
         }
         on_record(&rec);
         Some(i + 1)
@@ -345,7 +373,7 @@ fn remember(cache: &mut String, t: &[u8]) -> Option<bool> {
     Some(true)
 }
 
-/// Reads one field at `i` into `rec` (the interface ID into `cache`, `named` saying whether it names
+/// Reads one field at `i` into `rec` (the interface ID into `last`, `named` saying whether it names
 /// one): where the field ends. `None` for an empty field or a value the general parser must judge.
 #[inline(always)]
 fn read<'a>(
@@ -354,7 +382,7 @@ fn read<'a>(
     op: Op,
     field: &Field,
     rec: &mut Record<'a>,
-    cache: &mut String,
+    last: &mut Last,
     named: &mut bool,
 ) -> Option<usize> {
     let begin = i;
@@ -362,9 +390,13 @@ fn read<'a>(
         Op::Skip => i = next_separator(buf, i),
         Op::InterfaceId => {
             i = next_separator(buf, i);
-            *named = remember(cache, &buf[begin..i])?;
+            *named = remember(&mut last.interface_id, &buf[begin..i])?;
         }
-        Op::Number(slot) => match number(buf, i) {
+        Op::Number(slot) => match match slot {
+            Num::Start => number_memo(buf, i, &mut last.times[0]),
+            Num::End => number_memo(buf, i, &mut last.times[1]),
+            _ => number(buf, i),
+        } {
             Some((v, end)) => {
                 set_number(rec, slot, v)?;
                 return Some(end);
@@ -461,6 +493,8 @@ mod tests {
         }
         cases.push(b"9999999999999999999 ".to_vec());
         cases.push(b"18446744073709551615".to_vec());
+        // One memo across all: it holds the last eight digits read wherever they were.
+        let mut memo = (0, 0);
         for c in &cases {
             for at in 0..c.len() {
                 let digits = c[at..].iter().take_while(|b| b.is_ascii_digit()).count();
@@ -469,6 +503,9 @@ mod tests {
                     (v, at + digits)
                 });
                 assert_eq!(number(c, at), want, "{:?} at {at}", String::from_utf8_lossy(c));
+                for _ in 0..2 {
+                    assert_eq!(number_memo(c, at, &mut memo), want, "{:?} at {at}", String::from_utf8_lossy(c));
+                }
             }
         }
     }

@@ -159,6 +159,16 @@ fn non_digit_bytes(x: u64) -> u64 {
     (((d & LOWS) + ONES * (0x80 - 10)) | d) & HIGHS
 }
 
+/// `ACCEPT` and `OK` as the low bytes of a word.
+const ACCEPT: u64 = u64::from_le_bytes(*b"ACCEPT\0\0");
+const OK: u64 = u64::from_le_bytes(*b"OK\0\0\0\0\0\0");
+
+/// Whether the word `x` starts with the `len` bytes of `word` and a separator (a byte below `!`).
+#[inline(always)]
+fn ends_word(x: u64, word: u64, len: u32) -> bool {
+    x & ((1 << (8 * len)) - 1) == word && (x >> (8 * len)) as u8 <= b' '
+}
+
 /// Powers of ten by digit count.
 const POW10: [u64; 9] = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000];
 
@@ -422,6 +432,16 @@ fn read<'a>(
                 token(rec, field, &buf[begin..i])?;
             }
         },
+        // The common words in one compare each, with the separator after them: what the
+        // general steps below make of them, without finding the separator first.
+        Op::Action if word(buf, i).is_some_and(|w| ends_word(w, ACCEPT, 6)) => {
+            rec.action = Some(Action::Accept);
+            return Some(i + 6);
+        }
+        Op::LogStatus if word(buf, i).is_some_and(|w| ends_word(w, OK, 2)) => {
+            rec.log_status = LogStatus::Ok;
+            return Some(i + 2);
+        }
         Op::Action => {
             i = next_separator(buf, i);
             rec.action = match &buf[begin..i] {

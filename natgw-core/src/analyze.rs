@@ -495,7 +495,6 @@ struct Legs {
     /// Replies to a secondary NAT address are logged with the primary in dstaddr: the address used
     /// is in pkt-dstaddr when the format has it, else only the NAT port identifies the flow.
     replied: HashMap<Destination, Replied>,
-    reply_bytes: HashMap<Destination, u64>,
     /// Client-side records, for the client flows ([`clients`]); drained as they come when streaming.
     clients: Vec<(ClientKey, ClientRec)>,
     /// Room to make for them when the next part's first comes ([`fast::next_part`]).
@@ -524,8 +523,9 @@ impl Legs {
             // Destination → NAT.
             let d = Destination { address: o.src, port: o.sport, protocol: o.proto };
             let used = o.pkt_dst.filter(|a| nat.contains(a));
-            self.replied.entry(d).or_default().insert(used, o.dport);
-            *self.reply_bytes.entry(d).or_default() += o.bytes;
+            let r = self.replied.entry(d).or_default();
+            r.insert(used, o.dport);
+            r.bytes += o.bytes;
         } else if let Some((key, request)) = client_leg(o, on_nat, sides, internal) {
             if self.clients.is_empty() {
                 self.clients.reserve(self.clients_room);
@@ -562,18 +562,16 @@ impl Legs {
         for (d, r) in other.replied {
             self.replied.entry(d).or_default().merge(r);
         }
-        for (d, b) in other.reply_bytes {
-            *self.reply_bytes.entry(d).or_default() += b;
-        }
     }
 }
 
-/// The NAT ports a destination answered: by NAT address when the format has pkt-dstaddr, by port
-/// alone otherwise.
+/// The NAT ports a destination answered (by NAT address when the format has pkt-dstaddr, by port
+/// alone otherwise), and the bytes of its answers.
 #[derive(Debug, Clone, Default)]
 struct Replied {
     any_address: PortSet,
     by_address: Vec<(IpAddr, PortSet)>,
+    bytes: u64,
 }
 
 impl Replied {
@@ -596,6 +594,7 @@ impl Replied {
     }
 
     fn merge(&mut self, other: Replied) {
+        self.bytes += other.bytes;
         self.any_address.merge(&other.any_address);
         for (a, set) in other.by_address {
             match self.by_address.iter_mut().find(|(b, _)| *b == a) {
@@ -808,7 +807,7 @@ impl Analysis {
         formats: &[String],
         g: Gathered,
     ) -> Result<Report, AnalyzeError> {
-        let Legs { mut dests, replied, reply_bytes, clients, .. } = g.legs;
+        let Legs { mut dests, replied, clients, .. } = g.legs;
         let clients = match g.client_flows {
             Some(streamed) => streamed,
             None => ClientAgg::of_records(clients),
@@ -1023,7 +1022,7 @@ impl Analysis {
                     level: cfg.thresholds.level(utilization, e.saturated),
                     saturated: e.saturated,
                     records: agg.records,
-                    bytes: agg.bytes + reply_bytes.get(d).copied().unwrap_or(0),
+                    bytes: agg.bytes + replied.get(d).map_or(0, |r| r.bytes),
                     connections: e.connections,
                     sources: srcs,
                     per_address: e

@@ -3,8 +3,8 @@
 //! attempts, attributes connections to source clients, runs the estimator and the finding rules.
 //!
 //! Records are pushed one at a time (the caller owns IO and decompression) and kept in a compact
-//! form; `finish` does the rest. The live AWS path reuses [`estimate`](crate::estimate) and
-//! [`findings`](crate::findings) on the results of Logs Insights queries, so no rule exists twice.
+//! form; `finish` does the rest. The live AWS path reuses [`crate::estimate`] and
+//! [`crate::findings`] on the results of Logs Insights queries, so no rule exists twice.
 
 use std::net::IpAddr;
 

@@ -10,7 +10,7 @@
 //! not), so this costs no memory.
 //!
 //! The result is the reference path's report, exactly: the same classification code ([`Legs::add`]),
-//! order-independent merges, and the same steps 3–6 ([`Analysis::report`]). The differential tests
+//! order-independent merges, and the same steps 3–6 (`Analysis::report`). The differential tests
 //! in natgw-testkit (`tests/fast_path.rs`) hold the two paths equal.
 
 use std::net::IpAddr;
@@ -506,7 +506,7 @@ enum Share {
 /// (flow logs are written that way; a part that breaks it makes the streams
 /// [`usable`](FlowStreams::usable) no more, and the records must then be analysed in memory).
 ///
-/// Client-side records stream too ([`super::clients`]), classified for the interface the first NAT →
+/// Client-side records stream too (module `clients`), classified for the interface the first NAT →
 /// destination records came on (or the configured one; until then they wait), one tracker per
 /// interface, so that files of different interfaces may cover the same time one after the other. The
 /// reference joins a client's records across interfaces, so a client address whose flows (named or
@@ -701,7 +701,7 @@ impl FlowStreams {
     }
 
     /// The streams, with destinations that keep at most `records` records before they stream (unless
-    /// set: 4,096, or more when sparse in time, [`KEPT_PER_PAGE`]): tests set few, or none, to stream
+    /// set: 4,096, or 24 per 64 s of data a destination is seen in, up to 65,536): tests set few, or none, to stream
     /// small inputs.
     pub fn keeping_records(mut self, records: usize) -> FlowStreams {
         self.dests.fixed = Some(records);

@@ -2,7 +2,7 @@
 //! time order, without keeping them.
 //!
 //! It keeps, per NAT port of the destination in use, the open segment (the segmentation rule is the
-//! same function, [`super::advance`]); and per second, counts: live segments starting and ending,
+//! same function, `estimate::advance`); and per second, counts: live segments starting and ending,
 //! holds starting and ending, the ends whose fate is unknown, and the reuse fit's statistics
 //! ([`ReuseStats`]). A segment's posterior depends only on its end second, so the counts are all
 //! the sweep needs once the fit is known.

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """natgw benchmark runner: times aws-natgw and its peers doing the same work on the same inputs,
-side by side in one run, after checking that every tool's answers agree.
+side by side in one run (taking turns, run after run), after checking that every tool's answers
+agree.
 
 Work: for the NAT gateway's egress records, (1) records per unique destination (the knowledge-center
 query 1, per destination) and (2) the peak number of distinct NAT source ports per destination in one
@@ -73,27 +74,36 @@ END { for (k in rec) print k, rec[k], ports[k] }
 function internal(a,   i) { for (i = 1; i <= np; i++) if (index(a, pre[i]) == 1) return 1; return 0 }"""
 
 
-def measure(cmd, runs, warmup=1):
-    walls, rsss = [], []
-    for i in range(warmup + runs):
-        out = subprocess.run([sys.executable, "-c", MEASURE, *cmd], capture_output=True, text=True)
-        wall, rss, code = out.stdout.split()
-        if int(code) not in (0, 4, 5):
-            raise SystemExit(f"{cmd[0]} failed ({code}): {out.stderr[-2000:]}")
-        if i >= warmup:
-            walls.append(float(wall))
-            rsss.append(int(rss))
-    return statistics.median(walls), max(rsss)
+def run_once(cmd):
+    """Wall time (s) and peak RSS (KiB) of one run of `cmd`."""
+    out = subprocess.run([sys.executable, "-c", MEASURE, *cmd], capture_output=True, text=True)
+    wall, rss, code = out.stdout.split()
+    if int(code) not in (0, 4, 5):
+        raise SystemExit(f"{cmd[0]} failed ({code}): {out.stderr[-2000:]}")
+    return float(wall), int(rss)
 
 
 def time_all(tools, runs):
-    """(name, median wall time, peak RSS) of every tool, timed one after the other."""
-    results = []
-    for name, cmd in tools.items():
-        wall, rss = measure(cmd, runs)
-        results.append((name, wall, rss))
-        print(f"{name:24} {wall:7.3f} s  {rss / 1024:8.1f} MiB", file=sys.stderr)
-    return results
+    """Rows [name, median wall, peak RSS, fastest, slowest, median ratio to the first tool] of every
+    tool. The tools take turns, run after run (after one warm-up each), so that a slow spell of the
+    machine falls on all of them alike; the ratio is the median of each round's ratio."""
+    for cmd in tools.values():
+        run_once(cmd)
+    walls = {name: [] for name in tools}
+    rsss = {name: 0 for name in tools}
+    for _ in range(runs):
+        for name, cmd in tools.items():
+            wall, rss = run_once(cmd)
+            walls[name].append(wall)
+            rsss[name] = max(rsss[name], rss)
+    first = walls[next(iter(tools))]
+    rows = []
+    for name, w in walls.items():
+        ratio = statistics.median(x / f for x, f in zip(w, first))
+        rows.append([name, statistics.median(w), rsss[name], min(w), max(w), ratio])
+        print(f"{name:24} {rows[-1][1]:7.3f} s ({min(w):.3f}-{max(w):.3f})  {rsss[name] / 1024:8.1f} MiB  {ratio:5.2f}x",
+              file=sys.stderr)
+    return rows
 
 
 def answers_of(cmd):
@@ -148,11 +158,7 @@ def main():
         print(f"answers agree: {name} ({len(got)} destinations)", file=sys.stderr)
 
     floors = {"cat > /dev/null": ["sh", "-c", f"cat '{plain}' > /dev/null"], "wc -l": ["wc", "-l", plain]}
-    results = []
-    for name, cmd in {**tools, **floors}.items():
-        wall, rss = measure(cmd, runs)
-        results.append((name, wall, rss))
-        print(f"{name:24} {wall:7.3f} s  {size / wall / 1e6:8.0f} MB/s  {rss / 1024:8.1f} MiB", file=sys.stderr)
+    results = time_all({**tools, **floors}, runs)
 
     gz = sorted(os.path.join(inputs["gz_dir"], f) for f in os.listdir(inputs["gz_dir"]))
     gz_size = sum(os.path.getsize(f) for f in gz)
@@ -174,7 +180,7 @@ def main():
     one_results = time_all(one_tools, runs)
 
     custom = [natgw, "analyze", inputs["custom"], *common]
-    custom_wall, custom_rss = measure(custom, runs)
+    [[_, custom_wall, custom_rss, *_]] = time_all({"aws-natgw (custom format)": custom}, runs)
 
     json.dump({
         "machine": {"cores": os.cpu_count(), "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),

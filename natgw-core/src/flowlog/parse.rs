@@ -513,7 +513,7 @@ garbage line\n\
         // Without its line end in the buffer, a line is left for later.
         assert!(v2.clone().scan.line(good_v2.as_bytes(), 0, &mut |_| panic!("no line end")).is_none());
         // Mutations of good lines: every byte replaced by each of a few troublemakers, and random ones.
-        let odd: &[u8] = b" \t-0919:xA.\xff";
+        let odd: &[u8] = b" \t-0919:xA.\xff\0";
         let mut seed = 7u64;
         let mut rnd = move |n: usize| {
             seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
@@ -555,6 +555,8 @@ garbage line\n\
         lines.push(b"2 1 eni-1 10.0.0.1 10.0.0.2 1 2 6 3 9999999999999999999 1 2 ACCEPT OK".to_vec());
         lines.push(b"2 1 eni-1 10.0.0.1 10.0.0.2 1 2 6 3 18446744073709551615 1 2 ACCEPT OK".to_vec());
         lines.push(b"2 1 eni-1 10.0.0.1 10.0.0.2 1 2 6 3 180 1700000000 1700000010 ACCEPT OK\r".to_vec());
+        // First, while the scan's memo of times is as it starts: eight NULs are no start.
+        lines.insert(0, b"2 1 eni-1 10.0.0.1 10.0.0.2 1 2 6 3 180 \0\0\0\0\0\0\0\0 1700000010 ACCEPT OK".to_vec());
         let mut accepted = 0;
         for p in &parsers {
             let mut scan = p.scan.clone();

@@ -110,12 +110,20 @@ pub(super) struct Scan {
 }
 
 /// What the scan keeps of the lines it read.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 struct Last {
     /// The last interface ID ([`remember`]).
     interface_id: String,
     /// The last start's and end's first eight digits, and their value ([`number_memo`]).
     times: [(u64, u64); 2],
+}
+
+impl Default for Last {
+    fn default() -> Last {
+        // "00000000" is 0: a memo holds eight digits and their value from the start (a word of
+        // zero bytes would match eight NULs).
+        Last { interface_id: String::new(), times: [(ZEROS, 0); 2] }
+    }
 }
 
 /// The default format's fields after its head (version, account ID, interface ID) as the analysis
@@ -199,7 +207,7 @@ pub(super) fn number(buf: &[u8], begin: usize) -> Option<(u64, usize)> {
 fn number_memo(buf: &[u8], begin: usize, memo: &mut (u64, u64)) -> Option<(u64, usize)> {
     let Some(x) = word(buf, begin) else { return digits_on(buf, begin, begin, 0) };
     if x == memo.0 {
-        // Eight digits (the memo holds nothing else; it starts as a word of zero bytes).
+        // Eight digits: the memo holds nothing else (it starts as "00000000" and 0).
         return digits_on(buf, begin, begin + 8, memo.1);
     }
     let (v, len) = first_digits(x)?;
@@ -513,8 +521,12 @@ mod tests {
         }
         cases.push(b"9999999999999999999 ".to_vec());
         cases.push(b"18446744073709551615".to_vec());
-        // One memo across all: it holds the last eight digits read wherever they were.
-        let mut memo = (0, 0);
+        // Eight NULs (a word of zero bytes), and eight zeros.
+        cases.push(vec![0; 12]);
+        cases.push(b"00000000000 ".to_vec());
+        // One memo across all, as a scan starts it: it holds the last eight digits read wherever
+        // they were.
+        let mut memo = Last::default().times[0];
         for c in &cases {
             for at in 0..c.len() {
                 let digits = c[at..].iter().take_while(|b| b.is_ascii_digit()).count();
@@ -526,6 +538,8 @@ mod tests {
                 for _ in 0..2 {
                     assert_eq!(number_memo(c, at, &mut memo), want, "{:?} at {at}", String::from_utf8_lossy(c));
                 }
+                let fresh = &mut Last::default().times[0];
+                assert_eq!(number_memo(c, at, fresh), want, "{:?} at {at}, fresh", String::from_utf8_lossy(c));
             }
         }
     }

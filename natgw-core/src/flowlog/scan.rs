@@ -150,8 +150,7 @@ const ZEROS: u64 = u64::from_ne_bytes([b'0'; 8]);
 /// The eight bytes at `i` as a little-endian word (first byte lowest), if the buffer has them.
 #[inline(always)]
 fn word(buf: &[u8], i: usize) -> Option<u64> {
-    let bytes: [u8; 8] = buf.get(i..i + 8)?.try_into().ok()?;
-    Some(u64::from_le_bytes(bytes))
+    buf.get(i..)?.first_chunk().map(|b| u64::from_le_bytes(*b))
 }
 
 /// The high bit of each byte of `x` below `!` (space, tab, line end, control bytes), exactly.

@@ -159,11 +159,14 @@ fn separator_bytes(x: u64) -> u64 {
     !(((x & LOWS) + ONES * (0x80 - 0x21)) | x) & HIGHS
 }
 
-/// The high bit of each byte of `x` that is not an ASCII digit, exactly.
+/// How many ASCII digits `x` starts with (0–8).
+///
+/// Flagging every non-digit byte exactly takes a mask against carries between bytes; the first one
+/// needs none: the bytes below it are digits (0–9 after the XOR), which carry nothing.
 #[inline(always)]
-fn non_digit_bytes(x: u64) -> u64 {
+fn leading_digits(x: u64) -> usize {
     let d = x ^ ZEROS;
-    (((d & LOWS) + ONES * (0x80 - 10)) | d) & HIGHS
+    ((d.wrapping_add(ONES * (0x80 - 10)) | d) & HIGHS).trailing_zeros() as usize / 8
 }
 
 /// `ACCEPT` and `OK` as the low bytes of a word.
@@ -220,7 +223,7 @@ fn number_memo(buf: &[u8], begin: usize, memo: &mut (u64, u64)) -> Option<(u64, 
 /// The value and count of the digits `x` starts with (up to eight); `None` when it starts with none.
 #[inline(always)]
 fn first_digits(x: u64) -> Option<(u64, usize)> {
-    let len = (non_digit_bytes(x).trailing_zeros() / 8) as usize;
+    let len = leading_digits(x);
     // The digits shifted to the top; the zero bytes below them read as leading zeros.
     (len > 0).then(|| (eight_digits((x ^ ZEROS) << (64 - 8 * len)), len))
 }
@@ -556,7 +559,8 @@ mod tests {
                         bytes.iter().enumerate().filter(|(_, v)| pred(**v)).fold(0u64, |m, (i, _)| m | 0x80 << (8 * i))
                     };
                     assert_eq!(separator_bytes(x), flag(&|v| v <= b' '), "{b:#x} at {at} in {fill:#x}");
-                    assert_eq!(non_digit_bytes(x), flag(&|v| !v.is_ascii_digit()), "{b:#x} at {at} in {fill:#x}");
+                    let digits = bytes.iter().take_while(|v| v.is_ascii_digit()).count();
+                    assert_eq!(leading_digits(x), digits, "{b:#x} at {at} in {fill:#x}");
                 }
             }
         }

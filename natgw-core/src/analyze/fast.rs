@@ -701,8 +701,8 @@ impl FlowStreams {
     }
 
     /// The streams, with destinations that keep at most `records` records before they stream (unless
-    /// set: 4,096, or 24 per 64 s of data a destination is seen in, up to 65,536): tests set few, or none, to stream
-    /// small inputs.
+    /// set: 4,096, or 24 per 64 s of data a destination is seen in, up to 65,536): tests set few, or
+    /// none, to stream small inputs.
     pub fn keeping_records(mut self, records: usize) -> FlowStreams {
         self.dests.fixed = Some(records);
         self

@@ -12,10 +12,10 @@
 //! connections of the last minutes, not the records. A flow may close once the latest start seen is
 //! past the flow's last second + 350 s + a lateness allowance ([`lateness`]: twice the longest record
 //! seen, the log's aggregation interval, within 120–600 s; the NAT flows' streams allow the same).
-//! (It closes with its generation, a little later; see [`ClientTracker`].) A record that starts
-//! before the latest start seen less the lateness, as of the last closing, could have joined a flow
-//! already closed: it marks the tracker [`disordered`](ClientTracker::disordered). The allowance is a
-//! bet on the input's order, never on the answer.
+//! (It closes at the next merge of a batch of records, a little later; see [`ClientTracker`].) A
+//! record that starts before the latest start seen less the lateness, as of the last merge, could
+//! have joined a flow already closed: it marks the tracker [`disordered`](ClientTracker::disordered).
+//! The allowance is a bet on the input's order, never on the answer.
 
 use std::net::IpAddr;
 
@@ -51,24 +51,21 @@ pub(super) struct ClientRec {
 /// One flow, as far as its records have been seen: 20 bytes, since the tracker holds hundreds of
 /// thousands. Times are Unix seconds in 32 bits (until 2106; records past that make the tracker
 /// refuse).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 struct Flow {
     first: u32,
     last: u32,
     /// The earliest start of its request-direction records (`u32::MAX` until one is seen).
     request_start: u32,
-    /// Its bytes and flags ([`ANSWERED`], [`MORE`]) as a `u64` in two halves: a `u64` field would
-    /// align the flow to 8 bytes, 4 more per open 5-tuple.
+    /// Its bytes and [`ANSWERED`] flag as a `u64` in two halves: a `u64` field would
+    /// align the flow to 8 bytes, 4 more per open flow or waiting record.
     tally: [u32; 2],
 }
 
 /// In a flow's tally: it saw an answer-direction record.
 const ANSWERED: u64 = 1 << 63;
-/// In a flow's tally, for the flow a tracker's table holds: its 5-tuple has more open flows, in the
-/// tracker's `more`.
-const MORE: u64 = 1 << 62;
-/// In a flow's tally: its bytes (they saturate there, at 4 EiB).
-const BYTES: u64 = MORE - 1;
+/// In a flow's tally: its bytes (they saturate there, at 8 EiB).
+const BYTES: u64 = ANSWERED - 1;
 
 /// Seconds past this do not fit a [`Flow`].
 const LAST_SECOND: u64 = u32::MAX as u64 - 1;
@@ -96,17 +93,6 @@ impl Flow {
 
     fn answered(&self) -> bool {
         self.tally() & ANSWERED != 0
-    }
-
-    /// Whether its 5-tuple has more open flows (the table's flow only).
-    fn has_more(&self) -> bool {
-        self.tally() & MORE != 0
-    }
-
-    /// The flow, marked as having more open flows of its 5-tuple or not.
-    fn with_more(mut self, more: bool) -> Flow {
-        self.set_tally(self.tally() & !MORE | if more { MORE } else { 0 });
-        self
     }
 
     /// Whether the two chain together (their gap is at most the idle timeout).
@@ -148,74 +134,6 @@ fn chain(all: &mut Vec<Flow>, mut joined: Flow) {
         }
     }
     all.push(joined);
-}
-
-/// The open flows of 5-tuples that have more than one, less the one in the table (rare: a 5-tuple
-/// used again after the idle timeout while its first flow is still open). Kept apart, so that a
-/// table's entry is its one flow and no more.
-type MoreFlows = HashMap<OpenKey, Vec<Flow>>;
-
-/// Adds a record to the open flows of `key`, whose flow in the table is `first`.
-fn add_to(more: &mut MoreFlows, key: &OpenKey, first: &mut Flow, r: &ClientRec) {
-    let joined = Flow::of(r);
-    if !first.has_more() {
-        if first.touches(&joined) {
-            first.absorb(&joined);
-        } else {
-            more.insert(*key, vec![joined]);
-            *first = first.with_more(true);
-        }
-        return;
-    }
-    let mut all = more.remove(key).unwrap_or_default();
-    all.push(first.with_more(false));
-    chain(&mut all, joined);
-    *first = rejoin(more, key, all).unwrap_or(*first);
-}
-
-/// Puts the open flows `all` of `key` back: the one for the table (returned), the others in `more`.
-fn rejoin(more: &mut MoreFlows, key: &OpenKey, mut all: Vec<Flow>) -> Option<Flow> {
-    let first = all.pop()?;
-    let others = !all.is_empty();
-    if others {
-        more.insert(*key, all);
-    }
-    Some(first.with_more(others))
-}
-
-/// Hands the flows of `key` (`first` is the table's) that ended before `horizon` (+ the idle
-/// timeout) to `closed`; returns the flow for the table, if any is left open.
-fn close_key(
-    more: &mut MoreFlows,
-    key: &OpenKey,
-    first: Flow,
-    horizon: u64,
-    mut closed: impl FnMut(&Flow),
-) -> Option<Flow> {
-    let is_closed = |f: &Flow| ended_before(f.last, horizon);
-    if !first.has_more() {
-        if is_closed(&first) {
-            closed(&first);
-            return None;
-        }
-        return Some(first);
-    }
-    let mut all = more.remove(key).unwrap_or_default();
-    all.push(first.with_more(false));
-    all.retain(|f| {
-        let done = is_closed(f);
-        if done {
-            closed(f);
-        }
-        !done
-    });
-    rejoin(more, key, all)
-}
-
-/// Every flow of `key` (`first` is the table's), taken out of `more`.
-fn all_flows(more: &mut MoreFlows, key: &OpenKey, first: Flow) -> impl Iterator<Item = Flow> {
-    let others = if first.has_more() { more.remove(key).unwrap_or_default() } else { Vec::new() };
-    std::iter::once(first.with_more(false)).chain(others)
 }
 
 /// (destination if named, port, protocol, minute of the flow's first request).
@@ -287,9 +205,12 @@ impl ClientAgg {
 }
 
 /// A [`ClientKey`] with its addresses numbered: 12 bytes instead of 40, for the many open flows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct OpenKey {
-    client: u32,
+    /// The client's number times an odd constant (spreading it over the high bits), XOR a hash of
+    /// the other fields: one-to-one ([`OpenKey::client`] undoes it), and its high bits, a batch's
+    /// sort buckets, depend on every field.
+    spread: u32,
     /// The destination's number ([`NO_HOST`]: not named) in the high 24 bits, the protocol in the
     /// low 8.
     target: u32,
@@ -305,93 +226,67 @@ const NO_HOST: u32 = (1 << 24) - 1;
 const MAX_ADDRESSES: usize = NO_HOST as usize;
 
 impl OpenKey {
-    /// A well-mixed 64-bit hash, for the generations' filters (the tables hash on their own).
-    fn mix(&self) -> u64 {
-        let a = u64::from(self.client) | u64::from(self.target) << 32;
-        let b = u64::from(self.client_port) | u64::from(self.host_port) << 16;
-        // splitmix64's finalizer over the two words folded together.
-        let mut z = a.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ b;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+    fn new(client: u32, target: u32, client_port: u16, host_port: u16) -> OpenKey {
+        let mut k = OpenKey { spread: 0, target, client_port, host_port };
+        k.spread = client.wrapping_mul(SPREAD) ^ k.hash();
+        k
+    }
+
+    /// A hash of the fields but the client, well mixed in its high bits (Fibonacci hashing).
+    fn hash(&self) -> u32 {
+        let rest = u64::from(self.target) << 32 | u64::from(self.client_port) << 16 | u64::from(self.host_port);
+        (rest.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as u32
+    }
+
+    fn client(&self) -> u32 {
+        (self.spread ^ self.hash()).wrapping_mul(UNSPREAD)
+    }
+
+    /// The key as one number, the order the tracker keeps its flows in: equal keys, equal ranks.
+    fn rank(&self) -> u128 {
+        u128::from(self.spread) << 64
+            | u128::from(self.target) << 32
+            | u128::from(self.client_port) << 16
+            | u128::from(self.host_port)
+    }
+
+    /// The key's bucket in a batch's sort: the high bits of its rank.
+    fn bucket(&self) -> usize {
+        (self.spread >> (32 - BUCKET_BITS)) as usize
     }
 }
 
-/// The open flows by 5-tuple: one each (the others of a 5-tuple are in [`MoreFlows`]).
-type OpenFlows = HashMap<OpenKey, Flow>;
+/// The client's factor in [`OpenKey::spread`] (2^32 / the golden ratio, odd), and its inverse
+/// modulo 2^32.
+const SPREAD: u32 = 0x9E37_79B1;
+const UNSPREAD: u32 = 0x0E8B_2F51;
 
-/// Which 5-tuples a generation may hold: a Bloom filter with each key's four bits in one 64-bit word
-/// (one memory access per look-up), 16 to 32 bits per key: under 0.5 % false positives. A few lines, so
-/// not a dependency; what matters here is that it fits the cache beside the young table.
-#[derive(Debug, Clone)]
-struct KeyFilter {
-    words: Vec<u64>,
-}
-
-/// A key's place in the filters: which word (before masking to a filter's size) and which bits.
-#[derive(Debug, Clone, Copy)]
-struct Probe {
-    word: usize,
-    bits: u64,
-}
-
-impl Probe {
-    fn of(k: &OpenKey) -> Probe {
-        let h = k.mix();
-        Probe { word: (h >> 32) as usize, bits: (0..4).fold(0, |acc, i| acc | 1 << ((h >> (6 * i)) & 63)) }
-    }
-}
-
-impl KeyFilter {
-    fn of<'a>(keys: impl ExactSizeIterator<Item = &'a OpenKey>) -> KeyFilter {
-        let mut f = KeyFilter { words: vec![0; (keys.len() / 4).next_power_of_two()] };
-        let mask = f.words.len() - 1;
-        keys.map(Probe::of).for_each(|p| f.words[p.word & mask] |= p.bits);
-        f
-    }
-
-    fn may_hold(&self, p: Probe) -> bool {
-        self.words[p.word & (self.words.len() - 1)] & p.bits == p.bits
-    }
-}
-
-/// An older generation of open flows: the young table as it was when it filled, less the 5-tuples
-/// seen again since (they moved back to the young table).
-#[derive(Debug, Clone)]
-struct Generation {
-    flows: OpenFlows,
-    filter: KeyFilter,
-    /// The latest second of its flows: once that is closed, so is the whole generation.
-    last: u32,
-}
+/// A 5-tuple and one of its flows (or a record not merged yet, as a flow of its own): 32 bytes.
+type Keyed = (OpenKey, Flow);
 
 /// The streaming client flows; see the module docs.
 ///
 /// Nearly every record on a NAT gateway's interface is a new 5-tuple, and flows stay open for minutes
-/// of data: hundreds of thousands at a time, more than the caches hold. So the open flows live in
-/// generations. Records look up and start flows in a young table small enough to stay in the cache;
-/// when it fills it becomes a generation, with a filter of its keys. A record new to the young table
-/// asks the generations' filters (in the cache) and moves its 5-tuple's flows back from the one that
-/// holds them: a 5-tuple is in one place at most. A generation closes whole once time has passed its
-/// latest flow. Random accesses to memory happen only for 5-tuples seen again after a while, and the
-/// open flows are never swept one by one.
+/// of data: hundreds of thousands at a time, more than the caches hold, so looking each record's
+/// 5-tuple up in a table of them misses the cache. Instead the tracker works in batches, as a
+/// log-structured store does: records wait in a batch; a full batch is sorted by 5-tuple and merged
+/// in one pass with the open flows, kept sorted the same way, and that pass also closes the flows
+/// time has passed. The merge reads and writes in order; only the batch's counting sort scatters
+/// its records, over 4,096 buckets.
 #[derive(Debug, Clone, Default)]
 pub(super) struct ClientTracker {
-    young: OpenFlows,
-    /// The 5-tuples the young table takes before it becomes a generation (at least [`YOUNG_KEYS`],
-    /// or `young_floor` when set).
-    young_keys: usize,
-    /// Tests set a small floor, to make many generations of few records.
-    young_floor: Option<usize>,
+    /// Records not merged yet, in the order they came.
+    batch: Vec<Keyed>,
+    /// The batch, sorted for a merge (the buffer is kept for the next).
+    sorted: Vec<Keyed>,
+    /// The open flows, by [`OpenKey::rank`] (a 5-tuple's flows next to each other, in no order).
+    open: Vec<Keyed>,
+    /// One 5-tuple's flows while a merge chains them.
+    group: Vec<Flow>,
+    /// Tests set a small floor, to make many merges of few records.
+    batch_floor: Option<usize>,
     /// Tests set fewer addresses than [`MAX_ADDRESSES`].
     max_addresses: Option<usize>,
-    /// Oldest first.
-    generations: Vec<Generation>,
-    /// The other open flows of 5-tuples with more than one, wherever their first is.
-    more: MoreFlows,
-    /// Tables of closed generations, emptied, for the next young ones: tables are reused, not
-    /// freed and allocated again (which leaves the allocator's heap in holes the process keeps).
-    spares: Vec<OpenFlows>,
     /// The addresses seen (clients and named destinations: bounded by the hosts, not the records).
     addresses: Vec<IpAddr>,
     /// Per address: the roles this tracker took for it as a client, with its destination named (2),
@@ -405,30 +300,57 @@ pub(super) struct ClientTracker {
     longest: u64,
     /// Flows that ended before this (+ 350 s) are closed: a record starting earlier comes too late.
     closed_before: u64,
-    /// When to look for flows to close next.
-    next_close: u64,
+    /// When to merge next, if the batch is not full before.
+    next_merge: u64,
     disordered: bool,
+    /// Merges done (for tests).
+    #[cfg(test)]
+    merges: usize,
 }
 
-/// How often (in seconds of the data) the tracker closes the flows time has passed.
-const CLOSE_EVERY_SECS: u64 = 60;
+/// How often (in seconds of the data) the tracker merges its batch, full or not, and so closes the
+/// flows time has passed: a quiet tracker's flows close as time moves on too. Busy data fills a
+/// batch sooner. Measured on the benchmark's client records (5.4 M pushed into one tracker, about
+/// 65 ns each, against 110–130 for the hash tables this replaced): merging every 60 s took about
+/// 10 % more time than every 300 s, for flows that close a few minutes later.
+const MERGE_EVERY_SECS: u64 = 300;
 
-/// 5-tuples the young table holds before it becomes a generation, at least: 7/8 of 8 Ki buckets, a
-/// table of 264 KiB (33 bytes a bucket) that never grows; with the generations' filters (16 KiB
-/// each) it stays in a 2 MiB cache. Measured on the benchmark's file (10 M lines) with 49-byte
-/// buckets: 7 Ki and 3.5 Ki keys were as fast, 14 Ki and 28 Ki slower; with 33-byte buckets, 14 Ki
-/// was as fast as 7 Ki.
-const YOUNG_KEYS: usize = 7 << 10;
+/// Records a batch takes before it is merged, at least: 8 Ki of 32 bytes.
+const BATCH: usize = 8 << 10;
 
-/// Emptied tables kept for reuse: generations close about as fast as they come. Freeing and
-/// allocating these tables over and over left the process holding more memory (the allocator's
-/// heap in holes): measured on the benchmark's files, reuse lowered the peak RSS by 1 to 6 MB.
-const SPARES: usize = 8;
+/// A batch also takes at least this share of the open flows' number: a merge passes over all of
+/// them, so each record moves about two of them. Measured as above: a quarter took about 5 % more
+/// time; the whole number was no faster, with more memory.
+const BATCH_SHARE: usize = 2;
 
-/// About how many generations there may be: a record new to the young table asks each one's
-/// filter, so when the open flows outgrow this many young tables, the young table grows instead.
-/// The benchmark's file makes 25 to 45 at a time.
-const GENERATIONS: usize = 64;
+/// A batch is sorted in 2^this buckets of [`OpenKey::bucket`] first (one pass), then each bucket
+/// on its own (a few records, in the L1 cache). Measured as above: 8 bits took 20–40 % more time
+/// than 12, 11 bits about 3 % more.
+const BUCKET_BITS: u32 = 12;
+
+/// Sorts `batch` by [`OpenKey::rank`] into `sorted`, emptying `batch`: a counting sort by bucket,
+/// then each bucket.
+fn sort_batch(batch: &mut Vec<Keyed>, sorted: &mut Vec<Keyed>) {
+    // Each bucket's end, then (once its records are in) its start.
+    let mut bounds = [0usize; 1 << BUCKET_BITS];
+    batch.iter().for_each(|(k, _)| bounds[k.bucket()] += 1);
+    let mut sum = 0;
+    for b in &mut bounds {
+        sum += *b;
+        *b = sum;
+    }
+    sorted.clear();
+    sorted.resize(batch.len(), Keyed::default());
+    for e in batch.drain(..) {
+        let end = &mut bounds[e.0.bucket()];
+        *end -= 1;
+        sorted[*end] = e;
+    }
+    for (b, start) in bounds.iter().enumerate() {
+        let end = bounds.get(b + 1).copied().unwrap_or(sorted.len());
+        sorted[*start..end].sort_unstable_by_key(|(k, _)| k.rank());
+    }
+}
 
 impl ClientTracker {
     /// Numbers `key`'s client address, and says whether this tracker has taken its role (its
@@ -452,30 +374,12 @@ impl ClientTracker {
         }
         self.latest = self.latest.max(r.start);
         self.longest = self.longest.max(r.end.saturating_sub(r.start));
-        let key = OpenKey {
-            client,
-            target: key.host.map_or(NO_HOST, |h| self.number(h)) << 8 | u32::from(key.proto.0),
-            client_port: key.client_port,
-            host_port: key.host_port,
-        };
-        if let Some(first) = self.young.get_mut(&key) {
-            add_to(&mut self.more, &key, first, r);
-        } else {
-            let flows = match self.take_from_generations(&key) {
-                Some(mut first) => {
-                    add_to(&mut self.more, &key, &mut first, r);
-                    first
-                }
-                None => Flow::of(r),
-            };
-            if self.young.len() >= self.young_limit() {
-                self.age();
-            }
-            self.young.insert(key, flows);
-        }
-        if self.latest >= self.next_close {
-            self.close_before(self.latest.saturating_sub(lateness(self.longest)));
-            self.next_close = self.latest.saturating_add(CLOSE_EVERY_SECS);
+        let target = key.host.map_or(NO_HOST, |h| self.number(h)) << 8 | u32::from(key.proto.0);
+        let key = OpenKey::new(client, target, key.client_port, key.host_port);
+        self.batch.push((key, Flow::of(r)));
+        if self.batch.len() >= self.batch_limit() || self.latest >= self.next_merge {
+            self.merge(self.latest.saturating_sub(lateness(self.longest)));
+            self.next_merge = self.latest.saturating_add(MERGE_EVERY_SECS);
         }
     }
 
@@ -503,103 +407,92 @@ impl ClientTracker {
         }
     }
 
-    /// The open flows of `key` in a generation, taken out of it; the ones already closed go to the
-    /// aggregates.
-    fn take_from_generations(&mut self, key: &OpenKey) -> Option<Flow> {
-        let probe = Probe::of(key);
-        let first =
-            self.generations.iter_mut().rev().filter(|g| g.filter.may_hold(probe)).find_map(|g| g.flows.remove(key))?;
-        // Its flows time has passed close now (they would only travel on with the 5-tuple).
-        let (agg, addresses) = (&mut self.agg, &self.addresses);
-        close_key(&mut self.more, key, first, self.closed_before, |f| agg.add(&client_key(addresses, key), f))
+    /// The records a batch takes before it is merged.
+    fn batch_limit(&self) -> usize {
+        self.batch_floor.unwrap_or(BATCH).max(self.open.len() / BATCH_SHARE)
     }
 
-    /// The 5-tuples the young table takes before it becomes a generation.
-    fn young_limit(&self) -> usize {
-        self.young_keys.max(self.young_floor.unwrap_or(YOUNG_KEYS))
-    }
-
-    /// The young table becomes a generation; the next one is an emptied table or a new one.
-    fn age(&mut self) {
-        // Past the generations wanted, the next young tables are twice as big (so only a few more
-        // come); well below, half as big again.
-        if self.generations.len() + 1 >= GENERATIONS {
-            self.young_keys = self.young_limit().saturating_mul(2);
-        } else if self.generations.len() + 1 < GENERATIONS / 2 {
-            self.young_keys /= 2;
+    /// Merges the batch into the open flows, and closes the flows no record starting at `horizon`
+    /// or later can chain with.
+    ///
+    /// The merge runs from the back, in place: the open flows make room for the batch at their end,
+    /// and each 5-tuple, the greatest first, takes the last free places. A 5-tuple's flows after
+    /// the merge are at most its flows and records before it, so a place is free before it is
+    /// taken.
+    fn merge(&mut self, horizon: u64) {
+        #[cfg(test)]
+        {
+            self.merges += 1;
         }
-        let next = self
-            .spares
-            .pop()
-            .unwrap_or_else(|| OpenFlows::with_capacity_and_hasher(self.young_limit(), Default::default()));
-        let flows = std::mem::replace(&mut self.young, next);
-        let more = &self.more;
-        let last = flows
-            .iter()
-            .flat_map(|(k, f)| {
-                let others = if f.has_more() { more.get(k).map_or(&[][..], Vec::as_slice) } else { &[] };
-                std::iter::once(f).chain(others)
-            })
-            .map(|f| f.last)
-            .max()
-            .unwrap_or(0);
-        self.generations.push(Generation { filter: KeyFilter::of(flows.keys()), flows, last });
-    }
-
-    /// Closes the flows no record starting at `horizon` or later can chain with: the generations
-    /// time has passed, whole. (Flows elsewhere that could close stay until their generation does or
-    /// their 5-tuple is seen again: no record can join them, so the aggregates are the same.)
-    fn close_before(&mut self, horizon: u64) {
         self.closed_before = self.closed_before.max(horizon);
-        let (agg, addresses, more, spares) = (&mut self.agg, &self.addresses, &mut self.more, &mut self.spares);
-        self.generations.retain_mut(|g| {
-            if !ended_before(g.last, horizon) {
-                return true;
+        let horizon = self.closed_before;
+        let ClientTracker { batch, sorted, open, group, agg, addresses, .. } = self;
+        sort_batch(batch, sorted);
+        let batch = &*sorted;
+        let (mut i, mut j) = (open.len(), batch.len());
+        open.resize(i + j, Keyed::default());
+        let mut free = open.len();
+        // A flow after the merge: closed, or kept in the last free place.
+        let mut settle = |open: &mut Vec<Keyed>, free: &mut usize, key: OpenKey, f: Flow| {
+            if ended_before(f.last, horizon) {
+                agg.add(&client_key(addresses, &key), &f);
+            } else {
+                *free -= 1;
+                open[*free] = (key, f);
             }
-            close_all(agg, addresses, more, &mut g.flows);
-            if spares.len() < SPARES {
-                spares.push(std::mem::take(&mut g.flows));
+        };
+        while i > 0 || j > 0 {
+            let next = j.checked_sub(1).map_or(0, |b| batch[b].0.rank() + 1);
+            if i > 0 && open[i - 1].0.rank() >= next {
+                // The common case, in short: a 5-tuple with no record in the batch (its flows
+                // settle one by one).
+                let (key, f) = open[i - 1];
+                i -= 1;
+                settle(open, &mut free, key, f);
+                continue;
             }
-            false
-        });
+            let key = match (i.checked_sub(1), j.checked_sub(1)) {
+                (Some(a), Some(b)) if open[a].0.rank() < batch[b].0.rank() => batch[b].0,
+                (Some(a), _) => open[a].0,
+                (None, Some(b)) => batch[b].0,
+                (None, None) => break,
+            };
+            group.clear();
+            while i > 0 && open[i - 1].0 == key {
+                group.push(open[i - 1].1);
+                i -= 1;
+            }
+            while j > 0 && batch[j - 1].0 == key {
+                chain(group, batch[j - 1].1);
+                j -= 1;
+            }
+            group.drain(..).for_each(|f| settle(open, &mut free, key, f));
+        }
+        open.drain(..free);
+        sorted.clear();
     }
 
     pub(super) fn disordered(&self) -> bool {
         self.disordered
     }
 
-    /// A tracker whose young table becomes a generation at `keys` 5-tuples already.
+    /// A tracker whose batches are merged at `records` records already.
     #[cfg(test)]
-    fn with_young_floor(keys: usize) -> ClientTracker {
-        ClientTracker { young_floor: Some(keys), ..ClientTracker::default() }
+    fn with_batch_floor(records: usize) -> ClientTracker {
+        ClientTracker { batch_floor: Some(records), ..ClientTracker::default() }
     }
 
-    /// Generations held (for tests).
-    #[cfg(test)]
-    fn generations(&self) -> usize {
-        self.generations.len()
-    }
-
-    /// 5-tuples with flows still open (for tests and memory accounting).
+    /// Flows still open and records not merged yet (for tests and memory accounting).
     #[cfg(test)]
     pub(super) fn open_flows(&self) -> usize {
-        self.young.len() + self.generations.iter().map(|g| g.flows.len()).sum::<usize>()
+        self.open.len() + self.batch.len()
     }
 
     /// Closes every flow and returns the aggregates.
     pub(super) fn finish(mut self) -> ClientAgg {
-        self.close_before(u64::MAX);
-        close_all(&mut self.agg, &self.addresses, &mut self.more, &mut self.young);
-        debug_assert!(self.more.is_empty(), "other open flows left behind by their 5-tuples");
+        self.merge(u64::MAX);
+        debug_assert!(self.open.is_empty(), "open flows left behind");
         self.agg
-    }
-}
-
-/// Hands every flow of `table` to the aggregates, emptying it.
-fn close_all(agg: &mut ClientAgg, addresses: &[IpAddr], more: &mut MoreFlows, table: &mut OpenFlows) {
-    for (k, first) in table.drain() {
-        let key = client_key(addresses, &k);
-        all_flows(more, &k, first).for_each(|f| agg.add(&key, &f));
     }
 }
 
@@ -612,7 +505,7 @@ fn role(key: &ClientKey) -> u8 {
 fn client_key(addresses: &[IpAddr], k: &OpenKey) -> ClientKey {
     let host = k.target >> 8;
     ClientKey {
-        client: addresses[k.client as usize],
+        client: addresses[k.client() as usize],
         client_port: k.client_port,
         host: (host != NO_HOST).then(|| addresses[host as usize]),
         host_port: k.host_port,
@@ -716,39 +609,60 @@ mod tests {
     }
 
     #[test]
-    fn flows_that_pass_through_generations_equal_the_flows_in_memory() {
+    fn flows_merged_in_batches_equal_the_flows_in_memory() {
         for (seed, floor, jitter) in [(1, 8, 0), (2, 8, 60), (3, 64, 100), (4, 1, 30), (5, 100, 60)] {
             let recs = busy_records(seed, 3_000, jitter);
-            let mut t = ClientTracker::with_young_floor(floor);
+            let mut t = ClientTracker::with_batch_floor(floor);
             let mut most = 0;
             for (k, r) in &recs {
                 t.add(*k, r);
-                most = most.max(t.generations());
+                most = most.max(t.open_flows());
             }
             assert!(!t.disordered(), "seed {seed}");
-            // The young table grows rather than the generations pile up: each one past the number
-            // wanted doubles it.
-            assert!(most > 1 && most <= GENERATIONS + 12, "seed {seed}: {most} generations");
+            // Many merges, each of many 5-tuples' flows and records; the open flows stay a fraction of
+            // the 5-tuples (they close as time passes).
+            assert!(t.merges > 10, "seed {seed}: {} merges", t.merges);
+            assert!(most < 3_000 / 2, "seed {seed}: {most} open");
             let want = ClientAgg::of_records(recs.iter().rev().copied().collect());
             assert_eq!(summary_all(&t.finish()), summary_all(&want), "seed {seed}");
         }
     }
 
+    /// Records in a batch in any order (5-tuples reused within it, records bridging flows) make the
+    /// flows the records do in memory: the merge sorts the batch by 5-tuple only.
     #[test]
-    fn generations_close_as_time_passes() {
-        // One new 5-tuple a second for 10,000 s: flows close after the idle timeout and the lateness.
-        let mut t = ClientTracker::with_young_floor(16);
-        let mut most = 0;
-        for i in 0..10_000u64 {
-            t.add(key(i as u16), &rec(1_000 + i, 1_001 + i, true));
-            most = most.max(t.open_flows());
+    fn a_batch_in_any_order_makes_the_same_flows() {
+        for (seed, floor) in [(11, 50), (12, 400), (13, 2_000), (14, 20_000)] {
+            // 2,000 5-tuples over 20,000 s, 1 to 4 records each, up to 100 s out of order.
+            let recs = busy_records(seed, 2_000, 100);
+            let mut t = ClientTracker::with_batch_floor(floor);
+            recs.iter().for_each(|(k, r)| t.add(*k, r));
+            assert!(!t.disordered(), "seed {seed}");
+            let want = ClientAgg::of_records(recs.clone());
+            assert_eq!(summary_all(&t.finish()), summary_all(&want), "seed {seed}");
         }
-        assert!(!t.disordered());
-        // 350 s idle + 120 s lateness + a minute between closings + a generation's fill.
-        assert!(most <= 350 + 120 + 60 + 2 * 16, "{most}");
-        let agg = t.finish();
-        assert_eq!(agg.minutes.values().map(|v| v.1).sum::<u64>(), 10_000);
-        assert_eq!(agg.minutes.values().map(|v| v.0).sum::<u64>(), 10_000);
+    }
+
+    /// A 5-tuple with two open flows, then a record that bridges them: the merge finds both flows
+    /// of the 5-tuple and the record in the batch, whichever way they came.
+    #[test]
+    fn a_merge_joins_a_5_tuples_open_flows_through_a_record_in_the_batch() {
+        for floor in [1, 2, 3] {
+            let mut t = ClientTracker::with_batch_floor(floor);
+            // Neighbours of the 5-tuple (by client port) in the same batches, open or closing.
+            for (port, start) in [(0, 0), (2, 5), (1, 0), (1, 361), (2, 300)] {
+                t.add(key(port), &rec(start, start + 9, true));
+            }
+            let open = t.open_flows();
+            t.add(key(1), &rec(250, 260, false));
+            t.add(key(1), &rec(362, 363, false));
+            assert!(!t.disordered());
+            assert!(open >= 4, "{open}");
+            let agg = t.finish();
+            // Port 1: one flow (0–9 and 361–370 bridged), answered; port 2: 5–14 and 300–309 are
+            // 286 s apart, one flow, not answered; port 0: one flow, not answered.
+            assert_eq!(summary(&agg), vec![((None, 443, Protocol::TCP, 0), (2, 3))]);
+        }
     }
 
     #[test]
@@ -761,8 +675,23 @@ mod tests {
         assert_eq!(summary(&one), vec![((None, 443, Protocol::TCP, 0), (0, 1))]);
     }
 
-    /// A table's entry is a 5-tuple and its one flow, in 32 bytes: the tables hold hundreds of
-    /// thousands.
+    /// A key gives its client back, and clients that share everything else (one destination, one
+    /// source port) still spread over the sort's buckets.
+    #[test]
+    fn an_open_key_gives_its_client_back_and_spreads_clients_over_buckets() {
+        let mut buckets = std::collections::HashSet::new();
+        for client in (0..4_096).chain([u32::MAX, 1 << 31, 0xDEAD_BEEF]) {
+            for (target, port) in [(NO_HOST << 8 | 6, 443), (7 << 8 | 17, 53)] {
+                let k = OpenKey::new(client, target, 40_000, port);
+                assert_eq!((k.client(), k.target, k.client_port, k.host_port), (client, target, 40_000, port));
+                buckets.insert(k.bucket());
+            }
+        }
+        assert!(buckets.len() > 3_000, "{} buckets", buckets.len());
+    }
+
+    /// An open flow (or a waiting record) is a 5-tuple and one flow, in 32 bytes: the tracker holds
+    /// hundreds of thousands.
     #[test]
     fn an_open_flow_takes_32_bytes() {
         assert_eq!(size_of::<(OpenKey, Flow)>(), 32);
@@ -771,12 +700,14 @@ mod tests {
     #[test]
     fn bytes_add_up_and_flags_stay_apart() {
         let mut f = Flow::of(&ClientRec { start: 5, end: 9, bytes: 3 << 32, request: true });
-        assert!(!f.answered() && !f.has_more());
-        f = f.with_more(true);
+        assert!(!f.answered());
         f.absorb(&Flow::of(&ClientRec { start: 1, end: 2, bytes: 7, request: false }));
-        assert_eq!((f.bytes(), f.answered(), f.has_more(), f.first, f.last), ((3 << 32) + 7, true, true, 1, 9));
+        assert_eq!((f.bytes(), f.answered(), f.first, f.last, f.request_start), ((3 << 32) + 7, true, 1, 9, 5));
         f.absorb(&Flow::of(&ClientRec { start: 1, end: 2, bytes: u64::MAX, request: true }));
-        assert_eq!((f.bytes(), f.answered(), f.with_more(false).has_more()), (BYTES, true, false));
+        assert_eq!((f.bytes(), f.answered(), f.request_start), (BYTES, true, 1));
+        // A record's bytes past the field saturate and leave the flag alone.
+        let f = Flow::of(&ClientRec { start: 1, end: 2, bytes: u64::MAX, request: true });
+        assert_eq!((f.bytes(), f.answered()), (BYTES, false));
     }
 
     #[test]
@@ -799,8 +730,9 @@ mod tests {
             t.add(*k, r);
             most = most.max(t.open_flows());
         }
-        // 50 5-tuples in all; never more open than that, whatever the number of records.
-        assert!(most <= 50, "{most}");
+        // 50 5-tuples in all; never more open than that and the records of a merge's period (one
+        // record a second, give or take), whatever the number of records.
+        assert!(most as u64 <= 50 + 2 * MERGE_EVERY_SECS, "{most}");
         t.add(key(1), &rec(1_000, 1_010, true));
         assert!(t.disordered());
     }

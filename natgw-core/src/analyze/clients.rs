@@ -693,7 +693,41 @@ mod tests {
                 buckets.insert(k.bucket());
             }
         }
-        assert!(buckets.len() > 3_000, "{} buckets", buckets.len());
+        // 8,198 keys over 8,192 buckets: about 5,200 distinct if spread at random (each target
+        // alone makes 4,099, which a bucket of the hash alone, or of the client alone, would give).
+        assert!(buckets.len() > (1 << BUCKET_BITS) * 5 / 8, "{} buckets", buckets.len());
+    }
+
+    /// A batch's counting sort orders it as one sort by rank would, whatever its length.
+    #[test]
+    fn a_batch_sorts_as_one_sort_by_rank() {
+        let mut s = 7u64;
+        let mut rnd = move |m: u64| {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (s >> 33) % m
+        };
+        let (mut batch, mut sorted) = (Vec::new(), Vec::new());
+        for len in [0, 1, 2, 17, 1_000, 30_000] {
+            let recs: Vec<Keyed> = (0..len)
+                .map(|i| {
+                    let k = OpenKey::new(rnd(50) as u32, (rnd(3) as u32) << 8 | 6, rnd(200) as u16, 443);
+                    (k, Flow::of(&rec(i, i + rnd(9), rnd(2) == 0)))
+                })
+                .collect();
+            batch.extend_from_slice(&recs);
+            sort_batch(&mut batch, &mut sorted);
+            assert!(batch.is_empty());
+            let ranks: Vec<u128> = sorted.iter().map(|(k, _)| k.rank()).collect();
+            let mut want: Vec<u128> = recs.iter().map(|(k, _)| k.rank()).collect();
+            want.sort_unstable();
+            assert_eq!(ranks, want, "{len} records");
+            // The same records, each once.
+            let mut got: Vec<(u128, u32, u32)> = sorted.iter().map(|(k, f)| (k.rank(), f.first, f.last)).collect();
+            let mut all: Vec<(u128, u32, u32)> = recs.iter().map(|(k, f)| (k.rank(), f.first, f.last)).collect();
+            got.sort_unstable();
+            all.sort_unstable();
+            assert_eq!(got, all, "{len} records");
+        }
     }
 
     /// An open flow (or a waiting record) is a 5-tuple and one flow, in 32 bytes: the tracker holds

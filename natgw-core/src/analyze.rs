@@ -1576,11 +1576,7 @@ mod tests {
     fn ports_per_minute_over_dense_and_sparse_spans() {
         let a: IpAddr = "10.0.0.7".parse().unwrap_or(IpAddr::from([0, 0, 0, 0]));
         let b: IpAddr = "10.0.0.8".parse().unwrap_or(IpAddr::from([0, 0, 0, 0]));
-        let mut seed = 3u64;
-        let mut rnd = move |n: u64| {
-            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            (seed >> 33) % n
-        };
+        let mut rnd = crate::testing::rng(3);
         for (len, span) in [(0u64, 1u64), (1, 1), (50, 600), (500, 3600), (300, 10_000_000)] {
             let mut flows: Vec<NatFlowObs> = (0..len)
                 .map(|_| {

@@ -17,3 +17,16 @@ pub mod prereq;
 pub mod report;
 pub mod time;
 pub mod topology;
+
+/// Helpers for the crate's tests (no `rand`: the domain crate keeps its dependencies few).
+#[cfg(test)]
+mod testing {
+    /// Deterministic random numbers below their argument, from `seed` (a linear congruential step).
+    pub(crate) fn rng(seed: u64) -> impl FnMut(u64) -> u64 {
+        let mut s = seed;
+        move |m: u64| {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (s >> 33) % m
+        }
+    }
+}

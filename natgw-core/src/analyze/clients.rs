@@ -522,6 +522,7 @@ fn client_key(addresses: &[IpAddr], k: &OpenKey) -> ClientKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::rng;
 
     fn key(port: u16) -> ClientKey {
         ClientKey {
@@ -539,11 +540,7 @@ mod tests {
 
     /// A deterministic mix of 5-tuples reused after short and long gaps, in time order.
     fn records(seed: u64, n: usize) -> Vec<(ClientKey, ClientRec)> {
-        let mut s = seed;
-        let mut rnd = move |m: u64| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            (s >> 33) % m
-        };
+        let mut rnd = rng(seed);
         let mut out: Vec<(ClientKey, ClientRec)> = (0..n)
             .map(|_| {
                 let start = 1_000 + rnd(20_000);
@@ -579,11 +576,7 @@ mod tests {
     /// than the idle timeout (a reused 5-tuple); they come in time order give or take `jitter`
     /// seconds, as flow logs do.
     fn busy_records(seed: u64, keys: u64, jitter: u64) -> Vec<(ClientKey, ClientRec)> {
-        let mut s = seed;
-        let mut rnd = move |m: u64| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            (s >> 33) % m
-        };
+        let mut rnd = rng(seed);
         let mut out = Vec::new();
         for i in 0..keys {
             let k = ClientKey {
@@ -701,11 +694,7 @@ mod tests {
     /// A batch's counting sort orders it as one sort by rank would, whatever its length.
     #[test]
     fn a_batch_sorts_as_one_sort_by_rank() {
-        let mut s = 7u64;
-        let mut rnd = move |m: u64| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            (s >> 33) % m
-        };
+        let mut rnd = rng(7);
         let (mut batch, mut sorted) = (Vec::new(), Vec::new());
         for len in [0, 1, 2, 17, 1_000, 30_000] {
             let recs: Vec<Keyed> = (0..len)

@@ -542,11 +542,7 @@ mod tests {
     /// [`SPARSE_SECONDS`]; a few seconds per page stay lists.
     #[test]
     fn seconds_read_back_what_was_written_in_time_order() {
-        let mut seed = 3u64;
-        let mut rnd = move |n: u64| {
-            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            (seed >> 33) % n
-        };
+        let mut rnd = crate::testing::rng(3);
         for spread in [64, 640, 64 * 200, 86_400] {
             let mut s: Seconds<i64> = Seconds::default();
             let mut want = std::collections::BTreeMap::new();

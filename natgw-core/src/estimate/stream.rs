@@ -471,18 +471,10 @@ mod tests {
     use super::*;
     use crate::estimate::{estimate, sort_flows};
     use crate::flowlog::TcpFlags;
+    use crate::testing::rng;
 
     const A: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 7));
     const B: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 8));
-
-    /// A deterministic random number below its argument, from `seed` (a linear congruential step).
-    fn rng(seed: u64) -> impl FnMut(u64) -> u64 {
-        let mut s = seed;
-        move |m: u64| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            (s >> 33) % m
-        }
-    }
 
     /// A deterministic mix of ports, addresses, gaps, flags and overlapping records.
     fn records(seed: u64, n: usize, flags: bool) -> Vec<NatFlowObs> {

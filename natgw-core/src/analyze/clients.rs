@@ -447,22 +447,18 @@ impl ClientTracker {
                 open[*free] = (key, f);
             }
         };
-        while i > 0 || j > 0 {
+        loop {
+            // The common case, in short: 5-tuples greater than the batch's greatest, so with no
+            // record in it (their flows settle one by one).
             let next = j.checked_sub(1).map_or(0, |b| batch[b].0.rank() + 1);
-            if i > 0 && open[i - 1].0.rank() >= next {
-                // The common case, in short: a 5-tuple with no record in the batch (its flows
-                // settle one by one).
+            while i > 0 && open[i - 1].0.rank() >= next {
                 let (key, f) = open[i - 1];
                 i -= 1;
                 settle(open, &mut free, key, f);
-                continue;
             }
-            let key = match (i.checked_sub(1), j.checked_sub(1)) {
-                (Some(a), Some(b)) if open[a].0.rank() < batch[b].0.rank() => batch[b].0,
-                (Some(a), _) => open[a].0,
-                (None, Some(b)) => batch[b].0,
-                (None, None) => break,
-            };
+            // Then the batch's greatest 5-tuple: its open flows and records chain together.
+            let Some(b) = j.checked_sub(1) else { break };
+            let key = batch[b].0;
             group.clear();
             while i > 0 && open[i - 1].0 == key {
                 group.push(open[i - 1].1);

@@ -238,6 +238,7 @@ impl OpenKey {
         (rest.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as u32
     }
 
+    /// The client's number, from the spread.
     fn client(&self) -> u32 {
         (self.spread ^ self.hash()).wrapping_mul(UNSPREAD)
     }
@@ -256,8 +257,8 @@ impl OpenKey {
     }
 }
 
-/// The client's factor in [`OpenKey::spread`] (2^32 / the golden ratio, odd), and its inverse
-/// modulo 2^32.
+/// The client's factor in [`OpenKey::spread`] (a prime near 2^32 / the golden ratio), and its
+/// inverse modulo 2^32 (a test checks that the key gives its client back).
 const SPREAD: u32 = 0x9E37_79B1;
 const UNSPREAD: u32 = 0x0E8B_2F51;
 
@@ -277,7 +278,7 @@ type Keyed = (OpenKey, Flow);
 pub(super) struct ClientTracker {
     /// Records not merged yet, in the order they came.
     batch: Vec<Keyed>,
-    /// The batch, sorted for a merge (the buffer is kept for the next).
+    /// The batch, sorted for a merge (emptied after it; the buffer is kept for the next).
     sorted: Vec<Keyed>,
     /// The open flows, by [`OpenKey::rank`] (a 5-tuple's flows next to each other, in no order).
     open: Vec<Keyed>,

@@ -306,11 +306,8 @@ mod tests {
 
     #[test]
     fn ipv4_fast_path_agrees_with_std_on_random_strings() {
-        let mut seed = 11u64;
-        let mut rnd = move |n: usize| {
-            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            (seed >> 33) as usize % n
-        };
+        let mut rng = crate::testing::rng(11);
+        let mut rnd = move |n: usize| rng(n as u64) as usize;
         let alphabet = b"0123456789012345.....25a: ";
         let mut valid = 0;
         for _ in 0..200_000 {

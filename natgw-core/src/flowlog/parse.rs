@@ -514,11 +514,8 @@ garbage line\n\
         assert!(v2.clone().scan.line(good_v2.as_bytes(), 0, &mut |_| panic!("no line end")).is_none());
         // Mutations of good lines: every byte replaced by each of a few troublemakers, and random ones.
         let odd: &[u8] = b" \t-0919:xA.\xff\0";
-        let mut seed = 7u64;
-        let mut rnd = move |n: usize| {
-            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            (seed >> 33) as usize % n
-        };
+        let mut rng = crate::testing::rng(7);
+        let mut rnd = move |n: usize| rng(n as u64) as usize;
         let mut lines: Vec<Vec<u8>> = Vec::new();
         for good in [good_v2, good_custom] {
             let good = good.as_bytes();

@@ -505,6 +505,7 @@ struct Legs {
 
 impl Legs {
     /// Classifies one record; `on_nat` when it was logged on the NAT gateway's interface.
+    #[inline(always)]
     fn add(&mut self, o: &Obs, on_nat: bool, sides: Sides, nat: &NatSet, internal: &CidrSet) {
         let Sides { src_nat, dst_nat, src_in, dst_in } = sides;
         if on_nat && src_nat && !dst_in {
@@ -1234,6 +1235,7 @@ struct Sides {
 }
 
 impl Sides {
+    #[inline(always)]
     fn of(o: &Obs, nat: &NatSet, internal: &CidrSet) -> Sides {
         Sides {
             src_nat: nat.contains(&o.src),

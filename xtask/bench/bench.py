@@ -182,11 +182,21 @@ def main():
     custom = [natgw, "analyze", inputs["custom"], *common]
     [[_, custom_wall, custom_rss, *_]] = time_all({"aws-natgw (custom format)": custom}, runs)
 
+    # The plain file's lines several times over in time: the peak RSS as the input grows. Each copy
+    # repeats the first's traffic, minute bins aligned: its records add up, its per-minute peaks do not.
+    long, copies = inputs["long"], inputs["long_copies"]
+    long_cmd = [natgw, "analyze", long, *common]
+    want_long = {k: (records * copies, ports) for k, (records, ports) in want.items()}
+    if natgw_rows(answers_of(long_cmd)) != want_long:
+        raise SystemExit(f"aws-natgw on {copies} copies in time disagrees with aws-natgw on the plain file")
+    [[_, long_wall, long_rss, *_]] = time_all({f"aws-natgw ({copies} copies in time)": long_cmd}, runs)
+
     json.dump({
         "machine": {"cores": os.cpu_count(), "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
                     "cpu": platform.processor() or platform.machine()},
         "lines": inputs["lines"], "bytes": size, "gz_bytes": gz_size, "runs": runs,
         "plain": results, "gz": gz_results, "one_gz": one_results, "one_gz_bytes": os.path.getsize(one), "custom": [custom_wall, custom_rss, os.path.getsize(inputs["custom"])],
+        "long": {"wall": long_wall, "rss": long_rss, "bytes": os.path.getsize(long), "copies": copies, "shift": inputs["long_shift"]},
         "destinations": len(want),
     }, sys.stdout, indent=1)
 

@@ -14,7 +14,7 @@ use natgw_core::time::Timestamp;
 
 use crate::args::{AwsArgs, DiagnoseArgs, DoctorArgs, EngineArg, MetricsArgs, PlainOutput, ScanArgs, TimeArgs};
 use crate::render;
-use crate::{Failure, exit};
+use crate::{Failure, emit, exit};
 
 fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
     tokio::runtime::Builder::new_current_thread()
@@ -51,7 +51,7 @@ fn progress(line: &str) {
     let _ = writeln!(io::stderr(), "aws-natgw: {line}");
 }
 
-fn status_code(s: Status) -> u8 {
+pub(crate) fn status_code(s: Status) -> u8 {
     match s {
         Status::Healthy => exit::HEALTHY,
         Status::AtRisk => exit::AT_RISK,
@@ -85,10 +85,7 @@ pub fn diagnose(a: DiagnoseArgs) -> Result<u8, Failure> {
             }
         }
     })?;
-    let mut out = io::stdout().lock();
-    render::report(&report, a.output, &mut out)?;
-    out.flush()?;
-    Ok(status_code(report.verdict.status))
+    emit(status_code(report.verdict.status), |out| render::report(&report, a.output, out))
 }
 
 fn live_failure(e: LiveError) -> Failure {
@@ -107,62 +104,63 @@ pub fn doctor(a: DoctorArgs) -> Result<u8, Failure> {
         let p = d.prerequisites();
         Ok::<_, Failure>((d, p))
     })?;
-    let mut out = io::stdout().lock();
-    match a.output {
-        PlainOutput::Json => {
-            let v = serde_json::json!({
-                "nat_gateway_id": discovery.nat.id,
-                "vpc_id": discovery.nat.vpc_id,
-                "ready": prereqs.can_query(),
-                "nat_log_group": prereqs.nat_source.as_ref().map(|s| &s.log_group),
-                "nat_flow_log": prereqs.nat_source.as_ref().map(|s| &s.flow_log_id),
-                "client_log_group": prereqs.client_source.as_ref().map(|s| &s.log_group),
-                "flow_logs": discovery.flow_logs,
-                "findings": prereqs.findings,
-            });
-            render::json_value(&v, &mut out)?;
-        }
-        PlainOutput::Table => {
-            let nat = &discovery.nat;
-            writeln!(
-                out,
-                "{}  {} ({}, {} address(es), interface {})",
-                if prereqs.can_query() { "READY" } else { "NOT READY" },
-                nat.id,
-                nat.state,
-                nat.addresses.len(),
-                nat.interface_ids().first().map(ToString::to_string).unwrap_or_else(|| "-".into())
-            )?;
-            for f in &discovery.flow_logs {
-                writeln!(
-                    out,
-                    "  flow log {} on {}: {:?} → {} ({} s, {})",
-                    f.id,
-                    f.resource_id,
-                    f.traffic_type,
-                    f.log_group.as_deref().or(f.destination.as_deref()).unwrap_or("-"),
-                    f.max_aggregation_interval,
-                    f.deliver_status.as_deref().unwrap_or("-")
-                )?;
-            }
-            if discovery.flow_logs.is_empty() {
-                writeln!(out, "  no flow log on the NAT interface, its subnet, the VPC or the client subnets")?;
-            }
-            writeln!(out)?;
-            render::findings(&prereqs.findings, &mut out)?;
-            if prereqs.findings.is_empty() {
-                writeln!(out, "Every prerequisite is met: `aws-natgw diagnose {}` can run.", nat.id)?;
-            }
-        }
-    }
-    out.flush()?;
     let worst = prereqs.findings.iter().map(|f| f.severity).max();
-    Ok(if !prereqs.can_query() {
+    let code = if !prereqs.can_query() {
         exit::NOT_READY
     } else if worst >= Some(Severity::Warning) {
         exit::AT_RISK
     } else {
         exit::HEALTHY
+    };
+    emit(code, |out| {
+        match a.output {
+            PlainOutput::Json => {
+                let v = serde_json::json!({
+                    "nat_gateway_id": discovery.nat.id,
+                    "vpc_id": discovery.nat.vpc_id,
+                    "ready": prereqs.can_query(),
+                    "nat_log_group": prereqs.nat_source.as_ref().map(|s| &s.log_group),
+                    "nat_flow_log": prereqs.nat_source.as_ref().map(|s| &s.flow_log_id),
+                    "client_log_group": prereqs.client_source.as_ref().map(|s| &s.log_group),
+                    "flow_logs": discovery.flow_logs,
+                    "findings": prereqs.findings,
+                });
+                render::json_value(&v, out)?;
+            }
+            PlainOutput::Table => {
+                let nat = &discovery.nat;
+                writeln!(
+                    out,
+                    "{}  {} ({}, {} address(es), interface {})",
+                    if prereqs.can_query() { "READY" } else { "NOT READY" },
+                    nat.id,
+                    nat.state,
+                    nat.addresses.len(),
+                    nat.interface_ids().first().map(ToString::to_string).unwrap_or_else(|| "-".into())
+                )?;
+                for f in &discovery.flow_logs {
+                    writeln!(
+                        out,
+                        "  flow log {} on {}: {:?} → {} ({} s, {})",
+                        f.id,
+                        f.resource_id,
+                        f.traffic_type,
+                        f.log_group.as_deref().or(f.destination.as_deref()).unwrap_or("-"),
+                        f.max_aggregation_interval,
+                        f.deliver_status.as_deref().unwrap_or("-")
+                    )?;
+                }
+                if discovery.flow_logs.is_empty() {
+                    writeln!(out, "  no flow log on the NAT interface, its subnet, the VPC or the client subnets")?;
+                }
+                writeln!(out)?;
+                render::findings(&prereqs.findings, out)?;
+                if prereqs.findings.is_empty() {
+                    writeln!(out, "Every prerequisite is met: `aws-natgw diagnose {}` can run.", nat.id)?;
+                }
+            }
+        }
+        Ok(())
     })
 }
 
@@ -176,23 +174,24 @@ pub fn metrics(a: MetricsArgs) -> Result<u8, Failure> {
         Ok::<_, Failure>((nat, series))
     })?;
     let summaries: Vec<MetricSummary> = series.iter().map(MetricSummary::of).collect();
-    let mut out = io::stdout().lock();
-    match a.output {
-        PlainOutput::Json => {
-            let v = serde_json::json!({
-                "nat_gateway_id": nat.id, "start": Timestamp(start), "end": Timestamp(end),
-                "period_secs": live::period_for(start, end), "metrics": summaries,
-            });
-            render::json_value(&v, &mut out)?;
-        }
-        PlainOutput::Table => {
-            writeln!(out, "{}  {} → {}", nat.id, Timestamp(start), Timestamp(end))?;
-            render::metric_lines(&summaries, start, end, live::period_for(start, end), &mut out)?;
-        }
-    }
-    out.flush()?;
     let errors = summaries.iter().find(|m| m.metric == natgw_core::metrics::ERROR_PORT_ALLOCATION);
-    Ok(if errors.is_some_and(|m| m.total > 0.0) { exit::EXHAUSTED } else { exit::HEALTHY })
+    let code = if errors.is_some_and(|m| m.total > 0.0) { exit::EXHAUSTED } else { exit::HEALTHY };
+    emit(code, |out| {
+        match a.output {
+            PlainOutput::Json => {
+                let v = serde_json::json!({
+                    "nat_gateway_id": nat.id, "start": Timestamp(start), "end": Timestamp(end),
+                    "period_secs": live::period_for(start, end), "metrics": summaries,
+                });
+                render::json_value(&v, out)?;
+            }
+            PlainOutput::Table => {
+                writeln!(out, "{}  {} → {}", nat.id, Timestamp(start), Timestamp(end))?;
+                render::metric_lines(&summaries, start, end, live::period_for(start, end), out)?;
+            }
+        }
+        Ok(())
+    })
 }
 
 pub fn scan(a: ScanArgs) -> Result<u8, Failure> {
@@ -226,41 +225,42 @@ pub fn scan(a: ScanArgs) -> Result<u8, Failure> {
         Ok((rows, failed))
     })?;
     let verdict = live::scan_verdict(&rows);
-    let mut out = io::stdout().lock();
-    match a.output {
-        PlainOutput::Json => {
-            let v = serde_json::json!({
-                "start": Timestamp(start), "end": Timestamp(end), "verdict": verdict, "gateways": rows,
-            });
-            render::json_value(&v, &mut out)?;
-        }
-        PlainOutput::Table => {
-            writeln!(out, "{}", verdict.summary)?;
-            writeln!(
-                out,
-                "{:<14} {:<23} {:<20} {:<10} {:>10} {:>8} {:>12}  FIRST ERROR",
-                "REGION", "NAT GATEWAY", "NAME", "STATE", "ERRORS", "MINUTES", "PEAK ACTIVE"
-            )?;
-            for r in &rows {
+    let code = emit(status_code(verdict.status), |out| {
+        match a.output {
+            PlainOutput::Json => {
+                let v = serde_json::json!({
+                    "start": Timestamp(start), "end": Timestamp(end), "verdict": verdict, "gateways": rows,
+                });
+                render::json_value(&v, out)?;
+            }
+            PlainOutput::Table => {
+                writeln!(out, "{}", verdict.summary)?;
                 writeln!(
                     out,
-                    "{:<14} {:<23} {:<20} {:<10} {:>10} {:>8} {:>12}  {}",
-                    r.region.as_deref().unwrap_or("-"),
-                    r.id,
-                    r.name.as_deref().unwrap_or("-"),
-                    r.state,
-                    thousands(r.errors),
-                    r.error_minutes,
-                    r.peak_active_connections.map_or("-".into(), thousands),
-                    r.error.as_deref().map_or_else(
-                        || r.first_error_at.map_or("-".into(), |t| t.to_string()),
-                        |e| format!("metrics unavailable: {e}")
-                    )
+                    "{:<14} {:<23} {:<20} {:<10} {:>10} {:>8} {:>12}  FIRST ERROR",
+                    "REGION", "NAT GATEWAY", "NAME", "STATE", "ERRORS", "MINUTES", "PEAK ACTIVE"
                 )?;
+                for r in &rows {
+                    writeln!(
+                        out,
+                        "{:<14} {:<23} {:<20} {:<10} {:>10} {:>8} {:>12}  {}",
+                        r.region.as_deref().unwrap_or("-"),
+                        r.id,
+                        r.name.as_deref().unwrap_or("-"),
+                        r.state,
+                        thousands(r.errors),
+                        r.error_minutes,
+                        r.peak_active_connections.map_or("-".into(), thousands),
+                        r.error.as_deref().map_or_else(
+                            || r.first_error_at.map_or("-".into(), |t| t.to_string()),
+                            |e| format!("metrics unavailable: {e}")
+                        )
+                    )?;
+                }
             }
         }
-    }
-    out.flush()?;
+        Ok(())
+    })?;
     let unread = rows.iter().filter(|r| r.error.is_some()).count() + failed_regions;
     if verdict.status == Status::Healthy && unread > 0 {
         return Err(Failure::new(
@@ -268,5 +268,5 @@ pub fn scan(a: ScanArgs) -> Result<u8, Failure> {
             format!("the metrics of {unread} gateway(s) or region(s) could not be read: \"no errors\" is not proven"),
         ));
     }
-    Ok(status_code(verdict.status))
+    Ok(code)
 }

@@ -15,7 +15,6 @@ use natgw_core::analyze::{AnalyzeConfig, AnalyzeError, Analyzer};
 use natgw_core::insights::{self, NatTarget, QueryScope, SourceView};
 use natgw_core::net::CidrSet;
 use natgw_core::prefixes::ServicePrefixes;
-use natgw_core::report::Status;
 
 use args::{AnalyzeArgs, Cli, Command, QueryArgs, QueryKindArg};
 
@@ -23,22 +22,23 @@ use args::{AnalyzeArgs, Cli, Command, QueryArgs, QueryKindArg};
 struct Failure {
     code: u8,
     message: String,
-    broken_pipe: bool,
 }
 
 impl Failure {
     fn new(code: u8, message: impl Into<String>) -> Failure {
-        Failure { code, message: message.into(), broken_pipe: false }
+        Failure { code, message: message.into() }
     }
 }
 
-impl From<io::Error> for Failure {
-    fn from(e: io::Error) -> Failure {
-        Failure {
-            code: exit::ERROR,
-            message: format!("writing output: {e}"),
-            broken_pipe: e.kind() == io::ErrorKind::BrokenPipe,
-        }
+/// Writes a command's output to standard output and gives back its exit code, `code`. A reader that
+/// went away (`aws-natgw … | head`) is no error, and the code still says what the command found: a
+/// closed pipe must not turn "exhausted" into "healthy".
+fn emit(code: u8, write: impl FnOnce(&mut io::StdoutLock<'static>) -> io::Result<()>) -> Result<u8, Failure> {
+    let mut out = io::stdout().lock();
+    match write(&mut out).and_then(|()| out.flush()) {
+        Ok(()) => Ok(code),
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(code),
+        Err(e) => Err(Failure::new(exit::ERROR, format!("writing output: {e}"))),
     }
 }
 
@@ -61,8 +61,6 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => exit::code(code),
-        // `aws-natgw … | head`: the reader went away; that is not an error.
-        Err(f) if f.broken_pipe => exit::code(exit::HEALTHY),
         Err(f) => {
             let _ = writeln!(io::stderr(), "aws-natgw: {}", f.message);
             exit::code(f.code)
@@ -111,14 +109,7 @@ fn analyze(a: AnalyzeArgs) -> Result<u8, Failure> {
         other => other,
     }
     .map_err(|e| Failure::new(exit::INPUT, e.to_string()))?;
-    let mut out = io::stdout().lock();
-    render::report(&report, a.output, &mut out)?;
-    out.flush()?;
-    Ok(match report.verdict.status {
-        Status::Healthy => exit::HEALTHY,
-        Status::AtRisk => exit::AT_RISK,
-        Status::Exhausted => exit::EXHAUSTED,
-    })
+    emit(live::status_code(report.verdict.status), |out| render::report(&report, a.output, out))
 }
 
 fn query(q: QueryArgs) -> Result<u8, Failure> {
@@ -142,8 +133,5 @@ fn query(q: QueryArgs) -> Result<u8, Failure> {
             insights::top_sources(&nat, d, view, &scope, q.limit).map_err(usage)?
         }
     };
-    let mut out = io::stdout().lock();
-    writeln!(out, "{}", built.text)?;
-    out.flush()?;
-    Ok(exit::HEALTHY)
+    emit(exit::HEALTHY, |out| writeln!(out, "{}", built.text))
 }

@@ -245,7 +245,7 @@ fn records_out_of_time_order_give_the_same_report_from_files_or_stdin() {
 }
 
 #[test]
-fn a_closed_pipe_is_a_clean_exit() {
+fn a_closed_pipe_is_a_clean_exit_that_keeps_the_verdict() {
     // Output far larger than a pipe's buffer (5,000 destinations as JSON), so the tool is still
     // writing when the reader goes away, whatever the timing.
     let dir = tempfile::tempdir().unwrap();
@@ -254,18 +254,26 @@ fn a_closed_pipe_is_a_clean_exit() {
         let (a, b) = (i / 256, i % 256);
         log += &format!("2 1 eni-0a 10.0.0.7 203.0.{a}.{b} {} 443 6 1 100 1780000000 1780000001 ACCEPT OK\n", 2000 + i);
     }
-    std::fs::write(dir.path().join("many.log"), log).unwrap();
-    let mut child = in_dir(dir.path())
-        .args(["analyze", "many.log", "--nat-ip", "10.0.0.7", "--top", "5000", "-o", "json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut first = [0u8; 16];
-    child.stdout.take().unwrap().read_exact(&mut first).unwrap(); // then drop: the pipe closes
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&out.stderr));
-    assert!(out.stderr.is_empty(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    std::fs::write(dir.path().join("many.log"), &log).unwrap();
+    // The same, and 56,000 connections at once to one destination: exhausted (exit 5).
+    for port in 1024..57_024u32 {
+        log += &format!("2 1 eni-0a 10.0.0.7 198.51.100.9 {port} 443 6 1 100 1780000000 1780000059 ACCEPT OK\n");
+    }
+    std::fs::write(dir.path().join("exhausted.log"), &log).unwrap();
+    for (file, verdict) in [("many.log", 0), ("exhausted.log", 5)] {
+        let mut child = in_dir(dir.path())
+            .args(["analyze", file, "--nat-ip", "10.0.0.7", "--top", "5000", "-o", "json"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = [0u8; 16];
+        child.stdout.take().unwrap().read_exact(&mut first).unwrap(); // then drop: the pipe closes
+        let out = child.wait_with_output().unwrap();
+        // The reader going away is no error, and the exit code still says what was found.
+        assert_eq!(out.status.code(), Some(verdict), "{file}; stderr: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(out.stderr.is_empty(), "{file}; stderr: {}", String::from_utf8_lossy(&out.stderr));
+    }
 }
 
 #[test]

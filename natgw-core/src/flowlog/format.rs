@@ -185,7 +185,11 @@ impl LogFormat {
 
     /// Reads a header line as S3 delivery writes it (`version account-id interface-id srcaddr …`).
     /// Returns `None` when the line is not a header (a record, or garbage).
+    ///
+    /// A UTF-8 byte-order mark before it is skipped, and a name spelled with underscores
+    /// (`pkt_dstaddr`, as Athena's tables have them) is the field's when only the spelling differs.
     pub fn from_header(line: &[u8]) -> Option<LogFormat> {
+        let line = line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line);
         let text = std::str::from_utf8(line).ok()?;
         let mut fields = Vec::new();
         let mut known = 0;
@@ -193,7 +197,13 @@ impl LogFormat {
             if !token.bytes().all(Field::is_name_char) || !token.as_bytes()[0].is_ascii_lowercase() {
                 return None;
             }
-            let field = Field::from_name(token);
+            let field = match Field::from_name(token) {
+                Field::Other(name) if token.contains('_') => match Field::from_name(&token.replace('_', "-")) {
+                    Field::Other(_) => Field::Other(name),
+                    known => known,
+                },
+                field => field,
+            };
             if !matches!(field, Field::Other(_)) {
                 known += 1;
             }
@@ -294,6 +304,15 @@ mod tests {
         assert_eq!(LogFormat::from_header(b"2 123456789012 eni-0a 10.0.0.1 10.0.0.2 1 2 6 1 1 1 1 ACCEPT OK"), None);
         assert_eq!(LogFormat::from_header(b"\x00\xff garbage"), None);
         assert_eq!(LogFormat::from_header(b"vpc-0abc subnet-0abc eni-0abc srcaddr dstaddr"), None);
+        // A byte-order mark before it (a file saved by an editor), and Athena's spelling.
+        assert_eq!(LogFormat::from_header(&[&b"\xEF\xBB\xBF"[..], h].concat()), Some(LogFormat::default()));
+        let athena =
+            b"version account_id interface_id srcaddr dstaddr srcport dstport protocol packets bytes start end \
+                       action log_status";
+        assert_eq!(LogFormat::from_header(athena), Some(LogFormat::default()));
+        // An unknown name keeps its spelling.
+        let other = LogFormat::from_header(b"srcaddr dstaddr my_field").map(|f| f.fields().to_vec());
+        assert_eq!(other, Some(vec![Field::SrcAddr, Field::DstAddr, Field::Other("my_field".into())]));
     }
 
     #[test]

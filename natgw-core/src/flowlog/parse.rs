@@ -17,6 +17,9 @@ pub enum LineError {
     BadValue { field: String, value: String },
     #[error("is not text (binary data)")]
     NotText,
+    /// A header line of another format in the middle of an input: files joined into one (`cat`).
+    #[error("is the header line of another log format (files joined into one? give them as separate files)")]
+    OtherHeader,
 }
 
 /// A skipped line: where and why.
@@ -337,6 +340,13 @@ impl StreamParser {
                 on_record(&rec);
             }
             Err(error) => {
+                // A header line further down: files joined into one (`cat a.log b.log`, gzip members).
+                // Its own format's is no record and no error; another format's is said so.
+                let error = match LogFormat::from_header(line) {
+                    Some(h) if h == *self.parser.format() => return,
+                    Some(_) => LineError::OtherHeader,
+                    None => error,
+                };
                 self.stats.skipped += 1;
                 if self.stats.bad_lines.len() < MAX_BAD_LINES_KEPT {
                     self.stats.bad_lines.push(BadLine { line: self.stats.lines, error });
@@ -402,6 +412,25 @@ mod tests {
         let (recs, stats) = collect(buf, LogFormat::default());
         assert_eq!(stats.records, 1);
         assert!(recs[0].contains("pkt-dst=Some(52.216.8.10) flags=Some(3)"), "{}", recs[0]);
+    }
+
+    /// Files joined into one (`cat`, gzip members): a header further down is no record and no error
+    /// when it is the input's own format's; another format's is said to be one.
+    #[test]
+    fn headers_further_down_are_skipped_or_named() {
+        let v2 = "version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end action log-status\n";
+        let line = "2 1 eni-1 10.0.0.1 10.0.0.2 1 2 6 1 1 5 6 ACCEPT OK\n";
+        let (recs, stats) = collect(format!("{v2}{line}{v2}{line}").as_bytes(), LogFormat::default());
+        assert_eq!((recs.len(), stats.skipped), (2, 0));
+        let (recs, stats) = collect(format!("{line}{v2}{line}").as_bytes(), LogFormat::default());
+        assert_eq!((recs.len(), stats.skipped), (2, 0), "no header at the top");
+        let custom = "srcaddr dstaddr srcport dstport protocol start end pkt-dstaddr\n";
+        let (recs, stats) = collect(
+            format!("{v2}{line}{custom}10.0.1.5 10.0.0.7 40000 443 6 100 160 52.216.8.10\n").as_bytes(),
+            LogFormat::default(),
+        );
+        assert_eq!((recs.len(), stats.skipped), (1, 2));
+        assert_eq!(stats.bad_lines[0], BadLine { line: 3, error: LineError::OtherHeader });
     }
 
     #[test]

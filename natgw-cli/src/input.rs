@@ -208,6 +208,8 @@ pub struct Inputs {
     paths: Vec<PathBuf>,
     /// Each stream's path (`-` for standard input), once, and how it was kept.
     kept: Vec<(PathBuf, Arc<Kept>)>,
+    /// Paths left out because they name a file named before ([`once`]).
+    repeated: Vec<PathBuf>,
 }
 
 impl Inputs {
@@ -216,7 +218,7 @@ impl Inputs {
     /// A stream named twice (by the same name or two names of one pipe) is read once, and both
     /// names read what it gave.
     pub fn gather(args: &[PathBuf]) -> Result<Inputs, InputError> {
-        let paths = expand(args)?;
+        let (paths, repeated) = once(expand(args)?);
         let mut kept: Vec<(PathBuf, Arc<Kept>)> = Vec::new();
         let mut pipes: Vec<((u64, u64), Arc<Kept>)> = Vec::new();
         for path in &paths {
@@ -246,7 +248,7 @@ impl Inputs {
             };
             kept.push((path.clone(), stream));
         }
-        let inputs = Inputs { paths, kept };
+        let inputs = Inputs { paths, kept, repeated };
         inputs.named_once_if_partial()?;
         Ok(inputs)
     }
@@ -270,7 +272,13 @@ impl Inputs {
     /// Files only (standard input, if named, is read as it comes).
     #[cfg(test)]
     fn files(paths: &[PathBuf]) -> Inputs {
-        Inputs { paths: paths.to_vec(), kept: Vec::new() }
+        Inputs { paths: paths.to_vec(), kept: Vec::new(), repeated: Vec::new() }
+    }
+
+    /// Paths left out because they name a file (or pipe) named before: directly, through a
+    /// directory or a link. Its records would count twice.
+    pub fn repeated(&self) -> &[PathBuf] {
+        &self.repeated
     }
 
     /// How the stream a path names was kept, if it names one.
@@ -384,6 +392,25 @@ fn head_times(text: &[u8], given: &LogFormat, mut sample: Option<&mut NatEvidenc
         }
     });
     times
+}
+
+/// The paths with each file (or pipe) once, in the order they came, and the paths left out: a file
+/// named twice (as itself and in a directory given, say) would have its records counted twice.
+fn once(paths: Vec<PathBuf>) -> (Vec<PathBuf>, Vec<PathBuf>) {
+    let mut seen = BTreeSet::new();
+    paths.into_iter().partition(|p| is_stdin(p) || file_identity(p).is_none_or(|id| seen.insert(id)))
+}
+
+/// The file a path names, whatever the name: its device and inode.
+#[cfg(unix)]
+fn file_identity(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt as _;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+#[cfg(not(unix))]
+fn file_identity(path: &Path) -> Option<PathBuf> {
+    std::fs::canonicalize(path).ok()
 }
 
 /// The inputs the paths name: files as given and, for a directory, the flow-log files under it
@@ -1546,6 +1573,7 @@ mod tests {
                 let stdin = Inputs {
                     paths: vec![PathBuf::from("-")],
                     kept: vec![(PathBuf::from("-"), Arc::new(Kept::Whole(Spooled::of(file))))],
+                    repeated: Vec::new(),
                 };
                 let (parts, got) = json(&stdin);
                 let (file_parts, want) = json(&Inputs::files(std::slice::from_ref(&path)));
@@ -1565,7 +1593,7 @@ mod tests {
         use std::os::fd::AsRawFd as _;
         let dir = tempfile::tempdir().unwrap();
         let (text, gz) = hot_s3_nat_log();
-        // As the CLI does: records that do not stream (the same text twice) are read again, kept.
+        // As the CLI does: records that do not stream are read again, kept.
         let json = |inputs: &Inputs| {
             let analyse = |stream: bool| {
                 let mut analyzer = Analyzer::new(config());
@@ -1598,8 +1626,10 @@ mod tests {
                 feed.join().unwrap().unwrap();
                 drop(reader);
                 assert_eq!(inputs.in_memory().count(), 0);
+                // Named twice, it is read once, as a file named twice is ([`once`]).
+                assert_eq!(inputs.repeated().len(), times - 1);
                 let (parts, got) = json(&inputs);
-                let (file_parts, want) = json(&Inputs::files(&vec![path.clone(); times]));
+                let (file_parts, want) = json(&Inputs::files(std::slice::from_ref(&path)));
                 assert_eq!(got, want, "plain {plain}, {times} time(s)");
                 assert_eq!(parts, file_parts, "plain {plain}, {times} time(s)");
             }
@@ -1619,10 +1649,17 @@ mod tests {
             })
         };
         let (stdin, pipe) = (PathBuf::from("-"), PathBuf::from("/dev/fd/63"));
-        let once = Inputs { paths: vec![stdin.clone()], kept: vec![(stdin.clone(), partial("no room"))] };
+        let once = Inputs {
+            paths: vec![stdin.clone()],
+            kept: vec![(stdin.clone(), partial("no room"))],
+            repeated: Vec::new(),
+        };
         assert!(once.named_once_if_partial().is_ok());
-        let twice =
-            Inputs { paths: vec![stdin.clone(), stdin.clone()], kept: vec![(stdin.clone(), partial("no room"))] };
+        let twice = Inputs {
+            paths: vec![stdin.clone(), stdin.clone()],
+            kept: vec![(stdin.clone(), partial("no room"))],
+            repeated: Vec::new(),
+        };
         let err = twice.named_once_if_partial().unwrap_err().0;
         assert_eq!(
             err,
@@ -1633,6 +1670,7 @@ mod tests {
         let aliases = Inputs {
             paths: vec![pipe.clone(), PathBuf::from("/proc/self/fd/63")],
             kept: vec![(pipe.clone(), Arc::clone(&s)), (PathBuf::from("/proc/self/fd/63"), s)],
+            repeated: Vec::new(),
         };
         assert!(aliases.named_once_if_partial().unwrap_err().0.starts_with("/dev/fd/63 is named 2 times"));
     }
@@ -1936,5 +1974,25 @@ mod tests {
         assert_eq!(files, [&want[..], &[dir.path().join("top.gz"), PathBuf::from("-")]].concat());
         let e = expand(&[dir.path().join("empty")]).unwrap_err();
         assert!(e.0.ends_with("empty: a directory with no flow-log files (*.log, *.gz, *.txt) under it"), "{}", e.0);
+    }
+
+    /// A file named twice (as itself, in a directory, through a link) is read once; two files with
+    /// the same bytes are two files.
+    #[test]
+    fn a_file_named_twice_is_read_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a.log"), dir.path().join("b.log"));
+        std::fs::write(&a, b"x").unwrap();
+        std::fs::write(&b, b"x").unwrap();
+        let link = dir.path().join("link-to-a");
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(&a, &link).unwrap();
+        #[cfg(not(unix))]
+        std::fs::copy(&a, &link).unwrap();
+        let named = [a.clone(), dir.path().to_owned(), link.clone(), PathBuf::from("-"), b.clone()];
+        let (paths, repeated) = once(expand(&named).unwrap());
+        assert_eq!(paths, [a.clone(), b.clone(), PathBuf::from("-")]);
+        #[cfg(unix)]
+        assert_eq!(repeated, [a, link, b], "a.log in the directory, the link to it, b.log after the directory");
     }
 }

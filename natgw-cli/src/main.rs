@@ -13,6 +13,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use natgw_core::analyze::{AnalyzeConfig, AnalyzeError, Analyzer};
 use natgw_core::insights::{self, NatTarget, QueryScope, SourceView};
+use natgw_core::limits::MAX_ADDRESSES;
 use natgw_core::net::CidrSet;
 use natgw_core::prefixes::ServicePrefixes;
 
@@ -78,6 +79,15 @@ fn analyze(a: AnalyzeArgs) -> Result<u8, Failure> {
                 .map_err(|e| Failure::new(exit::INPUT, format!("{}: {e}", path.display())))?
         }
     };
+    let mut nat_ips = a.nat_ips.clone();
+    nat_ips.sort_unstable();
+    nat_ips.dedup();
+    if nat_ips.len() > MAX_ADDRESSES as usize {
+        return Err(Failure::new(
+            exit::USAGE,
+            format!("--nat-ip names {} addresses; a NAT gateway has at most {MAX_ADDRESSES}", nat_ips.len()),
+        ));
+    }
     if a.files.iter().filter(|f| input::is_stdin(f)).count() > 1 {
         return Err(Failure::new(exit::USAGE, "standard input (-) can be read only once"));
     }
@@ -94,6 +104,9 @@ fn analyze(a: AnalyzeArgs) -> Result<u8, Failure> {
     let format = a.log_format.clone().unwrap_or_default();
     let threads = a.threads.map_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()), usize::from);
     let files = input::Inputs::gather(&a.files).map_err(|e| Failure::new(exit::INPUT, e.0))?;
+    for path in files.repeated() {
+        let _ = writeln!(io::stderr(), "aws-natgw: {} names a file named before; it is read once", path.display());
+    }
     for (name, why) in files.in_memory() {
         let _ = writeln!(io::stderr(), "aws-natgw: reading {name} into memory: {why}");
     }

@@ -111,6 +111,8 @@ pub enum AnalyzeError {
     NoNatGateway,
     #[error("no record involves NAT address(es) {0}: check --nat-ip and --nat-interface")]
     NatNotSeen(String),
+    #[error("no record was logged on interface {0}: check --nat-interface")]
+    NatInterfaceNotSeen(String),
     #[error(
         "the records of a NAT port came out of time order, so the streaming estimate is not exact; \
          analyse these records without streaming"
@@ -276,7 +278,14 @@ pub struct Analyzer {
 
 impl Analyzer {
     /// A new analysis.
-    pub fn new(config: AnalyzeConfig) -> Analyzer {
+    pub fn new(mut config: AnalyzeConfig) -> Analyzer {
+        // An address given twice is one address: the limit counts addresses.
+        let mut seen = Vec::with_capacity(config.nat_addresses.len());
+        config.nat_addresses.retain(|a| {
+            let new = !seen.contains(a);
+            seen.push(*a);
+            new
+        });
         Analyzer {
             config,
             main: Shard::default(),
@@ -344,7 +353,9 @@ impl Analyzer {
         let guess = self.inferred.take();
         all.absorb_shard(&self.main);
         self.infer_nat(all);
-        guess.is_some() && guess == self.inferred
+        // The same gateway (the other NAT-like interfaces, which a sample sees only part of, are the
+        // full evidence's now).
+        guess.is_some_and(|g| self.inferred.as_ref().is_some_and(|n| (&n.iface, &n.addrs) == (&g.iface, &g.addrs)))
     }
 
     /// Merges a fast-path shard another thread filled.
@@ -531,7 +542,8 @@ impl Legs {
             if self.clients.is_empty() {
                 self.clients.reserve(self.clients_room);
             }
-            self.clients.push((key, ClientRec { start: o.start, end: o.end, bytes: o.bytes, request }));
+            self.clients
+                .push((key, ClientRec { start: o.start, end: o.end, bytes: o.bytes, request, nat_side: on_nat }));
         }
     }
 
@@ -692,6 +704,8 @@ struct Gathered {
     iface_names: HashMap<u32, String>,
     internal: CidrSet,
     notes: Vec<String>,
+    /// Other interfaces that look like a NAT gateway's, when it was inferred.
+    other_nats: Vec<OtherNat>,
     legs: Legs,
     t_min: u64,
     t_max: u64,
@@ -750,16 +764,22 @@ impl Analysis {
 
         // 1. The NAT gateway: its interface and addresses.
         let want_iface = match &cfg.nat_interface {
-            Some(id) => {
-                Some(a.main.ifaces.get(id.as_str()).copied().ok_or_else(|| AnalyzeError::NatNotSeen(id.to_string()))?)
-            }
+            Some(id) => Some(
+                a.main
+                    .ifaces
+                    .get(id.as_str())
+                    .copied()
+                    .ok_or_else(|| AnalyzeError::NatInterfaceNotSeen(id.to_string()))?,
+            ),
             None => None,
         };
+        let mut other_nats = Vec::new();
         let (nat_iface, nat_addrs) = if cfg.nat_addresses.is_empty() {
             let names = IfaceNames::new(&a.main.ifaces);
-            let (iface, addrs) =
+            let (iface, addrs, others) =
                 infer_nat(&a.main.obs, &internal, want_iface, &names).ok_or(AnalyzeError::NoNatGateway)?;
             notes.push(inferred_note(&addrs, iface_names.get(&iface).map(String::as_str)));
+            other_nats = others;
             (Some(iface), addrs)
         } else {
             let set: NatSet = cfg.nat_addresses.iter().copied().collect();
@@ -790,6 +810,7 @@ impl Analysis {
             iface_names,
             internal,
             notes,
+            other_nats,
             legs,
             t_min,
             t_max,
@@ -1050,6 +1071,13 @@ impl Analysis {
                 .then(x.port.cmp(&y.port))
                 .then(x.protocol.cmp(&y.protocol))
         });
+        // NAT addresses given that carried no connection to any destination: the limit counts them.
+        let unused_nat_addresses: Vec<IpAddr> = if cfg.nat_addresses.is_empty() || rows.is_empty() {
+            Vec::new()
+        } else {
+            let used = |a: &IpAddr| rows.iter().any(|r| r.per_address.iter().any(|p| p.address == *a));
+            g.nat_addrs.iter().filter(|a| !used(a)).copied().collect()
+        };
         rows.truncate(top);
 
         let mut skipped_lines = 0;
@@ -1091,6 +1119,9 @@ impl Analysis {
             first_bad_line: bad_lines.first(),
             endpoints: &cfg.endpoints,
             client_route_tables: &cfg.client_route_tables,
+            records: g.counts.records,
+            other_nats: &g.other_nats,
+            unused_nat_addresses: &unused_nat_addresses,
         };
         let findings = findings::evaluate(&rows, &fctx);
         let mut verdict = verdict(&rows);
@@ -1311,7 +1342,7 @@ fn infer_nat(
     internal: &CidrSet,
     only_iface: Option<u32>,
     names: &IfaceNames<'_>,
-) -> Option<(u32, Vec<IpAddr>)> {
+) -> Option<(u32, Vec<IpAddr>, Vec<OtherNat>)> {
     let mut scores = NatScores::default();
     for o in obs {
         scores.add(o, internal);
@@ -1372,12 +1403,40 @@ impl NatScores {
     /// outside addresses on that interface is a NAT address (secondary addresses appear only as
     /// sources there).
     /// Ties go to the interface first by name, then to the lowest address.
-    fn infer(&self, only_iface: Option<u32>, names: &IfaceNames<'_>) -> Option<(u32, Vec<IpAddr>)> {
+    ///
+    /// Also gives the other interfaces that look like a NAT gateway's, as much as a tenth of the chosen
+    /// one or more (their best address each, most NAT-like first): another gateway's logs among these,
+    /// which the analysis leaves out.
+    fn infer(&self, only_iface: Option<u32>, names: &IfaceNames<'_>) -> Option<(u32, Vec<IpAddr>, Vec<OtherNat>)> {
         let score = &self.0;
-        let (&(iface, primary), _) = score
+        let rank = |&(iface, addr): &(u32, IpAddr), &(i, o): &(u64, u64)| {
+            (i.min(o), std::cmp::Reverse((names.of(iface), addr)))
+        };
+        let (&(iface, primary), &(i, o)) = score
             .iter()
             .filter(|(k, (i, o))| *i > 0 && *o > 0 && only_iface.is_none_or(|w| w == k.0))
-            .max_by_key(|&(&(iface, addr), &(i, o))| (i.min(o), std::cmp::Reverse((names.of(iface), addr))))?;
+            .max_by_key(|&(k, v)| rank(k, v))?;
+        // Each other interface's best address, most NAT-like first.
+        let mut others: Vec<_> = score
+            .iter()
+            .filter(|(k, (i2, o2))| k.0 != iface && k.0 != 0 && i2.min(o2).saturating_mul(OTHER_NAT_SHARE) >= i.min(o))
+            .collect();
+        others.sort_by_key(|&(k, v)| std::cmp::Reverse(rank(k, v)));
+        let mut listed = Vec::new();
+        others.retain(|(k, _)| {
+            let first = !listed.contains(&k.0);
+            listed.push(k.0);
+            first
+        });
+        let others = others
+            .into_iter()
+            .map(|(&(other, address), &(inbound, outbound))| OtherNat {
+                interface: names.of(other).map(str::to_owned),
+                address,
+                inbound,
+                outbound,
+            })
+            .collect();
         let mut addrs: Vec<IpAddr> = if iface == 0 {
             Vec::new()
         } else {
@@ -1386,9 +1445,24 @@ impl NatScores {
         addrs.sort_unstable();
         addrs.truncate(7);
         addrs.insert(0, primary);
-        Some((iface, addrs))
+        Some((iface, addrs, others))
     }
 }
+
+/// An interface left out of the analysis that looks like a NAT gateway's too: it receives from private
+/// addresses and sends to outside ones, as much as [`OTHER_NAT_SHARE`]`⁻¹` of the chosen one or more.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OtherNat {
+    pub interface: Option<String>,
+    /// Its most NAT-like address.
+    pub address: IpAddr,
+    /// Records it received from other private addresses, and records it sent to outside ones.
+    pub inbound: u64,
+    pub outbound: u64,
+}
+
+/// An interface scoring a tenth of the chosen NAT interface or more counts as another gateway's.
+const OTHER_NAT_SHARE: u64 = 10;
 
 #[cfg(test)]
 mod port_set_tests {
@@ -1454,6 +1528,7 @@ mod tests {
 
     use super::*;
     use crate::flowlog::{LogFormat, parse_all};
+    use crate::report::{Finding, Severity};
 
     /// A guess from the first records is confirmed only by evidence over every record: the fast
     /// shards' (which must have collected it over all theirs) and the records pushed the reference way.
@@ -1521,7 +1596,17 @@ mod tests {
             vpc_cidrs: CidrSet::new(["10.0.0.0/16".parse().unwrap_or_else(|_| unreachable!())]),
             ..AnalyzeConfig::default()
         };
-        let want = Some(fast::InferredNat { iface: Some("eni-0a".into()), addrs: vec![[10, 0, 0, 7].into()] });
+        let want = Some(fast::InferredNat {
+            iface: Some("eni-0a".into()),
+            addrs: vec![[10, 0, 0, 7].into()],
+            // The interface that lost the tie looks as much like a NAT gateway's.
+            others: vec![OtherNat {
+                interface: Some("eni-0b".into()),
+                address: [10, 0, 0, 9].into(),
+                inbound: 1,
+                outbound: 1,
+            }],
+        });
         for order in [[a, b], [b, a]] {
             let an = Analyzer::new(config.clone());
             let evidence = |texts: &[&[u8]]| {
@@ -1553,6 +1638,62 @@ mod tests {
                     assert_eq!(report.input.nat_interface.as_deref(), Some("eni-0a"), "{order:?}");
                 }
             }
+        }
+    }
+
+    /// Which gateway and which addresses, the same on both paths: another interface that looks like
+    /// a NAT gateway's is named (and left out), an address given twice is one, and one given that
+    /// carries no connection is said to.
+    #[test]
+    fn findings_say_which_gateway_and_which_addresses() {
+        // eni-0a: a NAT gateway at 10.0.0.7 for three clients; eni-0b: another at 10.0.0.9 for two.
+        let mut text = String::new();
+        for (eni, nat, clients) in [("eni-0a", "10.0.0.7", 3), ("eni-0b", "10.0.0.9", 2)] {
+            for c in 0..clients {
+                for k in 0..5 {
+                    let port = 40_000 + 10 * c + k;
+                    text += &format!("2 1 {eni} 10.0.1.{c} {nat} {port} 443 6 1 100 1780000000 1780000030 ACCEPT OK\n");
+                    text += &format!("2 1 {eni} {nat} 52.216.1.2 {port} 443 6 1 100 1780000000 1780000030 ACCEPT OK\n");
+                }
+            }
+        }
+        let base = AnalyzeConfig {
+            vpc_cidrs: CidrSet::new(["10.0.0.0/16".parse().unwrap_or_else(|_| unreachable!())]),
+            ..AnalyzeConfig::default()
+        };
+        let both_paths = |config: &AnalyzeConfig| {
+            let mut an = Analyzer::new(config.clone());
+            parse_all(text.as_bytes(), LogFormat::default(), false, &mut |r| an.push(r));
+            let reference = an.finish().unwrap_or_else(|e| panic!("{e}"));
+            let mut an = Analyzer::new(config.clone());
+            if let Some(mut e) = an.nat_evidence() {
+                parse_all(text.as_bytes(), LogFormat::default(), false, &mut |r| e.push(r));
+                assert!(an.infer_nat(e));
+            }
+            let mut s = an.fast_shard().unwrap_or_else(|| unreachable!());
+            parse_all(text.as_bytes(), LogFormat::default(), false, &mut |r| s.push(r));
+            an.absorb_fast(s);
+            [reference, an.finish().unwrap_or_else(|e| panic!("{e}"))]
+        };
+        let ids = |r: &Report| r.findings.iter().map(|f| f.id.clone()).collect::<Vec<_>>();
+        let nat = |n: u8| IpAddr::from([10, 0, 0, n]);
+        for r in both_paths(&base) {
+            assert_eq!(r.input.nat_interface.as_deref(), Some("eni-0a"));
+            let other =
+                r.findings.iter().find(|f| f.id == "other-nat-gateway").unwrap_or_else(|| panic!("{:?}", ids(&r)));
+            assert!(other.summary.starts_with("Interface eni-0b (address 10.0.0.9)"), "{}", other.summary);
+            assert_eq!(other.severity, Severity::Warning);
+        }
+        // Given, the gateway's addresses raise no such finding; twice is once.
+        for r in both_paths(&AnalyzeConfig { nat_addresses: vec![nat(7), nat(7)], ..base.clone() }) {
+            assert_eq!((r.input.nat_addresses.clone(), r.input.limit_per_destination), (vec![nat(7)], 55_000));
+            assert!(!ids(&r).iter().any(|id| id == "other-nat-gateway" || id == "nat-address-unused"), "{:?}", ids(&r));
+        }
+        for r in both_paths(&AnalyzeConfig { nat_addresses: vec![nat(7), nat(99)], ..base.clone() }) {
+            assert_eq!(r.input.limit_per_destination, 110_000);
+            let unused: Vec<&Finding> = r.findings.iter().filter(|f| f.id == "nat-address-unused").collect();
+            assert_eq!(unused.len(), 1, "{:?}", ids(&r));
+            assert!(unused[0].summary.starts_with("NAT address 10.0.0.99 was given"), "{}", unused[0].summary);
         }
     }
 

@@ -3,9 +3,9 @@
 
 use std::net::IpAddr;
 
-use crate::analyze::thousands;
+use crate::analyze::{OtherNat, thousands};
 use crate::estimate::HoldModel;
-use crate::limits::{CONNECTIONS_PER_ADDRESS, IDLE_TIMEOUT_SECS, Level, MAX_ADDRESSES, Thresholds};
+use crate::limits::{CONNECTIONS_PER_ADDRESS, IDLE_TIMEOUT_SECS, Level, MAX_ADDRESSES, Thresholds, destination_limit};
 use crate::prefixes::GatewayService;
 use crate::report::{Attribution, AttributionMethod, BadLineReport, DestinationReport, Finding, Remedy, Severity};
 use crate::topology::VpcEndpointInfo;
@@ -36,6 +36,12 @@ pub struct FindingContext<'a> {
     pub endpoints: &'a [VpcEndpointInfo],
     /// Route tables of the subnets routed through the gateway, when known (live path).
     pub client_route_tables: &'a [String],
+    /// Records read (lines skipped aside).
+    pub records: u64,
+    /// Other interfaces that look like a NAT gateway's, left out (when the gateway was inferred).
+    pub other_nats: &'a [OtherNat],
+    /// NAT addresses given that carried no connection to any destination.
+    pub unused_nat_addresses: &'a [IpAddr],
 }
 
 /// The command that creates a flow log on the NAT interface in the recommended format.
@@ -142,18 +148,66 @@ pub fn evaluate(rows: &[DestinationReport], ctx: &FindingContext<'_>) -> Vec<Fin
             }],
         });
     }
+    for a in ctx.unused_nat_addresses {
+        out.push(Finding {
+            id: "nat-address-unused".into(),
+            severity: Severity::Warning,
+            summary: format!(
+                "NAT address {a} was given but carries no connection in these records, and the limit counts it: \
+                 {} per destination with {} address{}",
+                thousands(destination_limit(ctx.nat_addresses)),
+                ctx.nat_addresses,
+                if ctx.nat_addresses == 1 { "" } else { "es" }
+            ),
+            destination: None,
+            remedies: vec![Remedy {
+                summary: format!("If {a} is not the gateway's (or not in use), leave it out of --nat-ip"),
+                command: None,
+            }],
+        });
+    }
+    for o in ctx.other_nats {
+        let name = o.interface.as_deref().unwrap_or("(no interface ID)");
+        out.push(Finding {
+            id: "other-nat-gateway".into(),
+            severity: Severity::Warning,
+            summary: format!(
+                "Interface {name} (address {}) looks like another NAT gateway's: {} records in from private \
+                 addresses, {} out to outside ones. This report covers {} only",
+                o.address,
+                thousands(o.inbound),
+                thousands(o.outbound),
+                ctx.nat_interface.unwrap_or("the gateway inferred")
+            ),
+            destination: None,
+            remedies: vec![Remedy {
+                summary: format!("Analyse {name}'s records on their own (the same files, that interface)"),
+                command: o.interface.as_deref().map(|i| format!("aws-natgw analyze <files> --nat-interface {i}")),
+            }],
+        });
+    }
     if ctx.skipped_lines > 0 {
         let first = ctx
             .first_bad_line
             .map(|b| format!(" (first: {} line {}: {})", b.input, b.line, b.reason))
             .unwrap_or_default();
+        // A share of the input left out changes the answer: one line in a hundred or more.
+        let many = ctx.skipped_lines.saturating_mul(100) >= ctx.records.saturating_add(ctx.skipped_lines);
         out.push(Finding {
             id: "skipped-lines".into(),
-            severity: Severity::Info,
+            severity: if many { Severity::Warning } else { Severity::Info },
             summary: format!(
-                "{} unreadable flow-log line{} skipped{first}",
+                "{} unreadable flow-log line{} skipped{}{first}",
                 thousands(ctx.skipped_lines),
-                if ctx.skipped_lines == 1 { " was" } else { "s were" }
+                if ctx.skipped_lines == 1 { " was" } else { "s were" },
+                if many {
+                    format!(
+                        ", {:.0} % of the input: the answer leaves them out",
+                        100.0 * ctx.skipped_lines as f64 / (ctx.records + ctx.skipped_lines) as f64
+                    )
+                } else {
+                    String::new()
+                }
             ),
             destination: None,
             remedies: vec![Remedy {
@@ -390,6 +444,9 @@ mod tests {
             first_bad_line: None,
             endpoints,
             client_route_tables: tables,
+            records: 0,
+            other_nats: &[],
+            unused_nat_addresses: &[],
         };
         endpoint_remedy(GatewayService::S3, &ctx)
     }

@@ -46,6 +46,8 @@ pub(super) struct ClientRec {
     pub(super) bytes: u64,
     /// The request direction (client → destination), else the answer.
     pub(super) request: bool,
+    /// Logged on the NAT gateway's interface (else on the client's own).
+    pub(super) nat_side: bool,
 }
 
 /// One flow, as far as its records have been seen: 20 bytes, since the tracker holds hundreds of
@@ -57,15 +59,19 @@ struct Flow {
     last: u32,
     /// The earliest start of its request-direction records (`u32::MAX` until one is seen).
     request_start: u32,
-    /// Its bytes and [`ANSWERED`] flag as a `u64` in two halves: a `u64` field would
-    /// align the flow to 8 bytes, 4 more per open flow or waiting record.
+    /// Its bytes and its [`ANSWERED`] and [`NAT_SIDE`] flags as a `u64` in two halves: a `u64`
+    /// field would align the flow to 8 bytes, 4 more per open flow or waiting record.
     tally: [u32; 2],
 }
 
 /// In a flow's tally: it saw an answer-direction record.
 const ANSWERED: u64 = 1 << 63;
-/// In a flow's tally: its bytes (they saturate there, at 8 EiB).
-const BYTES: u64 = ANSWERED - 1;
+/// In a flow's tally: it has records logged on the NAT gateway's interface, and its bytes are theirs.
+/// A connection logged on both interfaces (the NAT's with pkt-dstaddr, and the client's own) has
+/// the same bytes in each: counting both would double them.
+const NAT_SIDE: u64 = 1 << 62;
+/// In a flow's tally: its bytes (they saturate there, at 4 EiB).
+const BYTES: u64 = NAT_SIDE - 1;
 
 /// Seconds past this do not fit a [`Flow`].
 const LAST_SECOND: u64 = u32::MAX as u64 - 1;
@@ -75,7 +81,7 @@ impl Flow {
         let (start, end) = (r.start.min(LAST_SECOND) as u32, r.end.min(LAST_SECOND) as u32);
         let mut f =
             Flow { first: start, last: end, request_start: if r.request { start } else { u32::MAX }, tally: [0; 2] };
-        f.set_tally(r.bytes.min(BYTES) | if r.request { 0 } else { ANSWERED });
+        f.set_tally(r.bytes.min(BYTES) | if r.request { 0 } else { ANSWERED } | if r.nat_side { NAT_SIDE } else { 0 });
         f
     }
 
@@ -101,12 +107,19 @@ impl Flow {
         u64::from(other.first) <= u64::from(self.last) + idle && u64::from(self.first) <= u64::from(other.last) + idle
     }
 
+    /// Joins `other`'s records to this flow's. Its bytes are those of its records on the NAT
+    /// gateway's interface if it has any, else of all: in any order, the same.
     fn absorb(&mut self, other: &Flow) {
         self.first = self.first.min(other.first);
         self.last = self.last.max(other.last);
         self.request_start = self.request_start.min(other.request_start);
-        let bytes = (self.bytes() + other.bytes()).min(BYTES);
-        self.set_tally(self.tally() & !BYTES | bytes | other.tally() & ANSWERED);
+        let (mine, theirs) = (self.tally() & NAT_SIDE, other.tally() & NAT_SIDE);
+        let bytes = match () {
+            () if mine == theirs => (self.bytes() + other.bytes()).min(BYTES),
+            () if mine != 0 => self.bytes(),
+            () => other.bytes(),
+        };
+        self.set_tally(bytes | (self.tally() | other.tally()) & (ANSWERED | NAT_SIDE));
     }
 }
 
@@ -569,7 +582,7 @@ mod tests {
     }
 
     fn rec(start: u64, end: u64, request: bool) -> ClientRec {
-        ClientRec { start, end, bytes: 100, request }
+        ClientRec { start, end, bytes: 100, request, nat_side: true }
     }
 
     /// A deterministic mix of 5-tuples reused after short and long gaps, in time order.
@@ -624,7 +637,11 @@ mod tests {
             for _ in 0..1 + rnd(4) {
                 let end = start + rnd(60);
                 let arrival = start + rnd(jitter + 1);
-                out.push((arrival, k, ClientRec { start, end, bytes: 40 + rnd(1_000), request: rnd(3) > 0 }));
+                out.push((
+                    arrival,
+                    k,
+                    ClientRec { start, end, bytes: 40 + rnd(1_000), request: rnd(3) > 0, nat_side: rnd(4) > 0 },
+                ));
                 start = end + [0, 5, 60, 300, 349, 351, 900][rnd(7) as usize];
             }
         }
@@ -762,15 +779,40 @@ mod tests {
 
     #[test]
     fn bytes_add_up_and_flags_stay_apart() {
-        let mut f = Flow::of(&ClientRec { start: 5, end: 9, bytes: 3 << 32, request: true });
+        let rec = |start, end, bytes, request| ClientRec { start, end, bytes, request, nat_side: true };
+        let mut f = Flow::of(&rec(5, 9, 3 << 32, true));
         assert!(!f.answered());
-        f.absorb(&Flow::of(&ClientRec { start: 1, end: 2, bytes: 7, request: false }));
+        f.absorb(&Flow::of(&rec(1, 2, 7, false)));
         assert_eq!((f.bytes(), f.answered(), f.first, f.last, f.request_start), ((3 << 32) + 7, true, 1, 9, 5));
-        f.absorb(&Flow::of(&ClientRec { start: 1, end: 2, bytes: u64::MAX, request: true }));
+        f.absorb(&Flow::of(&rec(1, 2, u64::MAX, true)));
         assert_eq!((f.bytes(), f.answered(), f.request_start), (BYTES, true, 1));
-        // A record's bytes past the field saturate and leave the flag alone.
-        let f = Flow::of(&ClientRec { start: 1, end: 2, bytes: u64::MAX, request: true });
-        assert_eq!((f.bytes(), f.answered()), (BYTES, false));
+        // A record's bytes past the field saturate and leave the flags alone.
+        let f = Flow::of(&rec(1, 2, u64::MAX, true));
+        assert_eq!((f.bytes(), f.answered(), f.tally() & NAT_SIDE != 0), (BYTES, false, true));
+    }
+
+    /// A connection logged on the NAT gateway's interface and on the client's has its bytes once:
+    /// the NAT side's, in whatever order the records join.
+    #[test]
+    fn bytes_logged_on_both_interfaces_count_once() {
+        let rec = |bytes, request, nat_side| Flow::of(&ClientRec { start: 10, end: 20, bytes, request, nat_side });
+        let recs = [rec(100, true, true), rec(900, false, true), rec(100, true, false), rec(900, false, false)];
+        for order in [[0, 1, 2, 3], [2, 3, 0, 1], [2, 0, 3, 1], [3, 2, 1, 0]] {
+            // One by one, and as two flows joined.
+            let mut f = recs[order[0]];
+            order[1..].iter().for_each(|&i| f.absorb(&recs[i]));
+            let (mut a, mut b) = (recs[order[0]], recs[order[2]]);
+            a.absorb(&recs[order[1]]);
+            b.absorb(&recs[order[3]]);
+            a.absorb(&b);
+            for f in [f, a] {
+                assert_eq!((f.bytes(), f.answered()), (1_000, true), "{order:?}");
+            }
+        }
+        // The client's side alone counts.
+        let mut f = recs[2];
+        f.absorb(&recs[3]);
+        assert_eq!(f.bytes(), 1_000);
     }
 
     /// The numbers are the order of first appearance, whatever the remembered addresses: many more

@@ -19,8 +19,8 @@ use rustc_hash::FxHashMap as HashMap;
 
 use super::clients::{ClientKey, ClientRec, ClientTracker};
 use super::{
-    ASSUMED_CIDRS_NOTE, AnalyzeConfig, AnalyzeError, Counts, Gathered, IfaceNames, Legs, NatScores, NatSet, Obs, Shard,
-    Sides, inferred_note, intern, internal_ranges, nat_not_seen, no_records, observe, remap_ifaces,
+    ASSUMED_CIDRS_NOTE, AnalyzeConfig, AnalyzeError, Counts, Gathered, IfaceNames, Legs, NatScores, NatSet, Obs,
+    OtherNat, Shard, Sides, inferred_note, intern, internal_ranges, nat_not_seen, no_records, observe, remap_ifaces,
 };
 use crate::estimate::stream::DestStream;
 use crate::estimate::{self, NatFlowObs, PAGE_SECS};
@@ -33,6 +33,7 @@ use crate::net::{CidrSet, Destination};
 pub(super) struct InferredNat {
     pub(super) iface: Option<String>,
     pub(super) addrs: Vec<IpAddr>,
+    pub(super) others: Vec<OtherNat>,
 }
 
 /// What a first pass over the records collects to find the NAT gateway when its addresses are not
@@ -82,8 +83,8 @@ impl NatEvidence {
             None => None,
         };
         let names = IfaceNames::new(&self.ifaces);
-        let (iface, addrs) = self.scores.infer(only, &names)?;
-        Some(InferredNat { iface: names.of(iface).map(str::to_owned), addrs })
+        let (iface, addrs, others) = self.scores.infer(only, &names)?;
+        Some(InferredNat { iface: names.of(iface).map(str::to_owned), addrs, others })
     }
 }
 
@@ -310,9 +311,12 @@ impl FastShard {
         }
         let iface_names: HashMap<u32, String> = self.ifaces.iter().map(|(k, v)| (*v, k.clone())).collect();
         let want_iface = match &cfg.nat_interface {
-            Some(id) => {
-                Some(self.ifaces.get(id.as_str()).copied().ok_or_else(|| AnalyzeError::NatNotSeen(id.to_string()))?)
-            }
+            Some(id) => Some(
+                self.ifaces
+                    .get(id.as_str())
+                    .copied()
+                    .ok_or_else(|| AnalyzeError::NatInterfaceNotSeen(id.to_string()))?,
+            ),
             None => None,
         };
         // The most common interface among the records that involve a NAT address (first by name on a
@@ -326,6 +330,7 @@ impl FastShard {
             .max_by_key(|&(i, l)| (l.touch_nat, std::cmp::Reverse(names.of(i as u32))))
             .map(|(i, _)| i as u32);
         let mut notes = Vec::new();
+        let mut other_nats = Vec::new();
         let (nat_iface, nat_addrs) = match inferred {
             Some(n) if cfg.nat_addresses.is_empty() => {
                 let iface = match &n.iface {
@@ -333,6 +338,7 @@ impl FastShard {
                     Some(name) => *self.ifaces.get(name.as_str()).ok_or(AnalyzeError::NoNatGateway)?,
                 };
                 notes.push(inferred_note(&n.addrs, n.iface.as_deref()));
+                other_nats.clone_from(&n.others);
                 (Some(iface), n.addrs.clone())
             }
             _ => {
@@ -397,6 +403,7 @@ impl FastShard {
             iface_names,
             internal,
             notes,
+            other_nats,
             legs,
             t_min: self.t_min,
             t_max: self.t_max,
@@ -881,7 +888,7 @@ mod tests {
             host_port: 443,
             proto: Protocol::TCP,
         };
-        (key, ClientRec { start: 1_780_000_000, end: 1_780_000_030, bytes: 100, request: true })
+        (key, ClientRec { start: 1_780_000_000, end: 1_780_000_030, bytes: 100, request: true, nat_side: true })
     }
 
     /// A quiet destination's records are kept in 16 bytes each and given back as they came; those

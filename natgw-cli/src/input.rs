@@ -350,9 +350,13 @@ fn probe(
         peek.text.clear();
         let _ = MultiGzDecoder::new(head).take(PEEK as u64).read_to_end(&mut peek.text);
         input.source = Source::Gzip;
+        let first_line = peek.text.split(|&b| b == b'\n').next().unwrap_or(&peek.text);
+        if let Some(f) = given.with_export_time(first_line) {
+            input.format = f;
+        }
         // Read in parts whose keys follow its data ([`Sequencer`]), a gzip file enters the merge at
         // its first records' time: the latest of a small or sparse file's head may be near its end.
-        input.starts_at = head_times(&peek.text, given, sample).map(|(earliest, _)| earliest);
+        input.starts_at = head_times(&peek.text, &input.format, sample).map(|(earliest, _)| earliest);
         return Ok(());
     }
     let first_line = head.split(|&b| b == b'\n').next().unwrap_or(head);
@@ -360,9 +364,12 @@ fn probe(
     if let Some(h) = LogFormat::from_header(first_line) {
         input.format = h;
         input.header = true;
+    } else if let Some(f) = given.with_export_time(first_line) {
+        // CloudWatch Logs' export to S3: each event's time, then the record.
+        input.format = f;
     }
     input.source = Source::Plain(size);
-    input.starts_at = head_start(&head[..head.len().min(PEEK)], given, sample);
+    input.starts_at = head_start(&head[..head.len().min(PEEK)], &input.format, sample);
     Ok(())
 }
 
@@ -592,9 +599,10 @@ enum Outcome {
     Paused(Box<Streaming>),
 }
 
-/// The parser of a task: a header line is looked for in an input's first task only.
+/// The parser of a task: a header line is looked for in an input's first task only (which starts
+/// with the given format when the probe found a header, and reads it again).
 fn task_parser(input: &Input, task: &Task, given: &LogFormat) -> StreamParser {
-    let format = if task.first { given.clone() } else { input.format.clone() };
+    let format = if task.first && input.header { given.clone() } else { input.format.clone() };
     let parser = StreamParser::new(format, false).with_fields(FIELDS);
     if task.first { parser } else { parser.without_header() }
 }

@@ -276,6 +276,42 @@ fn a_closed_pipe_is_a_clean_exit_that_keeps_the_verdict() {
     }
 }
 
+/// CloudWatch Logs' export to S3 writes each event's time before it: read as the records alone, plain
+/// or gzip, and files joined with `cat` (a header each) read as the files one by one.
+#[test]
+fn exports_and_joined_files_read_as_their_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let header = "version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end action log-status\n";
+    let mut plain = String::new();
+    for i in 0..300u32 {
+        let t = 1_780_000_000 + i;
+        plain += &format!("2 1 eni-0a 10.0.1.{} 10.0.0.7 {} 443 6 1 100 {t} {} ACCEPT OK\n", i % 7, 30_000 + i, t + 20);
+        plain +=
+            &format!("2 1 eni-0a 10.0.0.7 52.216.1.{} {} 443 6 1 100 {t} {} ACCEPT OK\n", i % 3, 2_000 + i, t + 20);
+    }
+    let export: String = plain.lines().map(|l| format!("2026-05-28T20:30:00.000Z {l}\n")).collect();
+    let (first, second) = plain.split_at(plain.len() / 2 + plain[plain.len() / 2..].find('\n').unwrap() + 1);
+    std::fs::write(dir.path().join("plain.log"), &plain).unwrap();
+    std::fs::write(dir.path().join("export.log"), &export).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(export.as_bytes()).unwrap();
+    std::fs::write(dir.path().join("export.gz"), gz.finish().unwrap()).unwrap();
+    std::fs::write(dir.path().join("joined.log"), format!("{header}{first}{header}{second}")).unwrap();
+    let report = |file: &str| {
+        let out = in_dir(dir.path()).args(["analyze", file, "--nat-ip", "10.0.0.7", "-o", "json"]).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{file}: {}", String::from_utf8_lossy(&out.stderr));
+        let mut json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        json["input"]["sources"] = serde_json::Value::Null;
+        json["input"]["log_formats"] = serde_json::Value::Null;
+        json
+    };
+    let want = report("plain.log");
+    assert_eq!(want["input"]["records"], 600);
+    for file in ["export.log", "export.gz", "joined.log"] {
+        assert_eq!(report(file), want, "{file}");
+    }
+}
+
 #[test]
 fn queries_for_the_console() {
     let base =

@@ -183,6 +183,31 @@ impl LogFormat {
         Ok(LogFormat { fields })
     }
 
+    /// The field CloudWatch Logs' export to S3 puts before each event: its time.
+    pub const EXPORT_TIME: &'static str = "export-timestamp";
+
+    /// This format with the time CloudWatch Logs' export to S3 writes before each event
+    /// (`2026-05-28T20:30:00.000Z 2 123456789012 eni-…`) as a first field (skipped, as any unknown
+    /// field), when `line`, a file's first line, is such an event of this format. `None` otherwise.
+    pub fn with_export_time(&self, line: &[u8]) -> Option<LogFormat> {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let (time, rest) = line.split_at(line.iter().position(|&b| b == b' ')?);
+        // YYYY-MM-DDTHH:MM:SS, then fractions of a second, then Z.
+        let shape = b"dddd-dd-ddTdd:dd:dd";
+        let stamp = time.len() > shape.len()
+            && time.iter().zip(shape).all(|(b, s)| if *s == b'd' { b.is_ascii_digit() } else { b == s })
+            && time.ends_with(b"Z")
+            && time[shape.len()..time.len() - 1].iter().all(|b| b.is_ascii_digit() || *b == b'.');
+        let fields = rest.split(|&b| b == b' ').filter(|t| !t.is_empty()).count();
+        (stamp && fields == self.fields.len() && !self.has(&Field::Other(Self::EXPORT_TIME.into())))
+            .then(|| {
+                LogFormat::from_fields(
+                    std::iter::once(Field::Other(Self::EXPORT_TIME.into())).chain(self.fields.iter().cloned()),
+                )
+            })
+            .and_then(Result::ok)
+    }
+
     /// Reads a header line as S3 delivery writes it (`version account-id interface-id srcaddr …`).
     /// Returns `None` when the line is not a header (a record, or garbage).
     ///
@@ -313,6 +338,26 @@ mod tests {
         // An unknown name keeps its spelling.
         let other = LogFormat::from_header(b"srcaddr dstaddr my_field").map(|f| f.fields().to_vec());
         assert_eq!(other, Some(vec![Field::SrcAddr, Field::DstAddr, Field::Other("my_field".into())]));
+    }
+
+    /// CloudWatch Logs' export to S3 puts each event's time first: taken as a field to skip.
+    #[test]
+    fn an_export_time_before_each_line() {
+        let v2 = LogFormat::default();
+        let line = b"2026-05-28T20:30:00.000Z 2 123456789012 eni-0a 10.0.1.9 10.0.0.142 34107 443 6 3 957 1780000000 1780000020 ACCEPT OK";
+        let with = v2.with_export_time(line).map(|f| f.fields().to_vec());
+        let want: Vec<Field> =
+            std::iter::once(Field::Other(LogFormat::EXPORT_TIME.into())).chain(v2.fields().iter().cloned()).collect();
+        assert_eq!(with, Some(want));
+        assert_eq!(v2.with_export_time(&[&line[..], b"\r"].concat()).map(|f| f.fields().len()), Some(15));
+        // The line as S3 delivers it, a time of another shape, a field too many or too few: no.
+        assert_eq!(v2.with_export_time(&line[25..]), None);
+        assert_eq!(v2.with_export_time(&[&b"2026-05-28 20:30:00Z "[..], &line[25..]].concat()), None);
+        assert_eq!(v2.with_export_time(&[&line[..], b" extra"].concat()), None);
+        assert_eq!(v2.with_export_time(&line[..line.len() - 3]), None);
+        // Once is enough.
+        let once = v2.with_export_time(line).unwrap_or_default();
+        assert_eq!(once.with_export_time(&[&b"2026-05-28T20:30:00Z "[..], line].concat()), None);
     }
 
     #[test]

@@ -405,12 +405,15 @@ pub fn estimate(obs: &mut [NatFlowObs], protocol: Protocol, ctx: &EstimateContex
 
 impl Estimate {
     /// Dropped attempts (port allocation errors) were pinned on this destination: its true peak is
-    /// exactly its limit.
+    /// exactly its limit, and so is each NAT address's (the gateway found no free port on any).
     pub fn pin_to_limit(&mut self) {
         self.saturated = true;
         self.peak = self.limit;
         self.high = self.limit;
         self.low = self.low.min(self.limit);
+        for (_, peak) in &mut self.per_address {
+            *peak = CONNECTIONS_PER_ADDRESS;
+        }
     }
 }
 
@@ -522,6 +525,7 @@ mod tests {
         assert!(e.saturated);
         assert_eq!((e.peak, e.high), (55_000, 55_000));
         assert_eq!(e.low, 1);
+        assert_eq!(e.per_address, vec![(A, 55_000)]);
     }
 
     /// Synthetic reuse: ports picked at random from a small pool; a share `q` of connections is

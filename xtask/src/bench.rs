@@ -159,8 +159,11 @@ fn render(r: &serde_json::Value, versions: &str) -> String {
     let (l, plain_rss) = (&r["long"], r["plain"][0][2].as_f64().unwrap_or(f64::NAN));
     let copies = l["copies"].as_f64().unwrap_or(f64::NAN);
     md += &format!(
-        "
-A longer input: the plain file's lines {copies} times over, each copy {:.1} h after the last          ({:.2} GB, {:.0} M lines, {:.1} h of data): aws-natgw {:.3} s, {:.1} MiB peak RSS against {:.1} MiB on          the plain file. What grows is the per-second counts of the destinations in use (the reuse fit and          the peak concurrency need them by second over the whole span); records and connections are not          kept.\n",
+        "\nA longer input: the plain file's lines {copies} times over, each copy {:.1} h after the last \
+         ({:.2} GB, {:.0} M lines over {:.1} h): aws-natgw {:.3} s, {:.1} MiB peak RSS against {:.1} MiB on \
+         the plain file. What grows is the per-second counts of the destinations in use (the reuse fit and \
+         the peak concurrency need them by second over the whole span); records and connections are not \
+         kept.\n",
         l["shift"].as_f64().unwrap_or(f64::NAN) / 3600.0,
         l["bytes"].as_f64().unwrap_or(0.0) / 1e9,
         r["lines"].as_f64().unwrap_or(f64::NAN) * copies / 1e6,

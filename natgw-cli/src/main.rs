@@ -105,7 +105,8 @@ fn analyze(a: AnalyzeArgs) -> Result<u8, Failure> {
     let threads = a.threads.map_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()), usize::from);
     let files = input::Inputs::gather(&a.files).map_err(|e| Failure::new(exit::INPUT, e.0))?;
     for path in files.repeated() {
-        let _ = writeln!(io::stderr(), "aws-natgw: {} names a file named before; it is read once", path.display());
+        let name = if input::is_stdin(path) { "standard input".into() } else { path.display().to_string() };
+        let _ = writeln!(io::stderr(), "aws-natgw: {name} is a file named before; it is read once");
     }
     for (name, why) in files.in_memory() {
         let _ = writeln!(io::stderr(), "aws-natgw: reading {name} into memory: {why}");

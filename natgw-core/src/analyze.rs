@@ -1072,7 +1072,9 @@ impl Analysis {
                 .then(x.protocol.cmp(&y.protocol))
         });
         // NAT addresses given that carried no connection to any destination: the limit counts them.
-        let unused_nat_addresses: Vec<IpAddr> = if cfg.nat_addresses.is_empty() || rows.is_empty() {
+        // (Given by the user: the live path takes every address of the gateway, and reads one interface.)
+        let unused_nat_addresses: Vec<IpAddr> = if cfg.nat_addresses.is_empty() || cfg.live.is_some() || rows.is_empty()
+        {
             Vec::new()
         } else {
             let used = |a: &IpAddr| rows.iter().any(|r| r.per_address.iter().any(|p| p.address == *a));
@@ -1404,22 +1406,39 @@ impl NatScores {
     /// sources there).
     /// Ties go to the interface first by name, then to the lowest address.
     ///
+    /// An address that also receives from private ones on another interface than its own is not a
+    /// NAT gateway's while another candidate is: it is a client (the NAT gateway's interface logs its
+    /// replies to it) or a load balancer (its targets' interfaces log it), which a busy client's
+    /// own interface, given with the NAT's, can look like. A NAT gateway's address is seen on its own
+    /// interface only.
+    ///
     /// Also gives the other interfaces that look like a NAT gateway's, as much as a tenth of the chosen
     /// one or more (their best address each, most NAT-like first): another gateway's logs among these,
-    /// which the analysis leaves out.
+    /// or another interface of a regional gateway's.
     fn infer(&self, only_iface: Option<u32>, names: &IfaceNames<'_>) -> Option<(u32, Vec<IpAddr>, Vec<OtherNat>)> {
         let score = &self.0;
         let rank = |&(iface, addr): &(u32, IpAddr), &(i, o): &(u64, u64)| {
             (i.min(o), std::cmp::Reverse((names.of(iface), addr)))
         };
-        let (&(iface, primary), &(i, o)) = score
-            .iter()
-            .filter(|(k, (i, o))| *i > 0 && *o > 0 && only_iface.is_none_or(|w| w == k.0))
-            .max_by_key(|&(k, v)| rank(k, v))?;
+        // Per address, the interfaces it receives from private addresses on.
+        let mut receiving: HashMap<IpAddr, u32> = HashMap::default();
+        for (&(_, a), _) in score.iter().filter(|(_, v)| v.0 > 0) {
+            *receiving.entry(a).or_default() += 1;
+        }
+        let seen_elsewhere = |k: (u32, IpAddr)| {
+            let here = score.get(&k).is_some_and(|v| v.0 > 0);
+            receiving.get(&k.1).copied().unwrap_or(0) > u32::from(here)
+        };
+        let candidates = || score.iter().filter(|(k, (i, o))| *i > 0 && *o > 0 && only_iface.is_none_or(|w| w == k.0));
+        let (&(iface, primary), &(i, o)) = candidates()
+            .filter(|(k, _)| !seen_elsewhere(**k))
+            .max_by_key(|&(k, v)| rank(k, v))
+            .or_else(|| candidates().max_by_key(|&(k, v)| rank(k, v)))?;
         // Each other interface's best address, most NAT-like first.
         let mut others: Vec<_> = score
             .iter()
             .filter(|(k, (i2, o2))| k.0 != iface && k.0 != 0 && i2.min(o2).saturating_mul(OTHER_NAT_SHARE) >= i.min(o))
+            .filter(|(k, _)| !seen_elsewhere(**k))
             .collect();
         others.sort_by_key(|&(k, v)| std::cmp::Reverse(rank(k, v)));
         let mut listed = Vec::new();
@@ -1449,8 +1468,10 @@ impl NatScores {
     }
 }
 
-/// An interface left out of the analysis that looks like a NAT gateway's too: it receives from private
-/// addresses and sends to outside ones, as much as [`OTHER_NAT_SHARE`]`⁻¹` of the chosen one or more.
+/// Another interface that looks like a NAT gateway's: it receives from private addresses and sends to
+/// outside ones, a tenth as much as the chosen one or more ([`OTHER_NAT_SHARE`]), and its address is
+/// seen on no other interface (a client's is: the NAT gateway's interface logs its replies to it).
+/// Another gateway's, or another interface of a regional gateway's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OtherNat {
     pub interface: Option<String>,
@@ -1652,10 +1673,20 @@ mod tests {
             for c in 0..clients {
                 for k in 0..5 {
                     let port = 40_000 + 10 * c + k;
-                    text += &format!("2 1 {eni} 10.0.1.{c} {nat} {port} 443 6 1 100 1780000000 1780000030 ACCEPT OK\n");
-                    text += &format!("2 1 {eni} {nat} 52.216.1.2 {port} 443 6 1 100 1780000000 1780000030 ACCEPT OK\n");
+                    let (t, client) = ("1780000000 1780000030", format!("10.0.1.{c}"));
+                    text += &format!("2 1 {eni} {client} {nat} {port} 443 6 1 100 {t} ACCEPT OK\n");
+                    text += &format!("2 1 {eni} {nat} 52.216.1.2 {port} 443 6 1 100 {t} ACCEPT OK\n");
+                    text += &format!("2 1 {eni} 52.216.1.2 {nat} 443 {port} 6 1 100 {t} ACCEPT OK\n");
+                    text += &format!("2 1 {eni} {nat} {client} 443 {port} 6 1 100 {t} ACCEPT OK\n");
                 }
             }
+        }
+        // eni-0c: client 10.0.1.0's own interface, as NAT-like as a NAT gateway's (a database answers
+        // it, it calls outside): its address is seen on eni-0a, so it is not named.
+        for k in 0..30 {
+            let t = "1780000000 1780000030";
+            text += &format!("2 1 eni-0c 10.0.2.5 10.0.1.0 5432 {} 6 1 100 {t} ACCEPT OK\n", 50_000 + k);
+            text += &format!("2 1 eni-0c 10.0.1.0 52.216.1.2 {} 443 6 1 100 {t} ACCEPT OK\n", 41_000 + k);
         }
         let base = AnalyzeConfig {
             vpc_cidrs: CidrSet::new(["10.0.0.0/16".parse().unwrap_or_else(|_| unreachable!())]),
@@ -1679,10 +1710,10 @@ mod tests {
         let nat = |n: u8| IpAddr::from([10, 0, 0, n]);
         for r in both_paths(&base) {
             assert_eq!(r.input.nat_interface.as_deref(), Some("eni-0a"));
-            let other =
-                r.findings.iter().find(|f| f.id == "other-nat-gateway").unwrap_or_else(|| panic!("{:?}", ids(&r)));
-            assert!(other.summary.starts_with("Interface eni-0b (address 10.0.0.9)"), "{}", other.summary);
-            assert_eq!(other.severity, Severity::Warning);
+            let others: Vec<&Finding> = r.findings.iter().filter(|f| f.id == "other-nat-gateway").collect();
+            assert_eq!(others.len(), 1, "{:?}", ids(&r));
+            assert!(others[0].summary.starts_with("Interface eni-0b (address 10.0.0.9)"), "{}", others[0].summary);
+            assert_eq!(others[0].severity, Severity::Warning);
         }
         // Given, the gateway's addresses raise no such finding; twice is once.
         for r in both_paths(&AnalyzeConfig { nat_addresses: vec![nat(7), nat(7)], ..base.clone() }) {

@@ -172,16 +172,17 @@ pub fn evaluate(rows: &[DestinationReport], ctx: &FindingContext<'_>) -> Vec<Fin
             id: "other-nat-gateway".into(),
             severity: Severity::Warning,
             summary: format!(
-                "Interface {name} (address {}) looks like another NAT gateway's: {} records in from private \
-                 addresses, {} out to outside ones. This report covers {} only",
+                "Interface {name} (address {}) looks like another NAT gateway's, or another interface of a \
+                 regional one: {} records in from private addresses, {} out to outside ones. This report takes \
+                 {} as the NAT gateway and does not estimate {name}'s connections",
                 o.address,
                 thousands(o.inbound),
                 thousands(o.outbound),
-                ctx.nat_interface.unwrap_or("the gateway inferred")
+                ctx.nat_interface.unwrap_or("the interface inferred")
             ),
             destination: None,
             remedies: vec![Remedy {
-                summary: format!("Analyse {name}'s records on their own (the same files, that interface)"),
+                summary: format!("Analyse {name} as the NAT gateway (the same files)"),
                 command: o.interface.as_deref().map(|i| format!("aws-natgw analyze <files> --nat-interface {i}")),
             }],
         });

@@ -1084,7 +1084,10 @@ impl Analysis {
 
         let mut skipped_lines = 0;
         let mut bad_lines = Vec::new();
-        for (name, stats) in inputs {
+        // By input name: the same whatever order the inputs were given or read in.
+        let mut by_name: Vec<&(String, ParseStats)> = inputs.iter().collect();
+        by_name.sort_by(|a, b| a.0.cmp(&b.0));
+        for (name, stats) in by_name {
             skipped_lines += stats.skipped;
             for b in &stats.bad_lines {
                 if bad_lines.len() < 20 {
@@ -1726,6 +1729,35 @@ mod tests {
             assert_eq!(unused.len(), 1, "{:?}", ids(&r));
             assert!(unused[0].summary.starts_with("NAT address 10.0.0.99 was given"), "{}", unused[0].summary);
         }
+    }
+
+    /// The bad lines a report shows are the same whatever order its inputs came in.
+    #[test]
+    fn bad_lines_shown_do_not_depend_on_the_inputs_order() {
+        let text = b"2 1 eni-0a 10.0.1.9 10.0.0.7 40000 443 6 1 100 1780000000 1780000001 ACCEPT OK
+2 1 eni-0a 10.0.0.7 52.216.1.2 2000 443 6 1 100 1780000000 1780000001 ACCEPT OK
+";
+        let stats = |from: u64| {
+            let mut stats = parse_all(text, LogFormat::default(), false, &mut |_| {});
+            stats.skipped = 15;
+            stats.bad_lines = (from..from + 15)
+                .map(|line| crate::flowlog::BadLine { line, error: crate::flowlog::LineError::NotText })
+                .collect();
+            stats
+        };
+        let report = |names: [&str; 2]| {
+            let mut an =
+                Analyzer::new(AnalyzeConfig { nat_addresses: vec![[10, 0, 0, 7].into()], ..Default::default() });
+            parse_all(text, LogFormat::default(), false, &mut |r| an.push(r));
+            for name in names {
+                an.add_input(name, &LogFormat::default(), stats(if name == "a.log" { 100 } else { 200 }));
+            }
+            an.finish().unwrap_or_else(|e| panic!("{e}"))
+        };
+        let (ab, ba) = (report(["a.log", "b.log"]), report(["b.log", "a.log"]));
+        let shown = |r: &Report| r.bad_lines.iter().map(|b| (b.input.clone(), b.line)).collect::<Vec<_>>();
+        assert_eq!(shown(&ab), shown(&ba));
+        assert_eq!((ab.bad_lines.len(), ab.bad_lines[0].input.as_str(), ab.bad_lines[19].line), (20, "a.log", 204));
     }
 
     /// The config of a fast-path run equal to the reference `report`'s: its NAT addresses given.

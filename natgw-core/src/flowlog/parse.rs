@@ -334,6 +334,13 @@ impl StreamParser {
             }
             return;
         }
+        if may_be_header && let Some(exported) = self.parser.format().with_export_time(line) {
+            // CloudWatch Logs' export to S3: each event's time, then the record.
+            self.parser = match &self.fields {
+                Some(f) => LineParser::with_fields(exported, f),
+                None => LineParser::new(exported),
+            };
+        }
         match self.parser.parse(line) {
             Ok(rec) => {
                 self.stats.records += 1;
@@ -431,6 +438,16 @@ mod tests {
         );
         assert_eq!((recs.len(), stats.skipped), (1, 2));
         assert_eq!(stats.bad_lines[0], BadLine { line: 3, error: LineError::OtherHeader });
+    }
+
+    /// A stream of CloudWatch Logs' export (each event's time first) is read as its records.
+    #[test]
+    fn an_exported_stream_is_read_as_its_records() {
+        let line = "2 1 eni-1 10.0.0.1 10.0.0.2 1 2 6 1 1 5 6 ACCEPT OK\n";
+        let plain = collect(line.repeat(3).as_bytes(), LogFormat::default());
+        let exported = format!("2026-05-28T20:30:00.000Z {line}").repeat(3);
+        let (recs, stats) = collect(exported.as_bytes(), LogFormat::default());
+        assert_eq!((recs, stats.records, stats.skipped), (plain.0, 3, 0));
     }
 
     #[test]

@@ -346,10 +346,12 @@ fn probe(
     if head.is_empty() {
         return Err(InputError(format!("{name} is empty")));
     }
+    utf16(name, head)?;
     if head.starts_with(&[0x1f, 0x8b]) {
         // The text of the compressed bytes at hand (the read may end mid-stream: what came is enough).
         peek.text.clear();
         let _ = MultiGzDecoder::new(head).take(PEEK as u64).read_to_end(&mut peek.text);
+        utf16(name, &peek.text)?;
         input.source = Source::Gzip;
         let first_line = peek.text.split(|&b| b == b'\n').next().unwrap_or(&peek.text);
         if let Some(f) = given.with_export_time(first_line) {
@@ -371,6 +373,17 @@ fn probe(
     }
     input.source = Source::Plain(size);
     input.starts_at = head_start(&head[..head.len().min(PEEK)], &input.format, sample);
+    Ok(())
+}
+
+/// A text that starts with UTF-16's byte-order mark (an editor's or PowerShell's re-save) is an error
+/// that says so: read as bytes, each field would be a bad value with NULs in it.
+fn utf16(name: &str, text: &[u8]) -> Result<(), InputError> {
+    if text.starts_with(&[0xFF, 0xFE]) || text.starts_with(&[0xFE, 0xFF]) {
+        return Err(InputError(format!(
+            "{name} is UTF-16 text; flow logs are ASCII: convert it first (iconv -f UTF-16 -t UTF-8)"
+        )));
+    }
     Ok(())
 }
 

@@ -71,6 +71,10 @@ fn scratch() -> tempfile::TempDir {
         b"10.0.1.5 10.0.0.7 40000 443 6 1780000000 1780000010 x y z\n",
     )
     .unwrap();
+    // A flow log re-saved as UTF-16 (little-endian, with its byte-order mark).
+    let line = "2 1 eni-0a 10.0.1.5 10.0.0.7 40000 443 6 1 100 1780000000 1780000010 ACCEPT OK\n";
+    let utf16: Vec<u8> = [0xFF, 0xFE].into_iter().chain(line.encode_utf16().flat_map(u16::to_le_bytes)).collect();
+    std::fs::write(dir.path().join("utf16.log"), utf16).unwrap();
     dir
 }
 
@@ -91,6 +95,7 @@ fn bad_inputs_get_one_clear_message_and_exit_code_3() {
         ("header_only", vec!["analyze", "header-only.log"]),
         ("custom_format_without_header", vec!["analyze", "custom-no-header.log"]),
         ("directory_without_flow_logs", vec!["analyze", "no-logs"]),
+        ("utf16", vec!["analyze", "utf16.log"]),
     ] {
         let mut settings = insta::Settings::clone_current();
         settings.set_snapshot_suffix(name);
@@ -108,6 +113,31 @@ fn bad_values_are_usage_errors_with_exit_code_2() {
         ("nat_ip", vec!["analyze", "empty.log", "--nat-ip", "10.0.0.300"]),
         ("interface", vec!["analyze", "empty.log", "--nat-interface", "i-0123"]),
         ("stdin_twice", vec!["analyze", "-", "-"]),
+        (
+            "nine_nat_ips",
+            vec![
+                "analyze",
+                "empty.log",
+                "--nat-ip",
+                "10.0.0.1",
+                "--nat-ip",
+                "10.0.0.2",
+                "--nat-ip",
+                "10.0.0.3",
+                "--nat-ip",
+                "10.0.0.4",
+                "--nat-ip",
+                "10.0.0.5",
+                "--nat-ip",
+                "10.0.0.6",
+                "--nat-ip",
+                "10.0.0.7",
+                "--nat-ip",
+                "10.0.0.8",
+                "--nat-ip",
+                "10.0.0.9",
+            ],
+        ),
     ] {
         let mut settings = insta::Settings::clone_current();
         settings.set_snapshot_suffix(name);

@@ -731,14 +731,20 @@ fn internal_ranges(cfg: &AnalyzeConfig) -> (CidrSet, bool) {
     (if assumed { CidrSet::private_ranges() } else { cfg.vpc_cidrs.clone() }, assumed)
 }
 
-fn inferred_note(addrs: &[IpAddr], iface_name: Option<&str>) -> String {
+fn inferred_note(addrs: &[IpAddr], iface_name: Option<&str>, doubtful: bool) -> String {
     let shown: Vec<String> = addrs.iter().map(ToString::to_string).collect();
     format!(
-        "NAT address{} {} inferred from the records{}; pass --nat-ip to set {}",
+        "NAT address{} {} inferred from the records{}; pass --nat-ip to set {}{}",
         if addrs.len() > 1 { "es" } else { "" },
         shown.join(", "),
         iface_name.map(|n| format!(" (interface {n})")).unwrap_or_default(),
         if addrs.len() > 1 { "them" } else { "it" },
+        if doubtful {
+            ". Doubtful: it is also seen receiving on other interfaces, as a client's or a load balancer's \
+             is; if these logs lack the NAT gateway's own interface, add them"
+        } else {
+            ""
+        }
     )
 }
 
@@ -776,9 +782,9 @@ impl Analysis {
         let mut other_nats = Vec::new();
         let (nat_iface, nat_addrs) = if cfg.nat_addresses.is_empty() {
             let names = IfaceNames::new(&a.main.ifaces);
-            let (iface, addrs, others) =
+            let Inferred { iface, addrs, others, doubtful } =
                 infer_nat(&a.main.obs, &internal, want_iface, &names).ok_or(AnalyzeError::NoNatGateway)?;
-            notes.push(inferred_note(&addrs, iface_names.get(&iface).map(String::as_str)));
+            notes.push(inferred_note(&addrs, iface_names.get(&iface).map(String::as_str), doubtful));
             other_nats = others;
             (Some(iface), addrs)
         } else {
@@ -1158,10 +1164,17 @@ impl Analysis {
 /// The overall verdict from the destinations.
 pub fn verdict(rows: &[DestinationReport]) -> Verdict {
     use crate::limits::Level;
-    let worst = rows.iter().max_by(|a, b| {
-        (a.saturated, a.level, a.utilization)
-            .partial_cmp(&(b.saturated, b.level, b.utilization))
-            .unwrap_or(std::cmp::Ordering::Equal)
+    // The most saturated, then the highest level, then the highest exact utilisation (the report's
+    // is rounded); on a tie, the first in the rows' order.
+    let worse = |a: &DestinationReport, b: &DestinationReport| {
+        let share = |d: &DestinationReport, other: &DestinationReport| {
+            u128::from(d.peak_connections) * u128::from(other.limit.max(1))
+        };
+        (a.saturated, a.level).cmp(&(b.saturated, b.level)).then(share(a, b).cmp(&share(b, a))).is_gt()
+    };
+    let worst = rows.iter().fold(None, |best: Option<&DestinationReport>, d| match best {
+        Some(b) if !worse(d, b) => Some(b),
+        _ => Some(d),
     });
     match worst {
         Some(d) if d.saturated => Verdict {
@@ -1342,12 +1355,7 @@ fn most_common_iface(obs: &[Obs], nat: &NatSet, names: &IfaceNames<'_>) -> Optio
 }
 
 /// Finds the NAT interface and addresses (see [`NatScores::infer`]).
-fn infer_nat(
-    obs: &[Obs],
-    internal: &CidrSet,
-    only_iface: Option<u32>,
-    names: &IfaceNames<'_>,
-) -> Option<(u32, Vec<IpAddr>, Vec<OtherNat>)> {
+fn infer_nat(obs: &[Obs], internal: &CidrSet, only_iface: Option<u32>, names: &IfaceNames<'_>) -> Option<Inferred> {
     let mut scores = NatScores::default();
     for o in obs {
         scores.add(o, internal);
@@ -1418,7 +1426,7 @@ impl NatScores {
     /// Also gives the other interfaces that look like a NAT gateway's, as much as a tenth of the chosen
     /// one or more (their best address each, most NAT-like first): another gateway's logs among these,
     /// or another interface of a regional gateway's.
-    fn infer(&self, only_iface: Option<u32>, names: &IfaceNames<'_>) -> Option<(u32, Vec<IpAddr>, Vec<OtherNat>)> {
+    fn infer(&self, only_iface: Option<u32>, names: &IfaceNames<'_>) -> Option<Inferred> {
         let score = &self.0;
         let rank = |&(iface, addr): &(u32, IpAddr), &(i, o): &(u64, u64)| {
             (i.min(o), std::cmp::Reverse((names.of(iface), addr)))
@@ -1437,6 +1445,7 @@ impl NatScores {
             .filter(|(k, _)| !seen_elsewhere(**k))
             .max_by_key(|&(k, v)| rank(k, v))
             .or_else(|| candidates().max_by_key(|&(k, v)| rank(k, v)))?;
+        let doubtful = seen_elsewhere((iface, primary));
         // Each other interface's best address, most NAT-like first.
         let mut others: Vec<_> = score
             .iter()
@@ -1467,8 +1476,19 @@ impl NatScores {
         addrs.sort_unstable();
         addrs.truncate(7);
         addrs.insert(0, primary);
-        Some((iface, addrs, others))
+        Some(Inferred { iface, addrs, others, doubtful })
     }
+}
+
+/// What [`NatScores::infer`] finds.
+#[derive(Debug)]
+struct Inferred {
+    iface: u32,
+    addrs: Vec<IpAddr>,
+    others: Vec<OtherNat>,
+    /// Every candidate's address is also seen receiving on other interfaces, as a client's or a load
+    /// balancer's is: the logs may lack the NAT gateway's own interface.
+    doubtful: bool,
 }
 
 /// Another interface that looks like a NAT gateway's: it receives from private addresses and sends to
@@ -1630,6 +1650,7 @@ mod tests {
                 inbound: 1,
                 outbound: 1,
             }],
+            doubtful: false,
         });
         for order in [[a, b], [b, a]] {
             let an = Analyzer::new(config.clone());
@@ -1727,7 +1748,9 @@ mod tests {
             assert_eq!(r.input.limit_per_destination, 110_000);
             let unused: Vec<&Finding> = r.findings.iter().filter(|f| f.id == "nat-address-unused").collect();
             assert_eq!(unused.len(), 1, "{:?}", ids(&r));
-            assert!(unused[0].summary.starts_with("NAT address 10.0.0.99 was given"), "{}", unused[0].summary);
+            let want =
+                "NAT address 10.0.0.99 was given but carries no connection to any destination on interface eni-0a";
+            assert!(unused[0].summary.starts_with(want), "{}", unused[0].summary);
         }
     }
 
@@ -1758,6 +1781,74 @@ mod tests {
         let shown = |r: &Report| r.bad_lines.iter().map(|b| (b.input.clone(), b.line)).collect::<Vec<_>>();
         assert_eq!(shown(&ab), shown(&ba));
         assert_eq!((ab.bad_lines.len(), ab.bad_lines[0].input.as_str(), ab.bad_lines[19].line), (20, "a.log", 204));
+    }
+
+    /// Logs without the NAT gateway's interface: the most NAT-like address is taken, and the note
+    /// says it is doubtful (it is also seen receiving on another interface), on both paths.
+    #[test]
+    fn a_nat_gateway_seen_elsewhere_is_doubtful() {
+        let mut text = String::new();
+        for k in 0..30 {
+            let t = "1780000000 1780000030";
+            text += &format!("2 1 eni-0c 10.0.2.5 10.0.1.0 5432 {} 6 1 100 {t} ACCEPT OK\n", 50_000 + k);
+            text += &format!("2 1 eni-0c 10.0.1.0 52.216.1.2 {} 443 6 1 100 {t} ACCEPT OK\n", 41_000 + k);
+            text += &format!("2 1 eni-0d 10.0.3.3 10.0.1.0 {} 8080 6 1 100 {t} ACCEPT OK\n", 42_000 + k);
+        }
+        let config = AnalyzeConfig {
+            vpc_cidrs: CidrSet::new(["10.0.0.0/16".parse().unwrap_or_else(|_| unreachable!())]),
+            ..AnalyzeConfig::default()
+        };
+        let mut an = Analyzer::new(config.clone());
+        parse_all(text.as_bytes(), LogFormat::default(), false, &mut |r| an.push(r));
+        let reference = an.finish().unwrap_or_else(|e| panic!("{e}"));
+        let mut an = Analyzer::new(config);
+        let mut e = an.nat_evidence().unwrap_or_else(|| unreachable!());
+        parse_all(text.as_bytes(), LogFormat::default(), false, &mut |r| e.push(r));
+        assert!(an.infer_nat(e));
+        let mut s = an.fast_shard().unwrap_or_else(|| unreachable!());
+        parse_all(text.as_bytes(), LogFormat::default(), false, &mut |r| s.push(r));
+        an.absorb_fast(s);
+        let fast = an.finish().unwrap_or_else(|e| panic!("{e}"));
+        for r in [reference, fast] {
+            assert_eq!(r.input.nat_interface.as_deref(), Some("eni-0c"));
+            assert!(r.notes.iter().any(|n| n.contains("Doubtful: it is also seen receiving")), "{:?}", r.notes);
+        }
+    }
+
+    /// The verdict names the busiest destination by exact utilisation (the rows' is rounded to four
+    /// places), the first in the rows' order on a tie.
+    #[test]
+    fn the_verdict_names_the_busiest_destination() {
+        let row = |port: u16, peak: u64| DestinationReport {
+            address: [192, 0, 2, 99].into(),
+            port,
+            protocol: Protocol::TCP,
+            service: None,
+            peak_connections: peak,
+            peak_connections_range: [peak, peak],
+            peak_at: None,
+            limit: 55_000,
+            utilization: (peak as f64 / 55_000.0 * 10_000.0).round() / 10_000.0,
+            level: crate::limits::Level::Ok,
+            saturated: false,
+            records: 1,
+            bytes: 1,
+            connections: 1,
+            sources: Vec::new(),
+            per_address: Vec::new(),
+            evidence: Evidence {
+                hold_model: HoldModel::Unknown,
+                abandoned_share: None,
+                dropped_attempts: 0,
+                first_drop_at: None,
+                error_port_allocation: None,
+                max_ports_per_minute: 0,
+            },
+        };
+        // 11 and 12 of 55,000 both round to 0.0002.
+        let rows = [row(1, 11), row(2, 12), row(3, 12)];
+        assert_eq!(rows[0].utilization, rows[1].utilization);
+        assert!(verdict(&rows).summary.starts_with("Healthy: the busiest destination, 192.0.2.99:2/tcp, peaked at 12"));
     }
 
     /// The config of a fast-path run equal to the reference `report`'s: its NAT addresses given.

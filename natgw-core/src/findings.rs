@@ -153,8 +153,9 @@ pub fn evaluate(rows: &[DestinationReport], ctx: &FindingContext<'_>) -> Vec<Fin
             id: "nat-address-unused".into(),
             severity: Severity::Warning,
             summary: format!(
-                "NAT address {a} was given but carries no connection in these records, and the limit counts it: \
-                 {} per destination with {} address{}",
+                "NAT address {a} was given but carries no connection to any destination on {}, and the limit \
+                 counts it: {} per destination with {} address{}",
+                ctx.nat_interface.map_or_else(|| "the NAT interface".to_owned(), |i| format!("interface {i}")),
                 thousands(destination_limit(ctx.nat_addresses)),
                 ctx.nat_addresses,
                 if ctx.nat_addresses == 1 { "" } else { "es" }

@@ -34,6 +34,7 @@ pub(super) struct InferredNat {
     pub(super) iface: Option<String>,
     pub(super) addrs: Vec<IpAddr>,
     pub(super) others: Vec<OtherNat>,
+    pub(super) doubtful: bool,
 }
 
 /// What a first pass over the records collects to find the NAT gateway when its addresses are not
@@ -83,8 +84,13 @@ impl NatEvidence {
             None => None,
         };
         let names = IfaceNames::new(&self.ifaces);
-        let (iface, addrs, others) = self.scores.infer(only, &names)?;
-        Some(InferredNat { iface: names.of(iface).map(str::to_owned), addrs, others })
+        let found = self.scores.infer(only, &names)?;
+        Some(InferredNat {
+            iface: names.of(found.iface).map(str::to_owned),
+            addrs: found.addrs,
+            others: found.others,
+            doubtful: found.doubtful,
+        })
     }
 }
 
@@ -337,7 +343,7 @@ impl FastShard {
                     None => 0,
                     Some(name) => *self.ifaces.get(name.as_str()).ok_or(AnalyzeError::NoNatGateway)?,
                 };
-                notes.push(inferred_note(&n.addrs, n.iface.as_deref()));
+                notes.push(inferred_note(&n.addrs, n.iface.as_deref(), n.doubtful));
                 other_nats.clone_from(&n.others);
                 (Some(iface), n.addrs.clone())
             }

@@ -191,6 +191,7 @@ impl LogFormat {
     /// field), when `line`, a file's first line, is such an event of this format. `None` otherwise.
     pub fn with_export_time(&self, line: &[u8]) -> Option<LogFormat> {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let line = line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line);
         let (time, rest) = line.split_at(line.iter().position(|&b| b == b' ')?);
         // YYYY-MM-DDTHH:MM:SS, then fractions of a second, then Z.
         let shape = b"dddd-dd-ddTdd:dd:dd";
@@ -350,6 +351,7 @@ mod tests {
             std::iter::once(Field::Other(LogFormat::EXPORT_TIME.into())).chain(v2.fields().iter().cloned()).collect();
         assert_eq!(with, Some(want));
         assert_eq!(v2.with_export_time(&[&line[..], b"\r"].concat()).map(|f| f.fields().len()), Some(15));
+        assert_eq!(v2.with_export_time(&[&b"\xEF\xBB\xBF"[..], line].concat()).map(|f| f.fields().len()), Some(15));
         // The line as S3 delivers it, a time of another shape, a field too many or too few: no.
         assert_eq!(v2.with_export_time(&line[25..]), None);
         assert_eq!(v2.with_export_time(&[&b"2026-05-28 20:30:00Z "[..], &line[25..]].concat()), None);

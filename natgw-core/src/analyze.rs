@@ -1384,7 +1384,9 @@ impl<'a> IfaceNames<'a> {
 }
 
 /// Per interface and private address: records it received from other private addresses, and records
-/// it sent to outside ones. Order-independent and mergeable.
+/// it sent to outside ones from a port a NAT gateway translates to (1024–65535: a load balancer or a
+/// server answers the internet from its service's port, 443 say, which no NAT gateway sends from).
+/// Order-independent and mergeable.
 #[derive(Debug, Clone, Default)]
 struct NatScores(HashMap<(u32, IpAddr), (u64, u64)>);
 
@@ -1406,7 +1408,7 @@ impl NatScores {
     fn add_sides(&mut self, o: &Obs, src_in: bool, dst_in: bool) {
         if src_in && dst_in && o.src != o.dst {
             self.0.entry((o.iface, o.dst)).or_default().0 += 1;
-        } else if src_in && !dst_in {
+        } else if src_in && !dst_in && crate::limits::NAT_PORT_RANGE.contains(&o.sport) {
             self.0.entry((o.iface, o.src)).or_default().1 += 1;
         }
     }
@@ -1813,6 +1815,32 @@ mod tests {
             assert_eq!(r.input.nat_interface.as_deref(), Some("eni-0c"));
             assert!(r.notes.iter().any(|n| n.contains("Doubtful: it is also seen receiving")), "{:?}", r.notes);
         }
+    }
+
+    /// An internet-facing load balancer receives from private addresses (its targets) and sends to
+    /// outside ones, more than the NAT gateway here, but from its listener's port: it is not taken for
+    /// the NAT gateway, nor named as another, even without its targets' interfaces.
+    #[test]
+    fn a_load_balancer_is_not_taken_for_the_nat_gateway() {
+        let mut text = String::new();
+        let t = "1780000000 1780000030";
+        for k in 0..5 {
+            text += &format!("2 1 eni-0a 10.0.1.9 10.0.0.7 {} 443 6 1 100 {t} ACCEPT OK\n", 40_000 + k);
+            text += &format!("2 1 eni-0a 10.0.0.7 52.216.1.2 {} 443 6 1 100 {t} ACCEPT OK\n", 2_000 + k);
+        }
+        for k in 0..50 {
+            text += &format!("2 1 eni-0e 10.0.5.3 10.0.0.200 8080 {} 6 1 100 {t} ACCEPT OK\n", 30_000 + k);
+            text += &format!("2 1 eni-0e 10.0.0.200 81.8.115.40 443 {} 6 1 100 {t} ACCEPT OK\n", 50_000 + k);
+        }
+        let config = AnalyzeConfig {
+            vpc_cidrs: CidrSet::new(["10.0.0.0/16".parse().unwrap_or_else(|_| unreachable!())]),
+            ..AnalyzeConfig::default()
+        };
+        let mut an = Analyzer::new(config);
+        parse_all(text.as_bytes(), LogFormat::default(), false, &mut |r| an.push(r));
+        let r = an.finish().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(r.input.nat_interface.as_deref(), Some("eni-0a"));
+        assert!(!r.findings.iter().any(|f| f.id == "other-nat-gateway"));
     }
 
     /// The verdict names the busiest destination by exact utilisation (the rows' is rounded to four

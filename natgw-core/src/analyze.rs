@@ -1585,10 +1585,7 @@ mod tests {
 2 1 eni-0a 10.0.1.9 10.0.0.7 40001 443 6 1 100 1780000002 1780000003 ACCEPT OK
 2 1 eni-0a 10.0.0.8 52.216.1.3 2001 443 6 1 100 1780000002 1780000003 ACCEPT OK
 ";
-        let config = AnalyzeConfig {
-            vpc_cidrs: CidrSet::new(["10.0.0.0/16".parse().unwrap_or_else(|_| unreachable!())]),
-            ..AnalyzeConfig::default()
-        };
+        let config = vpc_config();
         let lines: Vec<&[u8]> = text.split_inclusive(|b| *b == b'\n').collect();
         let evidence = |a: &Analyzer, lines: &[&[u8]]| {
             let mut e = a.nat_evidence().unwrap_or_else(|| unreachable!());
@@ -1638,10 +1635,7 @@ mod tests {
         let b: &[u8] = b"2 1 eni-0b 10.0.2.9 10.0.0.9 40000 443 6 1 100 1780000000 1780000001 ACCEPT OK
 2 1 eni-0b 10.0.0.9 52.216.1.3 2000 443 6 1 100 1780000000 1780000001 ACCEPT OK
 ";
-        let config = AnalyzeConfig {
-            vpc_cidrs: CidrSet::new(["10.0.0.0/16".parse().unwrap_or_else(|_| unreachable!())]),
-            ..AnalyzeConfig::default()
-        };
+        let config = vpc_config();
         let want = Some(fast::InferredNat {
             iface: Some("eni-0a".into()),
             addrs: vec![[10, 0, 0, 7].into()],
@@ -1714,27 +1708,10 @@ mod tests {
             text += &format!("2 1 eni-0c 10.0.2.5 10.0.1.0 5432 {} 6 1 100 {t} ACCEPT OK\n", 50_000 + k);
             text += &format!("2 1 eni-0c 10.0.1.0 52.216.1.2 {} 443 6 1 100 {t} ACCEPT OK\n", 41_000 + k);
         }
-        let base = AnalyzeConfig {
-            vpc_cidrs: CidrSet::new(["10.0.0.0/16".parse().unwrap_or_else(|_| unreachable!())]),
-            ..AnalyzeConfig::default()
-        };
-        let both_paths = |config: &AnalyzeConfig| {
-            let mut an = Analyzer::new(config.clone());
-            parse_all(text.as_bytes(), LogFormat::default(), false, &mut |r| an.push(r));
-            let reference = an.finish().unwrap_or_else(|e| panic!("{e}"));
-            let mut an = Analyzer::new(config.clone());
-            if let Some(mut e) = an.nat_evidence() {
-                parse_all(text.as_bytes(), LogFormat::default(), false, &mut |r| e.push(r));
-                assert!(an.infer_nat(e));
-            }
-            let mut s = an.fast_shard().unwrap_or_else(|| unreachable!());
-            parse_all(text.as_bytes(), LogFormat::default(), false, &mut |r| s.push(r));
-            an.absorb_fast(s);
-            [reference, an.finish().unwrap_or_else(|e| panic!("{e}"))]
-        };
+        let base = vpc_config();
         let ids = |r: &Report| r.findings.iter().map(|f| f.id.clone()).collect::<Vec<_>>();
         let nat = |n: u8| IpAddr::from([10, 0, 0, n]);
-        for r in both_paths(&base) {
+        for r in both_paths(&text, &base) {
             assert_eq!(r.input.nat_interface.as_deref(), Some("eni-0a"));
             let others: Vec<&Finding> = r.findings.iter().filter(|f| f.id == "other-nat-gateway").collect();
             assert_eq!(others.len(), 1, "{:?}", ids(&r));
@@ -1742,11 +1719,11 @@ mod tests {
             assert_eq!(others[0].severity, Severity::Warning);
         }
         // Given, the gateway's addresses raise no such finding; twice is once.
-        for r in both_paths(&AnalyzeConfig { nat_addresses: vec![nat(7), nat(7)], ..base.clone() }) {
+        for r in both_paths(&text, &AnalyzeConfig { nat_addresses: vec![nat(7), nat(7)], ..base.clone() }) {
             assert_eq!((r.input.nat_addresses.clone(), r.input.limit_per_destination), (vec![nat(7)], 55_000));
             assert!(!ids(&r).iter().any(|id| id == "other-nat-gateway" || id == "nat-address-unused"), "{:?}", ids(&r));
         }
-        for r in both_paths(&AnalyzeConfig { nat_addresses: vec![nat(7), nat(99)], ..base.clone() }) {
+        for r in both_paths(&text, &AnalyzeConfig { nat_addresses: vec![nat(7), nat(99)], ..base.clone() }) {
             assert_eq!(r.input.limit_per_destination, 110_000);
             let unused: Vec<&Finding> = r.findings.iter().filter(|f| f.id == "nat-address-unused").collect();
             assert_eq!(unused.len(), 1, "{:?}", ids(&r));
@@ -1796,22 +1773,7 @@ mod tests {
             text += &format!("2 1 eni-0c 10.0.1.0 52.216.1.2 {} 443 6 1 100 {t} ACCEPT OK\n", 41_000 + k);
             text += &format!("2 1 eni-0d 10.0.3.3 10.0.1.0 {} 8080 6 1 100 {t} ACCEPT OK\n", 42_000 + k);
         }
-        let config = AnalyzeConfig {
-            vpc_cidrs: CidrSet::new(["10.0.0.0/16".parse().unwrap_or_else(|_| unreachable!())]),
-            ..AnalyzeConfig::default()
-        };
-        let mut an = Analyzer::new(config.clone());
-        parse_all(text.as_bytes(), LogFormat::default(), false, &mut |r| an.push(r));
-        let reference = an.finish().unwrap_or_else(|e| panic!("{e}"));
-        let mut an = Analyzer::new(config);
-        let mut e = an.nat_evidence().unwrap_or_else(|| unreachable!());
-        parse_all(text.as_bytes(), LogFormat::default(), false, &mut |r| e.push(r));
-        assert!(an.infer_nat(e));
-        let mut s = an.fast_shard().unwrap_or_else(|| unreachable!());
-        parse_all(text.as_bytes(), LogFormat::default(), false, &mut |r| s.push(r));
-        an.absorb_fast(s);
-        let fast = an.finish().unwrap_or_else(|e| panic!("{e}"));
-        for r in [reference, fast] {
+        for r in both_paths(&text, &vpc_config()) {
             assert_eq!(r.input.nat_interface.as_deref(), Some("eni-0c"));
             assert!(r.notes.iter().any(|n| n.contains("Doubtful: it is also seen receiving")), "{:?}", r.notes);
         }
@@ -1832,15 +1794,10 @@ mod tests {
             text += &format!("2 1 eni-0e 10.0.5.3 10.0.0.200 8080 {} 6 1 100 {t} ACCEPT OK\n", 30_000 + k);
             text += &format!("2 1 eni-0e 10.0.0.200 81.8.115.40 443 {} 6 1 100 {t} ACCEPT OK\n", 50_000 + k);
         }
-        let config = AnalyzeConfig {
-            vpc_cidrs: CidrSet::new(["10.0.0.0/16".parse().unwrap_or_else(|_| unreachable!())]),
-            ..AnalyzeConfig::default()
-        };
-        let mut an = Analyzer::new(config);
-        parse_all(text.as_bytes(), LogFormat::default(), false, &mut |r| an.push(r));
-        let r = an.finish().unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(r.input.nat_interface.as_deref(), Some("eni-0a"));
-        assert!(!r.findings.iter().any(|f| f.id == "other-nat-gateway"));
+        for r in both_paths(&text, &vpc_config()) {
+            assert_eq!(r.input.nat_interface.as_deref(), Some("eni-0a"));
+            assert!(!r.findings.iter().any(|f| f.id == "other-nat-gateway"));
+        }
     }
 
     /// The verdict names the busiest destination by exact utilisation (the rows' is rounded to four
@@ -1877,6 +1834,31 @@ mod tests {
         let rows = [row(1, 11), row(2, 12), row(3, 12)];
         assert_eq!(rows[0].utilization, rows[1].utilization);
         assert!(verdict(&rows).summary.starts_with("Healthy: the busiest destination, 192.0.2.99:2/tcp, peaked at 12"));
+    }
+
+    /// A config with the VPC block the tests' records use.
+    fn vpc_config() -> AnalyzeConfig {
+        AnalyzeConfig {
+            vpc_cidrs: CidrSet::new(["10.0.0.0/16".parse().unwrap_or_else(|_| unreachable!())]),
+            ..AnalyzeConfig::default()
+        }
+    }
+
+    /// The reports of `text` by the reference path and by the fast path (its NAT gateway inferred by
+    /// a first pass when `config` does not give it).
+    fn both_paths(text: &str, config: &AnalyzeConfig) -> [Report; 2] {
+        let mut an = Analyzer::new(config.clone());
+        parse_all(text.as_bytes(), LogFormat::default(), false, &mut |r| an.push(r));
+        let reference = an.finish().unwrap_or_else(|e| panic!("{e}"));
+        let mut an = Analyzer::new(config.clone());
+        if let Some(mut e) = an.nat_evidence() {
+            parse_all(text.as_bytes(), LogFormat::default(), false, &mut |r| e.push(r));
+            assert!(an.infer_nat(e));
+        }
+        let mut s = an.fast_shard().unwrap_or_else(|| unreachable!());
+        parse_all(text.as_bytes(), LogFormat::default(), false, &mut |r| s.push(r));
+        an.absorb_fast(s);
+        [reference, an.finish().unwrap_or_else(|e| panic!("{e}"))]
     }
 
     /// The config of a fast-path run equal to the reference `report`'s: its NAT addresses given.

@@ -240,6 +240,14 @@ impl StreamParser {
         }
     }
 
+    /// Parses the rest of the stream in `format`, the same fields wanted.
+    fn switch_to(&mut self, format: LogFormat) {
+        self.parser = match &self.fields {
+            Some(f) => LineParser::with_fields(format, f),
+            None => LineParser::new(format),
+        };
+    }
+
     /// Parses only `fields` (see [`LineParser::with_fields`]), also after a header line.
     pub fn with_fields(mut self, fields: &[Field]) -> StreamParser {
         self.parser = LineParser::with_fields(self.parser.format().clone(), fields);
@@ -327,19 +335,13 @@ impl StreamParser {
         if may_be_header && let Some(header) = LogFormat::from_header(line) {
             self.stats.header = true;
             if !self.explicit {
-                self.parser = match &self.fields {
-                    Some(f) => LineParser::with_fields(header, f),
-                    None => LineParser::new(header),
-                };
+                self.switch_to(header);
             }
             return;
         }
         if may_be_header && let Some(exported) = self.parser.format().with_export_time(line) {
             // CloudWatch Logs' export to S3: each event's time, then the record.
-            self.parser = match &self.fields {
-                Some(f) => LineParser::with_fields(exported, f),
-                None => LineParser::new(exported),
-            };
+            self.switch_to(exported);
         }
         match self.parser.parse(line) {
             Ok(rec) => {

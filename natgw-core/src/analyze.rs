@@ -8,7 +8,7 @@
 
 use std::net::IpAddr;
 
-use rustc_hash::FxHashMap as HashMap;
+use rustc_hash::{FxHashMap as HashMap, FxHashSet};
 
 use crate::estimate::stream::DestStream;
 use crate::estimate::{self, Estimate, EstimateContext, HoldModel, NatFlowObs, ReuseStats};
@@ -578,6 +578,47 @@ impl Legs {
     }
 }
 
+/// Which client interfaces' own records count. A client's own interface logs all its traffic,
+/// whichever way it leaves the VPC: through this NAT gateway, through another, or through an
+/// internet gateway (an instance with a public address). Only the first is this gateway's: its
+/// clients show on the gateway's interface too (client → NAT and back, logged there in every
+/// format). So an interface counts when one of its client addresses shows as a client there; when
+/// none shows there at all, nothing tells, and every interface counts. One rule, decided per
+/// interface, on every path (reference, in memory, streamed).
+#[derive(Debug, Default)]
+struct BehindNat {
+    /// The client addresses of the NAT gateway's interface's client legs.
+    nat_clients: FxHashSet<IpAddr>,
+}
+
+impl BehindNat {
+    /// Whether an interface whose client legs have these client addresses counts.
+    fn counts<'a>(&self, mut clients: impl Iterator<Item = &'a IpAddr>) -> bool {
+        self.nat_clients.is_empty() || clients.any(|c| self.nat_clients.contains(c))
+    }
+}
+
+/// The note that says which client interfaces were left out ([`BehindNat`]), if any.
+fn left_out_note(mut names: Vec<String>) -> Option<String> {
+    const SHOWN: usize = 5;
+    if names.is_empty() {
+        return None;
+    }
+    names.sort_unstable();
+    let more = names.len().saturating_sub(SHOWN);
+    names.truncate(SHOWN);
+    Some(format!(
+        "Left out the client-side records of {}{}{}: none of {} addresses shows on the NAT gateway's \
+         interface, so {} traffic does not go through it (another NAT gateway's clients, or instances with \
+         public addresses)",
+        if names.len() + more > 1 { "interfaces " } else { "interface " },
+        names.join(", "),
+        if more > 0 { format!(" and {more} more") } else { String::new() },
+        if names.len() + more > 1 { "their" } else { "its" },
+        if names.len() + more > 1 { "their" } else { "its" },
+    ))
+}
+
 /// The NAT ports a destination answered (by NAT address when the format has pkt-dstaddr, by port
 /// alone otherwise), and the bytes of its answers.
 #[derive(Debug, Clone, Default)]
@@ -800,14 +841,29 @@ impl Analysis {
         }
         let nat_set: NatSet = nat_addrs.iter().copied().collect();
 
-        // 2. Classify legs and aggregate.
+        // 2. Classify legs and aggregate, leaving out the client interfaces not behind the gateway.
+        let on_nat = |o: &Obs| nat_iface.is_none_or(|i| i == o.iface || o.iface == 0);
+        let mut behind = BehindNat::default();
+        let mut client_ifaces: HashMap<u32, FxHashSet<IpAddr>> = HashMap::default();
+        for o in &a.main.obs {
+            if let Some((k, _)) = client_leg(o, on_nat(o), Sides::of(o, &nat_set, &internal), &internal) {
+                match on_nat(o) {
+                    true => behind.nat_clients.insert(k.client),
+                    false => client_ifaces.entry(o.iface).or_default().insert(k.client),
+                };
+            }
+        }
+        let left_out: FxHashSet<u32> =
+            client_ifaces.iter().filter(|(_, c)| !behind.counts(c.iter())).map(|(i, _)| *i).collect();
+        notes.extend(left_out_note(left_out.iter().filter_map(|i| iface_names.get(i).cloned()).collect()));
         let mut legs = Legs::default();
         let (mut t_min, mut t_max) = (u64::MAX, 0u64);
         for o in &a.main.obs {
             t_min = t_min.min(o.start);
             t_max = t_max.max(o.end);
-            let on_nat = nat_iface.is_none_or(|i| i == o.iface || o.iface == 0);
-            legs.add(o, on_nat, Sides::of(o, &nat_set, &internal), &nat_set, &internal);
+            if !left_out.contains(&o.iface) {
+                legs.add(o, on_nat(o), Sides::of(o, &nat_set, &internal), &nat_set, &internal);
+            }
         }
         let gathered = Gathered {
             counts: a.main.counts,
@@ -821,7 +877,7 @@ impl Analysis {
             t_min,
             t_max,
             any_pkt_dst: a.main.obs.iter().any(|o| o.pkt_dst.is_some()),
-            from_client_ifaces: a.main.obs.iter().any(|o| nat_iface.is_some_and(|i| i != o.iface && o.iface != 0)),
+            from_client_ifaces: a.main.obs.iter().any(|o| !on_nat(o) && !left_out.contains(&o.iface)),
             client_flows: None,
         };
         Analysis::report(cfg, &a.inputs, &a.formats, gathered)

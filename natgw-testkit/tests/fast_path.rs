@@ -326,7 +326,9 @@ fn scenario_gives_the_reference_report(name: &str) {
 /// Random records over small pools of addresses, ports and times, so that legs, port reuse, ties,
 /// several interfaces, secondary NAT addresses, reversed start/end, NODATA and REJECT all occur.
 /// `realistic`: the NAT gateway's legs only on its interface (eni-0aaa), a client's own records only
-/// on the other, as AWS logs them; else any record on any interface.
+/// on the other, as AWS logs them; else any record on any interface. Besides, strangers (instances
+/// whose traffic leaves another way) reach the same hosts from their own interface (eni-0ccc), and,
+/// when not realistic, from a client's (eni-0bbb) too, which streams must refuse.
 fn random_input(rng: &mut SmallRng, lines: usize, custom: bool, realistic: bool) -> Vec<u8> {
     let mut out = String::new();
     if custom {
@@ -337,12 +339,13 @@ fn random_input(rng: &mut SmallRng, lines: usize, custom: bool, realistic: bool)
     let nat = ["10.0.0.5", "10.0.0.6"];
     let clients = ["10.0.1.10", "10.0.1.11", "10.0.2.12", "100.64.0.9"];
     let hosts = ["52.1.1.1", "52.1.1.2", "198.51.100.7"];
+    let strangers = ["10.0.3.30", "10.0.3.31"];
     let ifaces = ["eni-0aaa", "eni-0aaa", "eni-0aaa", "eni-0bbb"];
     let t0 = 1_700_000_000u64;
     for _ in 0..lines {
-        let iface = ifaces[rng.random_range(0..ifaces.len())];
+        let mut iface = ifaces[rng.random_range(0..ifaces.len())];
         let n = nat[usize::from(rng.random_bool(0.2))];
-        let c = clients[rng.random_range(0..clients.len())];
+        let mut c = clients[rng.random_range(0..clients.len())];
         let h = hosts[rng.random_range(0..hosts.len())];
         let proto = if rng.random_bool(0.8) { 6 } else { 17 };
         let hport = if proto == 6 { [443, 80][rng.random_range(0..2)] } else { 53 };
@@ -354,7 +357,11 @@ fn random_input(rng: &mut SmallRng, lines: usize, custom: bool, realistic: bool)
             end = start.saturating_sub(5);
         }
         // Which leg: client → NAT, NAT → host, host → NAT, NAT → client, or a client's own record.
-        let leg = rng.random_range(0..5);
+        let mut leg = rng.random_range(0..5);
+        if rng.random_bool(0.1) {
+            (c, leg) = (strangers[rng.random_range(0..strangers.len())], 4);
+            iface = if realistic || rng.random_bool(0.8) { "eni-0ccc" } else { "eni-0bbb" };
+        }
         let (src, dst, sport, dport, psrc, pdst) = match leg {
             0 => (c, n, cport, hport, c, h),
             1 => (n, h, nport, hport, n, h),
@@ -363,9 +370,9 @@ fn random_input(rng: &mut SmallRng, lines: usize, custom: bool, realistic: bool)
             _ => (c, h, cport, hport, c, h),
         };
         let iface = match (realistic, leg) {
-            (false, _) => iface,
-            (true, 4) => "eni-0bbb",
-            (true, _) => "eni-0aaa",
+            (true, 4) if iface != "eni-0ccc" => "eni-0bbb",
+            (true, 0..4) => "eni-0aaa",
+            _ => iface,
         };
         let action = if rng.random_bool(0.03) { "REJECT" } else { "ACCEPT" };
         let status = if rng.random_bool(0.02) { "NODATA" } else { "OK" };
@@ -449,4 +456,104 @@ fn random_inputs_give_the_reference_report() {
     }
     // A fifth of the rounds name a NAT address that never occurs; most others must reach a report.
     assert!(reports >= 25, "only {reports} of 40 random rounds produced a report");
+}
+
+/// A v2 log of 60 rounds 10 s apart: `round(i, line)` writes round `i`'s lines, each (interface,
+/// source, destination, source port, destination port).
+fn v2_rounds(mut round: impl FnMut(u64, &mut dyn FnMut(&str, &str, &str, u64, u64))) -> Vec<u8> {
+    let mut text = String::from(
+        "version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end action log-status\n",
+    );
+    for i in 0..60u64 {
+        let (start, end) = (1_700_000_000 + i * 10, 1_700_000_000 + i * 10 + 5);
+        round(i, &mut |iface, src, dst, sport, dport| {
+            writeln!(text, "2 123456789012 {iface} {src} {dst} {sport} {dport} 6 3 100 {start} {end} ACCEPT OK")
+                .unwrap();
+        });
+    }
+    text.into_bytes()
+}
+
+/// VPC-level logs of two NAT gateways and an instance with a public address, all reaching one host:
+/// only the clients behind the gateway analysed count, on every path, and the report says which
+/// interfaces were left out. (Before, the other gateway's client and the instance showed as sources,
+/// and the other client's unanswered attempts as this gateway's.)
+#[test]
+fn client_interfaces_not_behind_the_gateway_are_left_out() {
+    let host = "52.1.1.1";
+    let text = v2_rounds(|i, line| {
+        let (cport, nport) = (30_000 + i, 2_000 + i);
+        // This gateway (10.0.0.5) and its client 10.0.1.10.
+        line("eni-0aaa", "10.0.1.10", "10.0.0.5", cport, 443);
+        line("eni-0aaa", "10.0.0.5", host, nport, 443);
+        line("eni-0aaa", host, "10.0.0.5", 443, nport);
+        line("eni-0aaa", "10.0.0.5", "10.0.1.10", 443, cport);
+        line("eni-0c10", "10.0.1.10", host, cport, 443);
+        line("eni-0c10", host, "10.0.1.10", 443, cport);
+        // The other gateway (10.0.0.6: a client of its own interface, as this one sees it) and its
+        // client 10.0.2.20, whose attempts go unanswered.
+        line("eni-0bbb", "10.0.2.20", "10.0.0.6", cport, 443);
+        line("eni-0bbb", "10.0.0.6", host, nport, 443);
+        for k in 0..3 {
+            line("eni-0c20", "10.0.2.20", host, cport + 100 * k, 443);
+        }
+        // An instance with a public address: out through the internet gateway.
+        line("eni-0c30", "10.0.3.30", host, cport, 443);
+        line("eni-0c30", host, "10.0.3.30", 443, cport);
+    });
+    let inputs = [("vpc", text)];
+    let given = AnalyzeConfig {
+        nat_addresses: vec!["10.0.0.5".parse().unwrap()],
+        nat_interface: Some(InterfaceId::try_from("eni-0aaa".to_owned()).unwrap()),
+        vpc_cidrs: CidrSet::new(["10.0.0.0/16".parse().unwrap()]),
+        ..AnalyzeConfig::default()
+    };
+    let inferred = AnalyzeConfig { nat_addresses: Vec::new(), nat_interface: None, ..given.clone() };
+    for config in [given, inferred] {
+        assert!(assert_same("two gateways", &config, &inputs, Order::InTime));
+        let report: serde_json::Value = serde_json::from_str(&reference(&config, &inputs)).unwrap();
+        assert_eq!(report["input"]["nat_interface"], "eni-0aaa");
+        let dest = &report["destinations"][0];
+        assert_eq!((&dest["address"], &dest["port"]), (&serde_json::json!(host), &serde_json::json!(443)));
+        let sources: Vec<&str> =
+            dest["sources"].as_array().unwrap().iter().map(|s| s["address"].as_str().unwrap()).collect();
+        assert_eq!(sources, ["10.0.1.10"]);
+        assert_eq!(dest["sources"][0]["connections"], 60);
+        assert_eq!(dest["evidence"]["dropped_attempts"], 0);
+        let notes: Vec<&str> = report["notes"].as_array().unwrap().iter().map(|n| n.as_str().unwrap()).collect();
+        assert!(
+            notes
+                .iter()
+                .any(|n| n.starts_with("Left out the client-side records of interfaces eni-0bbb, eni-0c20, eni-0c30:")),
+            "{notes:?}"
+        );
+    }
+}
+
+/// An address on an interface left out and on one kept (as when it moved between instances): the
+/// reference keeps the kept interface's records of it, and the streams, which joined its flows
+/// across the two, refuse.
+#[test]
+fn an_address_on_a_kept_and_a_left_out_interface_is_not_streamed() {
+    let text = v2_rounds(|i, line| {
+        let (cport, nport) = (30_000 + i, 2_000 + i);
+        line("eni-0aaa", "10.0.1.10", "10.0.0.5", cport, 443);
+        line("eni-0aaa", "10.0.0.5", "52.1.1.1", nport, 443);
+        line("eni-0c10", "10.0.1.10", "52.1.1.1", cport, 443);
+        // 10.0.3.30 on the client's interface (kept) and on its own (left out).
+        line(["eni-0c10", "eni-0c30"][i as usize % 2], "10.0.3.30", "52.1.1.1", cport + 7, 443);
+    });
+    let inputs = [("vpc", text)];
+    let config = AnalyzeConfig {
+        nat_addresses: vec!["10.0.0.5".parse().unwrap()],
+        vpc_cidrs: CidrSet::new(["10.0.0.0/16".parse().unwrap()]),
+        ..AnalyzeConfig::default()
+    };
+    assert!(assert_same("an address on two interfaces", &config, &inputs, Order::Any));
+    let report: serde_json::Value = serde_json::from_str(&reference(&config, &inputs)).unwrap();
+    let sources = &report["destinations"][0]["sources"];
+    assert_eq!(sources[1]["address"], "10.0.3.30");
+    assert_eq!(sources[1]["connections"], 30);
+    let streamed = fast(&config, &inputs, 1, usize::MAX, Stream::Whole, Nat::FirstPass);
+    assert_eq!(streamed, Err(Skip::Unusable));
 }

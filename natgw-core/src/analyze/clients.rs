@@ -305,7 +305,7 @@ pub(super) struct ClientTracker {
     /// The addresses seen (clients and named destinations: bounded by the hosts, not the records).
     addresses: Vec<IpAddr>,
     /// Per address: the roles this tracker took for it as a client, with its destination named (2),
-    /// not named (1).
+    /// not named (1); and whether it showed as a client on the tracker's interface ([`APPEARED`]).
     roles: Vec<u8>,
     numbers: HashMap<IpAddr, u32>,
     /// The IPv4 addresses numbered lately, by a hash of the address ([`RECENT_BITS`]): (address,
@@ -399,6 +399,18 @@ impl ClientTracker {
     /// Takes the role of client `client` (numbered by [`client`](ClientTracker::client)) in `key`.
     pub(super) fn take_role(&mut self, client: u32, key: &ClientKey) {
         self.roles[client as usize] |= role(key);
+    }
+
+    /// Notes that client `client` (numbered by [`client`](ClientTracker::client)) showed on this
+    /// tracker's interface, even when another tracker takes its flows.
+    pub(super) fn appear(&mut self, client: u32) {
+        self.roles[client as usize] |= APPEARED;
+    }
+
+    /// The client addresses that showed on this tracker's interface ([`appear`](ClientTracker::appear))
+    /// or whose flows it took (they showed here first).
+    pub(super) fn clients(&self) -> impl Iterator<Item = &IpAddr> {
+        self.addresses.iter().zip(&self.roles).filter(|(_, r)| **r != 0).map(|(a, _)| a)
     }
 
     /// Adds a record of client `client` (numbered by [`client`](ClientTracker::client)).
@@ -554,6 +566,9 @@ impl ClientTracker {
 fn role(key: &ClientKey) -> u8 {
     if key.host.is_some() { 2 } else { 1 }
 }
+
+/// In a client's roles: it showed on the tracker's interface ([`ClientTracker::appear`]).
+const APPEARED: u8 = 4;
 
 /// The key with its addresses: built only for flows that close.
 fn client_key(addresses: &[IpAddr], k: &OpenKey) -> ClientKey {

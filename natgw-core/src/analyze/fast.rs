@@ -15,12 +15,13 @@
 
 use std::net::IpAddr;
 
-use rustc_hash::FxHashMap as HashMap;
+use rustc_hash::{FxHashMap as HashMap, FxHashSet};
 
-use super::clients::{ClientKey, ClientRec, ClientTracker};
+use super::clients::{ClientAgg, ClientKey, ClientRec, ClientTracker};
 use super::{
-    ASSUMED_CIDRS_NOTE, AnalyzeConfig, AnalyzeError, Counts, Gathered, IfaceNames, Legs, NatScores, NatSet, Obs,
-    OtherNat, Shard, Sides, inferred_note, intern, internal_ranges, nat_not_seen, no_records, observe, remap_ifaces,
+    ASSUMED_CIDRS_NOTE, AnalyzeConfig, AnalyzeError, BehindNat, Counts, Gathered, IfaceNames, Legs, NatScores, NatSet,
+    Obs, OtherNat, Shard, Sides, inferred_note, intern, internal_ranges, left_out_note, nat_not_seen, no_records,
+    observe, remap_ifaces,
 };
 use crate::estimate::stream::DestStream;
 use crate::estimate::{self, NatFlowObs, PAGE_SECS};
@@ -357,13 +358,29 @@ impl FastShard {
         if assumed_cidrs {
             notes.push(ASSUMED_CIDRS_NOTE.into());
         }
+        // The legs as classified for the NAT interface found, leaving out the client interfaces not
+        // behind it (as far as the client legs kept in memory tell; the streamed ones are decided below).
+        let on_nat = |i: usize| nat_iface.is_none_or(|n| n as usize == i || i == 0);
+        let mut behind = BehindNat::default();
+        for (_, l) in self.per_iface.iter().enumerate().filter(|(i, _)| on_nat(*i)) {
+            behind.nat_clients.extend(l.on_nat.clients.iter().map(|(k, _)| k.client));
+        }
         let mut legs = Legs::default();
-        let mut from_client_ifaces = false;
+        let mut left_out = Vec::new();
+        let mut client_ifaces = Vec::new();
         for (i, l) in self.per_iface.into_iter().enumerate() {
-            let i = i as u32;
-            let on_nat = nat_iface.is_none_or(|n| n == i || i == 0);
-            from_client_ifaces |= l.kept > 0 && nat_iface.is_some_and(|n| n != i && i != 0);
-            legs.merge(if on_nat { l.on_nat } else { l.off_nat });
+            let name = iface_names.get(&(i as u32)).cloned().unwrap_or_default();
+            if on_nat(i) {
+                legs.merge(l.on_nat);
+            } else if !l.off_nat.clients.is_empty() && !behind.counts(l.off_nat.clients.iter().map(|(k, _)| &k.client))
+            {
+                left_out.push(name);
+            } else {
+                legs.merge(l.off_nat);
+                if l.kept > 0 {
+                    client_ifaces.push(name);
+                }
+            }
         }
         let mut client_flows = None;
         if let Some(mut streams) = streams {
@@ -378,10 +395,9 @@ impl FastShard {
             if !streams.usable() || !legs.clients.is_empty() {
                 return Err(AnalyzeError::StreamOrder);
             }
-            let mut flows = super::clients::ClientAgg::default();
-            for tracker in streams.clients.into_iter().flat_map(|c| c.trackers) {
-                flows.merge(tracker.finish());
-            }
+            let (flows, streamed_out) = ClientLane::behind_nat(streams.clients)?;
+            client_ifaces.retain(|name| !streamed_out.contains(name));
+            left_out.extend(streamed_out);
             client_flows = Some(flows);
             for ((name, d), stream) in streams.dests.streams {
                 let i = match &name {
@@ -402,6 +418,7 @@ impl FastShard {
                 }
             }
         }
+        notes.extend(left_out_note(left_out));
         Ok(Gathered {
             counts: self.counts,
             nat_iface,
@@ -414,7 +431,7 @@ impl FastShard {
             t_min: self.t_min,
             t_max: self.t_max,
             any_pkt_dst: self.any_pkt_dst,
-            from_client_ifaces,
+            from_client_ifaces: !client_ifaces.is_empty(),
             client_flows,
         })
     }
@@ -780,7 +797,7 @@ impl FlowStreams {
     /// destination's records came both with and without interface IDs, or a client address on two
     /// interfaces.
     pub fn usable(&self) -> bool {
-        let named: rustc_hash::FxHashSet<&Destination> =
+        let named: FxHashSet<&Destination> =
             self.dests.streams.keys().filter(|(name, _)| name.is_some()).map(|(_, d)| d).collect();
         let mixed = self.dests.streams.keys().any(|(name, d)| name.is_none() && named.contains(d));
         !mixed
@@ -822,6 +839,42 @@ impl DestLane {
 }
 
 impl ClientLane {
+    /// The client flows of every lane's trackers, leaving out those of the client interfaces not
+    /// behind the NAT gateway ([`BehindNat`], decided over all lanes), and the names of those.
+    /// Refuses ([`AnalyzeError::StreamOrder`]) when a client address showed both on an interface
+    /// left out and on one kept: its flows on the two were joined, and the reference keeps only the
+    /// kept interface's records.
+    fn behind_nat(lanes: Vec<ClientLane>) -> Result<(ClientAgg, Vec<String>), AnalyzeError> {
+        let mut behind = BehindNat::default();
+        let mut clients: HashMap<&str, FxHashSet<IpAddr>> = HashMap::default();
+        for lane in &lanes {
+            for (iface, &t) in &lane.ifaces {
+                let seen = lane.trackers[t].clients().copied();
+                match iface {
+                    Some(name) if lane.nat_iface.as_ref() != Some(iface) => {
+                        clients.entry(name).or_default().extend(seen);
+                    }
+                    _ => behind.nat_clients.extend(seen),
+                }
+            }
+        }
+        let out: FxHashSet<&str> = clients.iter().filter(|(_, c)| !behind.counts(c.iter())).map(|(n, _)| *n).collect();
+        let kept: FxHashSet<&IpAddr> = clients.iter().filter(|(n, _)| !out.contains(*n)).flat_map(|(_, c)| c).collect();
+        if out.iter().any(|n| clients[n].iter().any(|a| kept.contains(a))) {
+            return Err(AnalyzeError::StreamOrder);
+        }
+        let out: Vec<String> = out.into_iter().map(str::to_owned).collect();
+        let mut flows = ClientAgg::default();
+        for mut lane in lanes {
+            for (iface, t) in lane.ifaces {
+                if !iface.is_some_and(|name| out.contains(&name)) {
+                    flows.merge(std::mem::take(&mut lane.trackers[t]).finish());
+                }
+            }
+        }
+        Ok((flows, out))
+    }
+
     /// Adds this lane's client records of the next part, whose busiest interface is `busiest`.
     fn feed(&mut self, busiest: Option<Option<String>>, groups: Vec<ClientGroup>) {
         if self.nat_iface.is_none()
@@ -871,6 +924,7 @@ impl ClientLane {
                 // A client (in this role) new to this interface: its flows belong to the tracker
                 // that saw it first, if another did (AWS gives an address to one interface, but
                 // with pkt-dstaddr the NAT gateway's shows its clients' connections too).
+                self.trackers[here].appear(client);
                 let owner = *self.owners.entry((k.client, k.host.is_some())).or_insert(here);
                 let tracker = &mut self.trackers[owner];
                 let client = if owner == here { client } else { tracker.client(k).0 };

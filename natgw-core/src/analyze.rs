@@ -14,7 +14,7 @@ use crate::estimate::stream::DestStream;
 use crate::estimate::{self, Estimate, EstimateContext, HoldModel, NatFlowObs, ReuseStats};
 use crate::findings::{self, FindingContext};
 use crate::flowlog::{Action, Field, LogFormat, LogStatus, ParseStats, Record, TcpFlags};
-use crate::limits::{Thresholds, destination_limit};
+use crate::limits::{NAT_PORT_RANGE, Thresholds, destination_limit};
 use crate::metrics::ErrorWindow;
 use crate::net::{CidrSet, Destination, InterfaceId, Protocol};
 use crate::prefixes::ServicePrefixes;
@@ -512,6 +512,9 @@ struct Legs {
     clients_room: usize,
     /// Destinations whose `flows` were empty when a flow came (what streaming must drain next).
     fresh: Vec<Destination>,
+    /// Records the NAT gateway's interface sends out of the VPC from a private address that is not
+    /// among its NAT addresses, by that address: an address of the gateway not given.
+    unlisted: HashMap<IpAddr, u64>,
 }
 
 impl Legs {
@@ -544,6 +547,10 @@ impl Legs {
             }
             self.clients
                 .push((key, ClientRec { start: o.start, end: o.end, bytes: o.bytes, request, nat_side: on_nat }));
+        } else if on_nat && src_in && !src_nat && !dst_in && o.iface != 0 && NAT_PORT_RANGE.contains(&o.sport) {
+            // Only the gateway's own addresses send from its interface (records without an
+            // interface ID could be anyone's).
+            *self.unlisted.entry(o.src).or_default() += 1;
         }
     }
 
@@ -574,6 +581,9 @@ impl Legs {
         }
         for (d, r) in other.replied {
             self.replied.entry(d).or_default().merge(r);
+        }
+        for (a, n) in other.unlisted {
+            *self.unlisted.entry(a).or_default() += n;
         }
     }
 }
@@ -891,7 +901,7 @@ impl Analysis {
         formats: &[String],
         g: Gathered,
     ) -> Result<Report, AnalyzeError> {
-        let Legs { mut dests, replied, clients, .. } = g.legs;
+        let Legs { mut dests, replied, clients, unlisted, .. } = g.legs;
         let clients = match g.client_flows {
             Some(streamed) => streamed,
             None => ClientAgg::of_records(clients),
@@ -1142,6 +1152,9 @@ impl Analysis {
             let used = |a: &IpAddr| rows.iter().any(|r| r.per_address.iter().any(|p| p.address == *a));
             g.nat_addrs.iter().filter(|a| !used(a)).copied().collect()
         };
+        // Busiest first.
+        let mut unlisted_nat_addresses: Vec<(IpAddr, u64)> = unlisted.into_iter().collect();
+        unlisted_nat_addresses.sort_unstable_by_key(|&(a, n)| (std::cmp::Reverse(n), a));
         rows.truncate(top);
 
         let mut skipped_lines = 0;
@@ -1189,6 +1202,8 @@ impl Analysis {
             records: g.counts.records,
             other_nats: &g.other_nats,
             unused_nat_addresses: &unused_nat_addresses,
+            unlisted_nat_addresses: &unlisted_nat_addresses,
+            all_nat_addresses: &g.nat_addrs,
         };
         let findings = findings::evaluate(&rows, &fctx);
         let mut verdict = verdict(&rows);
@@ -1464,7 +1479,7 @@ impl NatScores {
     fn add_sides(&mut self, o: &Obs, src_in: bool, dst_in: bool) {
         if src_in && dst_in && o.src != o.dst {
             self.0.entry((o.iface, o.dst)).or_default().0 += 1;
-        } else if src_in && !dst_in && crate::limits::NAT_PORT_RANGE.contains(&o.sport) {
+        } else if src_in && !dst_in && NAT_PORT_RANGE.contains(&o.sport) {
             self.0.entry((o.iface, o.src)).or_default().1 += 1;
         }
     }
@@ -1786,6 +1801,46 @@ mod tests {
             let want =
                 "NAT address 10.0.0.99 was given but carries no connection to any destination on interface eni-0a";
             assert!(unused[0].summary.starts_with(want), "{}", unused[0].summary);
+        }
+    }
+
+    /// A secondary address of the gateway left out of `--nat-ip` is named, with its records and the
+    /// command that adds it; given, or inferred, it is not.
+    #[test]
+    fn an_address_of_the_gateway_not_given_is_named() {
+        let mut text = String::new();
+        for (nat, n) in [("10.0.0.7", 20), ("10.0.0.8", 12)] {
+            for k in 0..n {
+                let (t, port) = ("1780000000 1780000030", 40_000 + k);
+                text += &format!("2 1 eni-0a 10.0.1.5 10.0.0.7 {port} 443 6 1 100 {t} ACCEPT OK\n");
+                text += &format!("2 1 eni-0a {nat} 52.216.1.2 {port} 443 6 1 100 {t} ACCEPT OK\n");
+            }
+        }
+        // A client's own interface sends out too: that is not the gateway's.
+        text += "2 1 eni-0c 10.0.1.5 52.216.1.2 40000 443 6 1 100 1780000000 1780000030 ACCEPT OK\n";
+        let nat = |n: u8| IpAddr::from([10, 0, 0, n]);
+        let named = |r: &Report| -> Vec<String> {
+            r.findings.iter().filter(|f| f.id == "nat-address-not-given").map(|f| f.summary.clone()).collect()
+        };
+        let only_one = AnalyzeConfig { nat_addresses: vec![nat(7)], ..vpc_config() };
+        for r in both_paths(&text, &only_one) {
+            assert_eq!(
+                named(&r),
+                ["Address 10.0.0.8 sends 12 records from interface eni-0a to outside the VPC, as only the gateway's \
+                  own addresses do, but it is not among the NAT addresses analysed: its connections are not counted, \
+                  and the limit is 55,000 per destination for 1 address"]
+            );
+            let f = r.findings.iter().find(|f| f.id == "nat-address-not-given").unwrap_or_else(|| unreachable!());
+            assert_eq!(
+                f.remedies[0].command.as_deref(),
+                Some("aws-natgw analyze <files> --nat-ip 10.0.0.7 --nat-ip 10.0.0.8")
+            );
+        }
+        for config in [AnalyzeConfig { nat_addresses: vec![nat(7), nat(8)], ..vpc_config() }, vpc_config()] {
+            for r in both_paths(&text, &config) {
+                assert_eq!(r.input.nat_addresses, [nat(7), nat(8)]);
+                assert!(named(&r).is_empty(), "{:?}", named(&r));
+            }
         }
     }
 

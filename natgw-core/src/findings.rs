@@ -42,6 +42,11 @@ pub struct FindingContext<'a> {
     pub other_nats: &'a [OtherNat],
     /// NAT addresses given that carried no connection to any destination.
     pub unused_nat_addresses: &'a [IpAddr],
+    /// Private addresses that send out of the VPC from the NAT gateway's interface but are not among
+    /// its NAT addresses (an address of the gateway not given), with their records, busiest first.
+    pub unlisted_nat_addresses: &'a [(IpAddr, u64)],
+    /// The NAT addresses analysed (for commands that add one).
+    pub all_nat_addresses: &'a [IpAddr],
 }
 
 /// The command that creates a flow log on the NAT interface in the recommended format.
@@ -164,6 +169,31 @@ pub fn evaluate(rows: &[DestinationReport], ctx: &FindingContext<'_>) -> Vec<Fin
             remedies: vec![Remedy {
                 summary: format!("If {a} is not the gateway's (or not in use), leave it out of --nat-ip"),
                 command: None,
+            }],
+        });
+    }
+    for &(a, records) in ctx.unlisted_nat_addresses {
+        let on = ctx.nat_interface.map_or_else(|| "the NAT interface".to_owned(), |i| format!("interface {i}"));
+        out.push(Finding {
+            id: "nat-address-not-given".into(),
+            severity: Severity::Warning,
+            summary: format!(
+                "Address {a} sends {} record{} from {on} to outside the VPC, as only the gateway's own addresses \
+                 do, but it is not among the NAT addresses analysed: its connections are not counted, and the \
+                 limit is {} per destination for {} address{}",
+                thousands(records),
+                if records == 1 { "" } else { "s" },
+                thousands(destination_limit(ctx.nat_addresses)),
+                ctx.nat_addresses,
+                if ctx.nat_addresses == 1 { "" } else { "es" }
+            ),
+            destination: None,
+            remedies: vec![Remedy {
+                summary: format!("If {a} is the gateway's (a secondary address), analyse it too"),
+                command: Some(format!(
+                    "aws-natgw analyze <files>{} --nat-ip {a}",
+                    ctx.all_nat_addresses.iter().map(|n| format!(" --nat-ip {n}")).collect::<String>()
+                )),
             }],
         });
     }
@@ -449,6 +479,8 @@ mod tests {
             records: 0,
             other_nats: &[],
             unused_nat_addresses: &[],
+            unlisted_nat_addresses: &[],
+            all_nat_addresses: &[],
         };
         endpoint_remedy(GatewayService::S3, &ctx)
     }

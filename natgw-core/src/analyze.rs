@@ -592,9 +592,10 @@ impl Legs {
 /// whichever way it leaves the VPC: through this NAT gateway, through another, or through an
 /// internet gateway (an instance with a public address). Only the first is this gateway's: its
 /// clients show on the gateway's interface too (client → NAT and back, logged there in every
-/// format). So an interface counts when one of its client addresses shows as a client there; when
-/// none shows there at all, nothing tells, and every interface counts. One rule, decided per
-/// interface, on every path (reference, in memory, streamed).
+/// format). So an interface counts when one of its client addresses shows as a client there (none
+/// does when the address analysed is not a NAT gateway's: then none counts). One rule, decided per
+/// interface, on every path (reference, in memory, streamed). Per interface, not per connection: an
+/// interface that sends only part of its traffic through the gateway counts whole.
 #[derive(Debug, Default)]
 struct BehindNat {
     /// The client addresses of the NAT gateway's interface's client legs.
@@ -604,7 +605,7 @@ struct BehindNat {
 impl BehindNat {
     /// Whether an interface whose client legs have these client addresses counts.
     fn counts<'a>(&self, mut clients: impl Iterator<Item = &'a IpAddr>) -> bool {
-        self.nat_clients.is_empty() || clients.any(|c| self.nat_clients.contains(c))
+        clients.any(|c| self.nat_clients.contains(c))
     }
 }
 
@@ -617,15 +618,16 @@ fn left_out_note(mut names: Vec<String>) -> Option<String> {
     names.sort_unstable();
     let more = names.len().saturating_sub(SHOWN);
     names.truncate(SHOWN);
+    let many = names.len() + more > 1;
     Some(format!(
-        "Left out the client-side records of {}{}{}: none of {} addresses shows on the NAT gateway's \
-         interface, so {} traffic does not go through it (another NAT gateway's clients, or instances with \
-         public addresses)",
-        if names.len() + more > 1 { "interfaces " } else { "interface " },
+        "Left out the client-side records of {}{}{}: none of {} addresses shows as a client on the NAT \
+         gateway's interface in these records, so {} traffic went another way (another NAT gateway or its \
+         clients, instances with public addresses), or at times the NAT interface's records do not cover",
+        if many { "interfaces " } else { "interface " },
         names.join(", "),
         if more > 0 { format!(" and {more} more") } else { String::new() },
-        if names.len() + more > 1 { "their" } else { "its" },
-        if names.len() + more > 1 { "their" } else { "its" },
+        if many { "their" } else { "its" },
+        if many { "their" } else { "its" },
     ))
 }
 

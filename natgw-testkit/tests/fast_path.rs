@@ -509,7 +509,7 @@ fn client_interfaces_not_behind_the_gateway_are_left_out() {
         ..AnalyzeConfig::default()
     };
     let inferred = AnalyzeConfig { nat_addresses: Vec::new(), nat_interface: None, ..given.clone() };
-    for config in [given, inferred] {
+    for config in [given.clone(), inferred] {
         assert!(assert_same("two gateways", &config, &inputs, Order::InTime));
         let report: serde_json::Value = serde_json::from_str(&reference(&config, &inputs)).unwrap();
         assert_eq!(report["input"]["nat_interface"], "eni-0aaa");
@@ -528,6 +528,17 @@ fn client_interfaces_not_behind_the_gateway_are_left_out() {
             "{notes:?}"
         );
     }
+    // The instance's address given as the NAT's by mistake: no client shows on its interface, so no
+    // client interface counts (not every one).
+    let mistaken = AnalyzeConfig { nat_addresses: vec!["10.0.3.30".parse().unwrap()], nat_interface: None, ..given };
+    assert!(assert_same("the instance taken for the gateway", &mistaken, &inputs, Order::InTime));
+    let report: serde_json::Value = serde_json::from_str(&reference(&mistaken, &inputs)).unwrap();
+    assert_eq!(report["input"]["nat_interface"], "eni-0c30");
+    assert_eq!(report["destinations"][0]["sources"], serde_json::json!([]));
+    assert_eq!(report["attribution"]["method"], "unavailable");
+    let notes = report["notes"].to_string();
+    let want = "Left out the client-side records of interfaces eni-0aaa, eni-0bbb, eni-0c10, eni-0c20:";
+    assert!(notes.contains(want), "{notes}");
 }
 
 /// An address on an interface left out and on one kept (as when it moved between instances): the

@@ -8,7 +8,7 @@
 
 use std::net::IpAddr;
 
-use rustc_hash::{FxHashMap as HashMap, FxHashSet};
+use rustc_hash::FxHashMap as HashMap;
 
 use crate::estimate::stream::DestStream;
 use crate::estimate::{self, Estimate, EstimateContext, HoldModel, NatFlowObs, ReuseStats};
@@ -512,9 +512,6 @@ struct Legs {
     clients_room: usize,
     /// Destinations whose `flows` were empty when a flow came (what streaming must drain next).
     fresh: Vec<Destination>,
-    /// Records the NAT gateway's interface sends out of the VPC from a private address that is not
-    /// among its NAT addresses, by that address: an address of the gateway not given.
-    unlisted: HashMap<IpAddr, u64>,
 }
 
 impl Legs {
@@ -547,10 +544,6 @@ impl Legs {
             }
             self.clients
                 .push((key, ClientRec { start: o.start, end: o.end, bytes: o.bytes, request, nat_side: on_nat }));
-        } else if on_nat && src_in && !src_nat && !dst_in && o.iface != 0 && NAT_PORT_RANGE.contains(&o.sport) {
-            // Only the gateway's own addresses send from its interface (records without an
-            // interface ID could be anyone's).
-            *self.unlisted.entry(o.src).or_default() += 1;
         }
     }
 
@@ -582,53 +575,7 @@ impl Legs {
         for (d, r) in other.replied {
             self.replied.entry(d).or_default().merge(r);
         }
-        for (a, n) in other.unlisted {
-            *self.unlisted.entry(a).or_default() += n;
-        }
     }
-}
-
-/// Which client interfaces' own records count. A client's own interface logs all its traffic,
-/// whichever way it leaves the VPC: through this NAT gateway, through another, or through an
-/// internet gateway (an instance with a public address). Only the first is this gateway's: its
-/// clients show on the gateway's interface too (client → NAT and back, logged there in every
-/// format). So an interface counts when one of its client addresses shows as a client there (none
-/// does when the address analysed is not a NAT gateway's: then none counts). One rule, decided per
-/// interface, on every path (reference, in memory, streamed). Per interface, not per connection: an
-/// interface that sends only part of its traffic through the gateway counts whole.
-#[derive(Debug, Default)]
-struct BehindNat {
-    /// The client addresses of the NAT gateway's interface's client legs.
-    nat_clients: FxHashSet<IpAddr>,
-}
-
-impl BehindNat {
-    /// Whether an interface whose client legs have these client addresses counts.
-    fn counts<'a>(&self, mut clients: impl Iterator<Item = &'a IpAddr>) -> bool {
-        clients.any(|c| self.nat_clients.contains(c))
-    }
-}
-
-/// The note that says which client interfaces were left out ([`BehindNat`]), if any.
-fn left_out_note(mut names: Vec<String>) -> Option<String> {
-    const SHOWN: usize = 5;
-    if names.is_empty() {
-        return None;
-    }
-    names.sort_unstable();
-    let more = names.len().saturating_sub(SHOWN);
-    names.truncate(SHOWN);
-    let many = names.len() + more > 1;
-    Some(format!(
-        "Left out the client-side records of {}{}{}: none of {} addresses shows as a client on the NAT \
-         gateway's interface in these records, so {} traffic went another way (another NAT gateway or its \
-         clients, instances with public addresses), or at times the NAT interface's records do not cover",
-        if many { "interfaces " } else { "interface " },
-        names.join(", "),
-        if more > 0 { format!(" and {more} more") } else { String::new() },
-        if many { "their" } else { "its" },
-        if many { "their" } else { "its" },
-    ))
 }
 
 /// The NAT ports a destination answered (by NAT address when the format has pkt-dstaddr, by port
@@ -768,6 +715,37 @@ struct Gathered {
     from_client_ifaces: bool,
     /// The client flows, when streamed (else made from `legs.clients`).
     client_flows: Option<ClientAgg>,
+    /// Records the NAT gateway's interface sends out of the VPC from a private address that is not
+    /// among its NAT addresses, by that address ([`Unlisted`]).
+    unlisted: Unlisted,
+}
+
+/// Records the NAT gateway's interface sends out of the VPC from a private address that is not
+/// among its NAT addresses, by that address: only the gateway's own addresses send from its
+/// interface, from a port it translates to, so that is an address of the gateway not given. They
+/// are the NAT interface's client legs as classified for a client's own interface (records without
+/// an interface ID could be anyone's), counted off the hot path: from those legs in memory, or as
+/// the streams leave them out.
+#[derive(Debug, Default)]
+struct Unlisted(HashMap<IpAddr, u64>);
+
+impl Unlisted {
+    /// Counts a client leg of the NAT gateway's interface as classified for a client's own.
+    fn add(&mut self, k: &ClientKey, request: bool) {
+        if request && NAT_PORT_RANGE.contains(&k.client_port) {
+            *self.0.entry(k.client).or_default() += 1;
+        }
+    }
+
+    fn merge(&mut self, other: Unlisted) {
+        for (a, n) in other.0 {
+            *self.0.entry(a).or_default() += n;
+        }
+    }
+
+    fn into_iter(self) -> impl Iterator<Item = (IpAddr, u64)> {
+        self.0.into_iter()
+    }
 }
 
 fn no_records(c: Counts) -> AnalyzeError {
@@ -853,28 +831,21 @@ impl Analysis {
         }
         let nat_set: NatSet = nat_addrs.iter().copied().collect();
 
-        // 2. Classify legs and aggregate, leaving out the client interfaces not behind the gateway.
-        let on_nat = |o: &Obs| nat_iface.is_none_or(|i| i == o.iface || o.iface == 0);
-        let mut behind = BehindNat::default();
-        let mut client_ifaces: HashMap<u32, FxHashSet<IpAddr>> = HashMap::default();
-        for o in &a.main.obs {
-            if let Some((k, _)) = client_leg(o, on_nat(o), Sides::of(o, &nat_set, &internal), &internal) {
-                match on_nat(o) {
-                    true => behind.nat_clients.insert(k.client),
-                    false => client_ifaces.entry(o.iface).or_default().insert(k.client),
-                };
-            }
-        }
-        let left_out: FxHashSet<u32> =
-            client_ifaces.iter().filter(|(_, c)| !behind.counts(c.iter())).map(|(i, _)| *i).collect();
-        notes.extend(left_out_note(left_out.iter().filter_map(|i| iface_names.get(i).cloned()).collect()));
+        // 2. Classify legs and aggregate.
         let mut legs = Legs::default();
+        let mut unlisted = Unlisted::default();
         let (mut t_min, mut t_max) = (u64::MAX, 0u64);
         for o in &a.main.obs {
             t_min = t_min.min(o.start);
             t_max = t_max.max(o.end);
-            if !left_out.contains(&o.iface) {
-                legs.add(o, on_nat(o), Sides::of(o, &nat_set, &internal), &nat_set, &internal);
+            let on_nat = nat_iface.is_none_or(|i| i == o.iface || o.iface == 0);
+            let sides = Sides::of(o, &nat_set, &internal);
+            legs.add(o, on_nat, sides, &nat_set, &internal);
+            if on_nat
+                && o.iface != 0
+                && let Some((k, request)) = client_leg(o, false, sides, &internal)
+            {
+                unlisted.add(&k, request);
             }
         }
         let gathered = Gathered {
@@ -889,8 +860,9 @@ impl Analysis {
             t_min,
             t_max,
             any_pkt_dst: a.main.obs.iter().any(|o| o.pkt_dst.is_some()),
-            from_client_ifaces: a.main.obs.iter().any(|o| !on_nat(o) && !left_out.contains(&o.iface)),
+            from_client_ifaces: a.main.obs.iter().any(|o| nat_iface.is_some_and(|i| i != o.iface && o.iface != 0)),
             client_flows: None,
+            unlisted,
         };
         Analysis::report(cfg, &a.inputs, &a.formats, gathered)
     }
@@ -903,11 +875,23 @@ impl Analysis {
         formats: &[String],
         g: Gathered,
     ) -> Result<Report, AnalyzeError> {
-        let Legs { mut dests, replied, clients, unlisted, .. } = g.legs;
+        let Legs { mut dests, replied, clients, .. } = g.legs;
         let clients = match g.client_flows {
             Some(streamed) => streamed,
             None => ClientAgg::of_records(clients),
         };
+        let mut notes = g.notes;
+        if clients.elsewhere > 0 {
+            notes.push(format!(
+                "Left out {} connection{} logged only on clients' own interfaces: {} not show on the NAT gateway's \
+                 interface, so {} went another way (another NAT gateway, an instance's public address), or at \
+                 times the NAT interface's records do not cover",
+                thousands(clients.elsewhere),
+                if clients.elsewhere == 1 { "" } else { "s" },
+                if clients.elsewhere == 1 { "it does" } else { "they do" },
+                if clients.elsewhere == 1 { "it" } else { "they" },
+            ));
+        }
         let primary = g.nat_addrs[0];
         let limit = destination_limit(g.nat_addrs.len() as u32);
         if dests.is_empty() {
@@ -1155,7 +1139,7 @@ impl Analysis {
             g.nat_addrs.iter().filter(|a| !used(a)).copied().collect()
         };
         // Busiest first.
-        let mut unlisted_nat_addresses: Vec<(IpAddr, u64)> = unlisted.into_iter().collect();
+        let mut unlisted_nat_addresses: Vec<(IpAddr, u64)> = g.unlisted.into_iter().collect();
         unlisted_nat_addresses.sort_unstable_by_key(|&(a, n)| (std::cmp::Reverse(n), a));
         rows.truncate(top);
 
@@ -1228,7 +1212,7 @@ impl Analysis {
             attribution,
             skipped_lines,
             bad_lines,
-            notes: g.notes,
+            notes,
             live: None,
         })
     }

@@ -71,8 +71,15 @@ const ANSWERED: u64 = 1 << 63;
 /// the same bytes in each: counting both would double them. (When the two logs cover different
 /// times, a flow's windows logged by the client's interface alone are left out of its bytes.)
 const NAT_SIDE: u64 = 1 << 62;
-/// In a flow's tally: its bytes (they saturate there, at 4 EiB).
-const BYTES: u64 = NAT_SIDE - 1;
+/// In a flow's tally: it has no records on the NAT gateway's interface, but the connection shows
+/// there: a flow that does not name its destination (the NAT interface's client legs in a format
+/// without pkt-dstaddr) of the same client, client port, destination port and protocol chains with
+/// it (see [`match_connection`]). A client's own interface logs all its traffic, whichever way it
+/// leaves the VPC (another NAT gateway, an internet gateway for an instance with a public address):
+/// only its flows with one of these two flags went through this gateway.
+const MATCHED: u64 = 1 << 61;
+/// In a flow's tally: its bytes (they saturate there, at 2 EiB).
+const BYTES: u64 = MATCHED - 1;
 
 /// Seconds past this do not fit a [`Flow`].
 const LAST_SECOND: u64 = u32::MAX as u64 - 1;
@@ -120,7 +127,38 @@ impl Flow {
             () if mine != 0 => self.bytes(),
             () => other.bytes(),
         };
-        self.set_tally(bytes | (self.tally() | other.tally()) & (ANSWERED | NAT_SIDE));
+        self.set_tally(bytes | (self.tally() | other.tally()) & (ANSWERED | NAT_SIDE | MATCHED));
+    }
+
+    /// Whether the connection went through the NAT gateway: logged on its interface, or matched with
+    /// a flow that was ([`MATCHED`]).
+    fn through_nat(&self) -> bool {
+        self.tally() & (NAT_SIDE | MATCHED) != 0
+    }
+
+    fn set_matched(&mut self) {
+        self.set_tally(self.tally() | MATCHED);
+    }
+}
+
+/// Marks the flows of one connection (client, client port, destination port, protocol) that went
+/// through the NAT gateway as seen on the clients' own interfaces: each flow that names its
+/// destination, not logged on the NAT interface, and chains with one that does not name it (those
+/// are the NAT interface's). `unnamed` tells those apart. Flows that name another destination do
+/// not match (pkt-dstaddr names the destination on the NAT interface, and two connections from one
+/// client port to two destinations are two); nor do flows `same` tells apart.
+fn match_connection<T>(group: &mut [(T, Flow)], unnamed: impl Fn(&T) -> bool, same: impl Fn(&T, &T) -> bool) {
+    if !group.iter().any(|(k, _)| unnamed(k)) {
+        return;
+    }
+    for a in 0..group.len() {
+        let (k, f) = &group[a];
+        if unnamed(k) || f.through_nat() {
+            continue;
+        }
+        if group.iter().any(|(u, g)| unnamed(u) && same(u, k) && g.touches(f)) {
+            group[a].1.set_matched();
+        }
     }
 }
 
@@ -161,14 +199,22 @@ pub(super) struct ClientAgg {
     /// In no order (a hash map: every flow closed lands here); sort before reading in order.
     pub(super) minutes: HashMap<MinuteKey, (u64, u64)>,
     pub(super) sources: HashMap<(Destination, IpAddr), (u64, u64)>,
-    /// Some client leg named its destination.
+    /// Some client leg that went through the NAT gateway named its destination.
     pub(super) any_host: bool,
+    /// Connections (with a request) logged only on clients' own interfaces that do not show on the
+    /// NAT gateway's: they went another way, or the NAT interface's records do not cover their
+    /// time. Left out.
+    pub(super) elsewhere: u64,
 }
 
 impl ClientAgg {
     fn add(&mut self, k: &ClientKey, f: &Flow) {
-        self.any_host |= k.host.is_some();
         // Flows only seen answering (their request was logged elsewhere) are not counted.
+        if !f.through_nat() {
+            self.elsewhere += u64::from(f.request_start != u32::MAX);
+            return;
+        }
+        self.any_host |= k.host.is_some();
         if f.request_start == u32::MAX {
             return;
         }
@@ -197,39 +243,52 @@ impl ClientAgg {
             e.1 += b;
         }
         self.any_host |= other.any_host;
+        self.elsewhere += other.elsewhere;
     }
 
     /// The flows of records held in memory (any order).
     pub(super) fn of_records(mut recs: Vec<(ClientKey, ClientRec)>) -> ClientAgg {
-        recs.sort_unstable_by_key(|(k, r)| (*k, r.start, r.end));
+        // A connection's keys next to each other: by client, ports and protocol, then destination.
+        let conn = |k: &ClientKey| (k.client, k.client_port, k.host_port, k.proto);
+        recs.sort_unstable_by_key(|(k, r)| (conn(k), k.host, r.start, r.end));
         let mut agg = ClientAgg::default();
+        let mut group: Vec<(ClientKey, Flow)> = Vec::new();
         let mut i = 0;
         while i < recs.len() {
-            let key = recs[i].0;
-            let mut flows = vec![Flow::of(&recs[i].1)];
-            i += 1;
-            while i < recs.len() && recs[i].0 == key {
-                chain(&mut flows, Flow::of(&recs[i].1));
+            let c = conn(&recs[i].0);
+            group.clear();
+            while i < recs.len() && conn(&recs[i].0) == c {
+                let key = recs[i].0;
+                let mut flows = vec![Flow::of(&recs[i].1)];
                 i += 1;
+                while i < recs.len() && recs[i].0 == key {
+                    chain(&mut flows, Flow::of(&recs[i].1));
+                    i += 1;
+                }
+                group.extend(flows.into_iter().map(|f| (key, f)));
             }
-            flows.iter().for_each(|f| agg.add(&key, f));
+            match_connection(&mut group, |k| k.host.is_none(), |_, _| true);
+            group.iter().for_each(|(k, f)| agg.add(k, f));
         }
         agg
     }
 }
 
-/// A [`ClientKey`] with its addresses numbered: 12 bytes instead of 40, for the many open flows.
+/// A [`ClientKey`] with its addresses numbered: 12 bytes instead of 40, for the many open flows. In
+/// the order it keeps ([`rank`](OpenKey::rank)) a connection's keys (client, ports; one per
+/// destination named, and one not named) come together ([`conn`](OpenKey::conn)), and their
+/// destinations last.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct OpenKey {
     /// The client's number times an odd constant (spreading it over the high bits), XOR a hash of
-    /// the other fields: one-to-one ([`OpenKey::client`] undoes it), and its high bits, a batch's
-    /// sort buckets, depend on every field.
+    /// the protocol and ports: one-to-one ([`OpenKey::client`] undoes it), and its high bits, a
+    /// batch's sort buckets, depend on them all.
     spread: u32,
-    /// The destination's number ([`NO_HOST`]: not named) in the high 24 bits, the protocol in the
-    /// low 8.
-    target: u32,
-    client_port: u16,
-    host_port: u16,
+    /// The client port in the high 16 bits, the destination port in the low 16.
+    ports: u32,
+    /// The protocol in the high 8 bits, the destination's number ([`NO_HOST`]: not named) in the low
+    /// 24.
+    dest: u32,
 }
 
 /// An [`OpenKey`]'s destination number when the record does not name one.
@@ -240,29 +299,61 @@ const NO_HOST: u32 = (1 << 24) - 1;
 const MAX_ADDRESSES: usize = NO_HOST as usize;
 
 impl OpenKey {
+    /// The key of client `client` and of `target`: the destination's number in the high 24 bits,
+    /// the protocol in the low 8.
     fn new(client: u32, target: u32, client_port: u16, host_port: u16) -> OpenKey {
-        let mut k = OpenKey { spread: 0, target, client_port, host_port };
-        k.spread = client.wrapping_mul(SPREAD) ^ k.hash();
-        k
+        let (proto, ports) = (target & 0xFF, u32::from(client_port) << 16 | u32::from(host_port));
+        OpenKey {
+            spread: client.wrapping_mul(SPREAD) ^ OpenKey::hash(proto, ports),
+            ports,
+            dest: proto << 24 | target >> 8,
+        }
     }
 
-    /// A hash of the fields but the client, well mixed in its high bits (Fibonacci hashing).
-    fn hash(&self) -> u32 {
-        let rest = u64::from(self.target) << 32 | u64::from(self.client_port) << 16 | u64::from(self.host_port);
-        (rest.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as u32
+    /// A hash of the protocol and ports, well mixed in its high bits (Fibonacci hashing).
+    fn hash(proto: u32, ports: u32) -> u32 {
+        ((u64::from(proto) << 32 | u64::from(ports)).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as u32
     }
 
     /// The client's number, from the spread.
     fn client(&self) -> u32 {
-        (self.spread ^ self.hash()).wrapping_mul(UNSPREAD)
+        (self.spread ^ OpenKey::hash(self.dest >> 24, self.ports)).wrapping_mul(UNSPREAD)
+    }
+
+    /// The destination's number in the high 24 bits, the protocol in the low 8 (as given to
+    /// [`new`](OpenKey::new)).
+    #[cfg(test)]
+    fn target(&self) -> u32 {
+        (self.dest & NO_HOST) << 8 | self.dest >> 24
+    }
+
+    fn client_port(&self) -> u16 {
+        (self.ports >> 16) as u16
+    }
+
+    fn host_port(&self) -> u16 {
+        self.ports as u16
+    }
+
+    /// The spread and the ports: equal for a connection's keys (and, rarely, for another client's
+    /// of another protocol: [`same_client`](OpenKey::same_client) tells).
+    fn conn(&self) -> u64 {
+        u64::from(self.spread) << 32 | u64::from(self.ports)
+    }
+
+    /// Of two keys with the same [`conn`](OpenKey::conn): the same client and protocol.
+    fn same_client(&self, other: &OpenKey) -> bool {
+        self.dest >> 24 == other.dest >> 24
     }
 
     /// The key as one number, the order the tracker keeps its flows in: equal keys, equal ranks.
     fn rank(&self) -> u128 {
-        u128::from(self.spread) << 64
-            | u128::from(self.target) << 32
-            | u128::from(self.client_port) << 16
-            | u128::from(self.host_port)
+        u128::from(self.conn()) << 32 | u128::from(self.dest)
+    }
+
+    /// The key does not name its destination.
+    fn unnamed(&self) -> bool {
+        self.dest & NO_HOST == NO_HOST
     }
 
     /// The key's bucket in a batch's sort: the high bits of its rank.
@@ -296,8 +387,10 @@ pub(super) struct ClientTracker {
     sorted: Vec<Keyed>,
     /// The open flows, by [`OpenKey::rank`] (a 5-tuple's flows next to each other, in no order).
     open: Vec<Keyed>,
+    /// One connection's flows while a merge chains and matches them.
+    group: Vec<Keyed>,
     /// One 5-tuple's flows while a merge chains them.
-    group: Vec<Flow>,
+    chained: Vec<Flow>,
     /// Tests set a small floor, to make many merges of few records.
     batch_floor: Option<usize>,
     /// Tests set fewer addresses than [`MAX_ADDRESSES`].
@@ -305,7 +398,7 @@ pub(super) struct ClientTracker {
     /// The addresses seen (clients and named destinations: bounded by the hosts, not the records).
     addresses: Vec<IpAddr>,
     /// Per address: the roles this tracker took for it as a client, with its destination named (2),
-    /// not named (1); and whether it showed as a client on the tracker's interface ([`APPEARED`]).
+    /// not named (1).
     roles: Vec<u8>,
     numbers: HashMap<IpAddr, u32>,
     /// The IPv4 addresses numbered lately, by a hash of the address ([`RECENT_BITS`]): (address,
@@ -401,18 +494,6 @@ impl ClientTracker {
         self.roles[client as usize] |= role(key);
     }
 
-    /// Notes that client `client` (numbered by [`client`](ClientTracker::client)) showed on this
-    /// tracker's interface, even when another tracker takes its flows.
-    pub(super) fn appear(&mut self, client: u32) {
-        self.roles[client as usize] |= APPEARED;
-    }
-
-    /// The client addresses that showed on this tracker's interface ([`appear`](ClientTracker::appear))
-    /// or whose flows it took (they showed here first).
-    pub(super) fn clients(&self) -> impl Iterator<Item = &IpAddr> {
-        self.addresses.iter().zip(&self.roles).filter(|(_, r)| **r != 0).map(|(a, _)| a)
-    }
-
     /// Adds a record of client `client` (numbered by [`client`](ClientTracker::client)).
     pub(super) fn push(&mut self, client: u32, key: ClientKey, r: &ClientRec) {
         if r.start < self.closed_before || r.end > LAST_SECOND {
@@ -496,7 +577,7 @@ impl ClientTracker {
         }
         self.closed_before = self.closed_before.max(horizon);
         let horizon = self.closed_before;
-        let ClientTracker { batch, sorted, open, group, agg, addresses, .. } = self;
+        let ClientTracker { batch, sorted, open, group, chained, agg, addresses, .. } = self;
         sort_batch(batch, sorted);
         let batch = &*sorted;
         let (mut i, mut j) = (open.len(), batch.len());
@@ -512,27 +593,53 @@ impl ClientTracker {
             }
         };
         loop {
-            // The common case, in short: 5-tuples greater than the batch's greatest, so with no
+            // The common case, in short: connections greater than the batch's greatest, so with no
             // record in it (their flows settle one by one).
-            let next = j.checked_sub(1).map_or(0, |b| batch[b].0.rank() + 1);
-            while i > 0 && open[i - 1].0.rank() >= next {
+            let top = j.checked_sub(1).map(|b| batch[b].0.conn());
+            while i > 0 && top.is_none_or(|t| open[i - 1].0.conn() > t) {
                 let (key, f) = open[i - 1];
                 i -= 1;
                 settle(open, &mut free, key, f);
             }
-            // Then the batch's greatest 5-tuple: its open flows and records chain together.
-            let Some(b) = j.checked_sub(1) else { break };
-            let key = batch[b].0;
+            // Then the batch's greatest connection: each 5-tuple's open flows and records chain
+            // together (greatest first, as they settle), and the flows are matched.
+            let Some(conn) = top else { break };
             group.clear();
-            while i > 0 && open[i - 1].0 == key {
-                group.push(open[i - 1].1);
-                i -= 1;
+            loop {
+                let of = |k: OpenKey| (k.conn() == conn).then_some(k);
+                let key =
+                    match (i.checked_sub(1).and_then(|i| of(open[i].0)), j.checked_sub(1).and_then(|j| of(batch[j].0)))
+                    {
+                        (None, None) => break,
+                        (Some(a), Some(b)) => {
+                            if a.dest >= b.dest {
+                                a
+                            } else {
+                                b
+                            }
+                        }
+                        (Some(k), None) | (None, Some(k)) => k,
+                    };
+                chained.clear();
+                while i > 0 && open[i - 1].0 == key {
+                    chained.push(open[i - 1].1);
+                    i -= 1;
+                }
+                while j > 0 && batch[j - 1].0 == key {
+                    chain(chained, batch[j - 1].1);
+                    j -= 1;
+                }
+                let more = i.checked_sub(1).is_some_and(|i| open[i].0.conn() == conn)
+                    || j.checked_sub(1).is_some_and(|j| batch[j].0.conn() == conn);
+                if group.is_empty() && !more {
+                    // The common case: the connection's only 5-tuple, nothing to match.
+                    chained.drain(..).for_each(|f| settle(open, &mut free, key, f));
+                    break;
+                }
+                group.extend(chained.drain(..).map(|f| (key, f)));
             }
-            while j > 0 && batch[j - 1].0 == key {
-                chain(group, batch[j - 1].1);
-                j -= 1;
-            }
-            group.drain(..).for_each(|f| settle(open, &mut free, key, f));
+            match_connection(group, OpenKey::unnamed, OpenKey::same_client);
+            group.drain(..).for_each(|(key, f)| settle(open, &mut free, key, f));
         }
         open.drain(..free);
         sorted.clear();
@@ -567,18 +674,15 @@ fn role(key: &ClientKey) -> u8 {
     if key.host.is_some() { 2 } else { 1 }
 }
 
-/// In a client's roles: it showed on the tracker's interface ([`ClientTracker::appear`]).
-const APPEARED: u8 = 4;
-
 /// The key with its addresses: built only for flows that close.
 fn client_key(addresses: &[IpAddr], k: &OpenKey) -> ClientKey {
-    let host = k.target >> 8;
+    let host = k.dest & NO_HOST;
     ClientKey {
         client: addresses[k.client() as usize],
-        client_port: k.client_port,
+        client_port: k.client_port(),
         host: (host != NO_HOST).then(|| addresses[host as usize]),
-        host_port: k.host_port,
-        proto: Protocol(k.target as u8),
+        host_port: k.host_port(),
+        proto: Protocol((k.dest >> 24) as u8),
     }
 }
 
@@ -660,6 +764,14 @@ mod tests {
                 ));
                 start = end + [0, 5, 60, 300, 349, 351, 900][rnd(7) as usize];
             }
+            // Half the connections that name their destination also show on the NAT interface
+            // without naming it, at times that chain with theirs or not.
+            if k.host.is_some() && rnd(2) == 0 {
+                let start = 1_000 + i * 20_000 / keys + [0, 200, 400, 1_000][rnd(4) as usize];
+                let twin = ClientKey { host: None, ..k };
+                let r = ClientRec { start, end: start + rnd(60), bytes: 40, request: true, nat_side: true };
+                out.push((start + rnd(jitter + 1), twin, r));
+            }
         }
         out.sort_by_key(|(arrival, _, _)| *arrival);
         out.into_iter().map(|(_, k, r)| (k, r)).collect()
@@ -668,10 +780,10 @@ mod tests {
     type Minutes = Vec<(MinuteKey, (u64, u64))>;
     type Sources = Vec<((Destination, IpAddr), (u64, u64))>;
 
-    fn summary_all(a: &ClientAgg) -> (Minutes, Sources) {
+    fn summary_all(a: &ClientAgg) -> (Minutes, Sources, u64, bool) {
         let mut s: Vec<_> = a.sources.iter().map(|(k, v)| (*k, *v)).collect();
         s.sort_unstable();
-        (summary(a), s)
+        (summary(a), s, a.elsewhere, a.any_host)
     }
 
     #[test]
@@ -690,7 +802,34 @@ mod tests {
             assert!(t.merges > 10, "seed {seed}: {} merges", t.merges);
             assert!(most < 3_000 / 2, "seed {seed}: {most} open");
             let want = ClientAgg::of_records(recs.iter().rev().copied().collect());
-            assert_eq!(summary_all(&t.finish()), summary_all(&want), "seed {seed}");
+            let got = t.finish();
+            assert_eq!(summary_all(&got), summary_all(&want), "seed {seed}");
+            // Some flows logged only on clients' own interfaces matched, some did not.
+            let matched = want.sources.values().map(|(n, _)| n).sum::<u64>();
+            assert!(want.elsewhere > 50 && matched > 50, "seed {seed}: {} {matched}", want.elsewhere);
+        }
+    }
+
+    /// A connection's flow on a client's own interface counts when a flow of the NAT interface
+    /// that does not name its destination chains with it (within the idle timeout), and only then.
+    #[test]
+    fn own_interface_flows_count_when_the_nat_interface_shows_them() {
+        let own = ClientKey { host: Some(IpAddr::from([198, 51, 100, 1])), ..key(40_000) };
+        let at = |start: u64, nat_side: bool| ClientRec { start, end: start + 10, bytes: 100, request: true, nat_side };
+        for (nat_at, counts) in [(Some(1_000), true), (Some(1_350), true), (Some(1_361), false), (None, false)] {
+            let mut recs = vec![(own, at(1_000, false))];
+            recs.extend(nat_at.map(|t| (key(40_000), at(t, true))));
+            // Another port of the client through the gateway, and another destination port, do not match.
+            recs.push((key(40_001), at(1_000, true)));
+            recs.push((ClientKey { host_port: 80, ..key(40_000) }, at(1_000, true)));
+            recs.sort_by_key(|(_, r)| r.start);
+            let mut t = ClientTracker::default();
+            recs.iter().for_each(|(k, r)| t.add(*k, r));
+            assert!(!t.disordered());
+            let streamed = t.finish();
+            let agg = ClientAgg::of_records(recs);
+            assert_eq!(summary_all(&streamed), summary_all(&agg), "{nat_at:?}");
+            assert_eq!((agg.sources.len(), agg.elsewhere), if counts { (1, 0) } else { (0, 1) }, "{nat_at:?}");
         }
     }
 
@@ -749,7 +888,7 @@ mod tests {
         for client in (0..4_096).chain([u32::MAX, 1 << 31, 0xDEAD_BEEF]) {
             for (target, port) in [(NO_HOST << 8 | 6, 443), (7 << 8 | 17, 53)] {
                 let k = OpenKey::new(client, target, 40_000, port);
-                assert_eq!((k.client(), k.target, k.client_port, k.host_port), (client, target, 40_000, port));
+                assert_eq!((k.client(), k.target(), k.client_port(), k.host_port()), (client, target, 40_000, port));
                 buckets.insert(k.bucket());
             }
         }

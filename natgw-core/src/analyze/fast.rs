@@ -19,9 +19,9 @@ use rustc_hash::{FxHashMap as HashMap, FxHashSet};
 
 use super::clients::{ClientAgg, ClientKey, ClientRec, ClientTracker};
 use super::{
-    ASSUMED_CIDRS_NOTE, AnalyzeConfig, AnalyzeError, BehindNat, Counts, Gathered, IfaceNames, Legs, NatScores, NatSet,
-    Obs, OtherNat, Shard, Sides, inferred_note, intern, internal_ranges, left_out_note, nat_not_seen, no_records,
-    observe, remap_ifaces,
+    ASSUMED_CIDRS_NOTE, AnalyzeConfig, AnalyzeError, Counts, Gathered, IfaceNames, Legs, NatScores, NatSet, Obs,
+    OtherNat, Shard, Sides, Unlisted, inferred_note, intern, internal_ranges, nat_not_seen, no_records, observe,
+    remap_ifaces,
 };
 use crate::estimate::stream::DestStream;
 use crate::estimate::{self, NatFlowObs, PAGE_SECS};
@@ -358,29 +358,17 @@ impl FastShard {
         if assumed_cidrs {
             notes.push(ASSUMED_CIDRS_NOTE.into());
         }
-        // The legs as classified for the NAT interface found, leaving out the client interfaces not
-        // behind it (as far as the client legs kept in memory tell; the streamed ones are decided below).
-        let on_nat = |i: usize| nat_iface.is_none_or(|n| n as usize == i || i == 0);
-        let mut behind = BehindNat::default();
-        for (_, l) in self.per_iface.iter().enumerate().filter(|(i, _)| on_nat(*i)) {
-            behind.nat_clients.extend(l.on_nat.clients.iter().map(|(k, _)| k.client));
-        }
         let mut legs = Legs::default();
-        let mut left_out = Vec::new();
-        let mut client_ifaces = Vec::new();
+        let mut from_client_ifaces = false;
+        let mut unlisted = Unlisted::default();
         for (i, l) in self.per_iface.into_iter().enumerate() {
-            let name = iface_names.get(&(i as u32)).cloned().unwrap_or_default();
-            if on_nat(i) {
-                legs.merge(l.on_nat);
-            } else if !l.off_nat.clients.is_empty() && !behind.counts(l.off_nat.clients.iter().map(|(k, _)| &k.client))
-            {
-                left_out.push(name);
-            } else {
-                legs.merge(l.off_nat);
-                if l.kept > 0 {
-                    client_ifaces.push(name);
-                }
+            let i = i as u32;
+            let on_nat = nat_iface.is_none_or(|n| n == i || i == 0);
+            from_client_ifaces |= l.kept > 0 && nat_iface.is_some_and(|n| n != i && i != 0);
+            if on_nat && i != 0 {
+                l.off_nat.clients.iter().for_each(|(k, r)| unlisted.add(k, r.request));
             }
+            legs.merge(if on_nat { l.on_nat } else { l.off_nat });
         }
         let mut client_flows = None;
         if let Some(mut streams) = streams {
@@ -395,9 +383,11 @@ impl FastShard {
             if !streams.usable() || !legs.clients.is_empty() {
                 return Err(AnalyzeError::StreamOrder);
             }
-            let (flows, streamed_out) = ClientLane::behind_nat(streams.clients)?;
-            client_ifaces.retain(|name| !streamed_out.contains(name));
-            left_out.extend(streamed_out);
+            let mut flows = ClientAgg::default();
+            for lane in streams.clients {
+                unlisted.merge(lane.unlisted);
+                lane.trackers.into_iter().for_each(|t| flows.merge(t.finish()));
+            }
             client_flows = Some(flows);
             for ((name, d), stream) in streams.dests.streams {
                 let i = match &name {
@@ -418,7 +408,6 @@ impl FastShard {
                 }
             }
         }
-        notes.extend(left_out_note(left_out));
         Ok(Gathered {
             counts: self.counts,
             nat_iface,
@@ -431,8 +420,9 @@ impl FastShard {
             t_min: self.t_min,
             t_max: self.t_max,
             any_pkt_dst: self.any_pkt_dst,
-            from_client_ifaces: !client_ifaces.is_empty(),
+            from_client_ifaces,
             client_flows,
+            unlisted,
         })
     }
 }
@@ -539,11 +529,12 @@ enum Share {
 /// Client-side records stream too (module `clients`), classified for the interface the first NAT →
 /// destination records came on (or the configured one; until then they wait), one tracker per
 /// interface, so that files of different interfaces may cover the same time one after the other. The
-/// reference joins a client's records across interfaces, so a client address whose flows (named or
-/// not) show on two interfaces has all of them in the tracker of the first: they must then come in
-/// time order together (the CLI interleaves files of one period by time), or the streams refuse.
-/// AWS gives an address to one interface, so that happens only when the NAT interface's format names
-/// destinations (pkt-dstaddr) and the clients' own interfaces are read too.
+/// reference joins a client's records across interfaces, and matches a connection's flows on the
+/// clients' own interfaces with those on the NAT interface, so a client address whose flows show on
+/// two interfaces has all of them in the tracker of the first: they must then come in time order
+/// together (the CLI interleaves files of one period by time; within a part, the interfaces'
+/// records are merged by time), or the streams refuse. AWS gives an address to one interface, so
+/// that happens when the clients' own interfaces are read with the NAT gateway's.
 ///
 /// The streams are lanes that share no state: the destinations', and one or more client lanes, each
 /// with the client flows of a share of the 5-tuples. Split into [`StreamLane`]s, they can be fed on
@@ -570,10 +561,10 @@ struct ClientLane {
     /// One tracker per interface, in order of appearance.
     trackers: Vec<ClientTracker>,
     ifaces: HashMap<Option<String>, usize>,
-    /// The tracker of each (client address, destination named): the first whose interface showed it.
-    /// Its records on other interfaces go there too, since the reference joins them into the same
-    /// flows.
-    owners: HashMap<(IpAddr, bool), usize>,
+    /// The tracker of each client address: the first whose interface showed it. Its records on
+    /// other interfaces go there too, since the reference joins them into the same flows, and
+    /// matches a connection's flows on the NAT interface with those on the client's own.
+    owners: HashMap<IpAddr, usize>,
     /// The NAT gateway's interface as the streams take it, once known (`Some(None)`: no interface IDs).
     nat_iface: Option<Option<String>>,
     /// Client records that came before it was known.
@@ -583,6 +574,9 @@ struct ClientLane {
     max_waiting: usize,
     /// Too many records waited: the streams give up.
     overflow: bool,
+    /// Counted from the NAT interface's records as classified for a client's own, which it leaves
+    /// out.
+    unlisted: Unlisted,
 }
 
 /// One lane of [`FlowStreams`] ([`FlowStreams::into_lanes`]).
@@ -839,42 +833,6 @@ impl DestLane {
 }
 
 impl ClientLane {
-    /// The client flows of every lane's trackers, leaving out those of the client interfaces not
-    /// behind the NAT gateway ([`BehindNat`], decided over all lanes), and the names of those.
-    /// Refuses ([`AnalyzeError::StreamOrder`]) when a client address showed both on an interface
-    /// left out and on one kept: its flows on the two were joined, and the reference keeps only the
-    /// kept interface's records.
-    fn behind_nat(lanes: Vec<ClientLane>) -> Result<(ClientAgg, Vec<String>), AnalyzeError> {
-        let mut behind = BehindNat::default();
-        let mut clients: HashMap<&str, FxHashSet<IpAddr>> = HashMap::default();
-        for lane in &lanes {
-            for (iface, &t) in &lane.ifaces {
-                let seen = lane.trackers[t].clients().copied();
-                match iface {
-                    Some(name) if lane.nat_iface.as_ref() != Some(iface) => {
-                        clients.entry(name).or_default().extend(seen);
-                    }
-                    _ => behind.nat_clients.extend(seen),
-                }
-            }
-        }
-        let out: FxHashSet<&str> = clients.iter().filter(|(_, c)| !behind.counts(c.iter())).map(|(n, _)| *n).collect();
-        let kept: FxHashSet<&IpAddr> = clients.iter().filter(|(n, _)| !out.contains(*n)).flat_map(|(_, c)| c).collect();
-        if out.iter().any(|n| clients[n].iter().any(|a| kept.contains(a))) {
-            return Err(AnalyzeError::StreamOrder);
-        }
-        let out: Vec<String> = out.into_iter().map(str::to_owned).collect();
-        let mut flows = ClientAgg::default();
-        for mut lane in lanes {
-            for (iface, t) in lane.ifaces {
-                if !iface.is_some_and(|name| out.contains(&name)) {
-                    flows.merge(std::mem::take(&mut lane.trackers[t]).finish());
-                }
-            }
-        }
-        Ok((flows, out))
-    }
-
     /// Adds this lane's client records of the next part, whose busiest interface is `busiest`.
     fn feed(&mut self, busiest: Option<Option<String>>, groups: Vec<ClientGroup>) {
         if self.nat_iface.is_none()
@@ -902,9 +860,14 @@ impl ClientLane {
 
     fn feed_clients(&mut self, groups: Vec<ClientGroup>) {
         let Some(nat) = &self.nat_iface else { return };
+        // Each interface's records this lane takes, with the tracker of the interface.
+        let mut taken: Vec<(usize, Vec<(ClientKey, ClientRec)>)> = Vec::new();
         for (iface, on_nat, recs) in groups {
             // Records without an interface ID count as the NAT gateway's, as in the reference.
             if on_nat != (iface.is_none() || iface == *nat) {
+                if iface.is_some() && iface == *nat {
+                    recs.iter().for_each(|(k, r)| self.unlisted.add(k, r.request));
+                }
                 continue;
             }
             let here = match self.ifaces.get(&iface) {
@@ -915,23 +878,46 @@ impl ClientLane {
                     self.trackers.len() - 1
                 }
             };
-            for (k, r) in &recs {
-                let (client, taken) = self.trackers[here].client(k);
-                if taken {
-                    self.trackers[here].push(client, *k, r);
-                    continue;
-                }
-                // A client (in this role) new to this interface: its flows belong to the tracker
-                // that saw it first, if another did (AWS gives an address to one interface, but
-                // with pkt-dstaddr the NAT gateway's shows its clients' connections too).
-                self.trackers[here].appear(client);
-                let owner = *self.owners.entry((k.client, k.host.is_some())).or_insert(here);
-                let tracker = &mut self.trackers[owner];
-                let client = if owner == here { client } else { tracker.client(k).0 };
-                tracker.take_role(client, k);
-                tracker.push(client, *k, r);
+            taken.push((here, recs));
+        }
+        // A part holds each interface's records apart, each in the order they came; a client's
+        // records on several interfaces go to one tracker, in time order: merged by start.
+        if let [(here, recs)] = &taken[..] {
+            recs.iter().for_each(|(k, r)| self.push(*here, k, r));
+            return;
+        }
+        let mut next: std::collections::BinaryHeap<std::cmp::Reverse<(u64, usize, usize)>> = taken
+            .iter()
+            .enumerate()
+            .filter_map(|(g, (_, recs))| Some(std::cmp::Reverse((recs.first()?.1.start, g, 0))))
+            .collect();
+        while let Some(std::cmp::Reverse((_, g, at))) = next.pop() {
+            let (here, recs) = &taken[g];
+            let (k, r) = &recs[at];
+            self.push(*here, k, r);
+            if let Some((_, r)) = recs.get(at + 1) {
+                next.push(std::cmp::Reverse((r.start, g, at + 1)));
             }
         }
+    }
+
+    /// Adds a client record logged on the interface of tracker `here`.
+    #[inline]
+    fn push(&mut self, here: usize, k: &ClientKey, r: &ClientRec) {
+        let (client, taken) = self.trackers[here].client(k);
+        if taken {
+            self.trackers[here].push(client, *k, r);
+            return;
+        }
+        // A client (in this role) new to this interface: its flows belong to the tracker that saw
+        // it first, if another did (AWS gives an address to one interface, but the NAT gateway's
+        // shows its clients' connections too, and the flows of one connection on both must meet to
+        // match).
+        let owner = *self.owners.entry(k.client).or_insert(here);
+        let tracker = &mut self.trackers[owner];
+        let client = if owner == here { client } else { tracker.client(k).0 };
+        tracker.take_role(client, k);
+        tracker.push(client, *k, r);
     }
 }
 
@@ -1027,10 +1013,11 @@ mod tests {
         assert!(legs.clients.capacity() >= 2250);
     }
 
-    /// One client address whose flows show on the NAT gateway's interface and on its own (pkt-dstaddr
-    /// names its destinations there): its records on both go to one tracker, the first interface's,
-    /// whichever lanes its 5-tuples fall in. In time order the streams take them; a record too late
-    /// for that tracker makes them refuse, though it is the first on its own interface.
+    /// One client address whose flows show on the NAT gateway's interface and on its own: its records
+    /// on both go to one tracker, the first interface's, whichever lanes its 5-tuples fall in. In
+    /// time order the streams take them (within a part, the interfaces' records are merged by time);
+    /// a record of a later part too late for that tracker makes them refuse, though it is the first
+    /// on its own interface.
     #[test]
     fn a_clients_records_on_two_interfaces_share_one_tracker() {
         let nat = Some("eni-nat".to_owned());
@@ -1042,32 +1029,39 @@ mod tests {
                 .find(|p| lanes == 1 || lane_of(&client_record("10.0.1.9", *p, "").0, lanes) != lane_of(&a.0, lanes));
             let b = client_record("10.0.1.9", other.unwrap_or(40_001), "52.216.1.2");
             assert!(lanes == 1 || lane_of(&a.0, lanes) != lane_of(&b.0, lanes), "{lanes} lanes");
-            // The same 5-tuple on the client's own interface, `at` seconds after the NAT's record.
-            let flows = |at: i64| {
+            // The same 5-tuple on the client's own interface, `at` seconds after the NAT's record, in
+            // the same part or the next.
+            let flows = |at: i64, apart: bool| {
                 let mut later = a;
                 later.1.start = a.1.start.saturating_add_signed(at);
                 later.1.end = a.1.end.saturating_add_signed(at);
-                NatFlows {
-                    nat: Vec::new(),
-                    clients: vec![(nat.clone(), true, vec![a, b]), (own.clone(), false, vec![later])],
-                }
+                let (first, second) = ((nat.clone(), true, vec![a, b]), (own.clone(), false, vec![later]));
+                let part = |clients| NatFlows { nat: Vec::new(), clients };
+                if apart { vec![part(vec![first]), part(vec![second])] } else { vec![part(vec![first, second])] }
             };
-            for (at, usable) in [(5, true), (-1_000, false)] {
+            for (at, apart, usable) in [(5, true, true), (5, false, true), (-1_000, false, true), (-1_000, true, false)]
+            {
                 let mut whole = FlowStreams::new(Some("eni-nat"), lanes);
-                whole.feed(flows(at));
-                assert_eq!(whole.usable(), usable, "fed whole, {lanes} lanes, {at} s");
+                flows(at, apart).into_iter().for_each(|f| whole.feed(f));
+                assert_eq!(whole.usable(), usable, "fed whole, {lanes} lanes, {at} s, apart {apart}");
                 // Lane by lane, joined again.
                 let mut split = FlowStreams::new(Some("eni-nat"), lanes).into_lanes();
-                for (lane, share) in split.iter_mut().zip(flows(at).into_lanes(lanes)) {
-                    lane.feed(share);
+                for part in flows(at, apart) {
+                    for (lane, share) in split.iter_mut().zip(part.into_lanes(lanes)) {
+                        lane.feed(share);
+                    }
                 }
                 let joined = FlowStreams::from_lanes(split);
                 assert_eq!(joined.usable(), usable, "lane by lane, {lanes} lanes, {at} s");
-                // One tracker holds the client's records, the NAT interface's.
+                // One tracker of each lane holds the client's records: the NAT interface's, unless the
+                // own interface's record came first in time.
                 let holders = joined.clients.iter().flat_map(|c| &c.trackers).filter(|t| t.open_flows() > 0).count();
                 assert_eq!(holders, if lanes == 1 { 1 } else { 2 }, "{lanes} lanes, {at} s");
-                let owners: Vec<usize> = joined.clients.iter().flat_map(|c| c.owners.values().copied()).collect();
-                assert!(owners.iter().all(|o| *o == 0), "{lanes} lanes: {owners:?}");
+                for c in &joined.clients {
+                    let owners: Vec<usize> = c.owners.values().copied().collect();
+                    let first = usize::from(at < 0 && !apart && c.trackers.len() > 1);
+                    assert!(owners.iter().all(|o| *o == first), "{lanes} lanes, {at} s: {owners:?}");
+                }
             }
         }
     }

@@ -883,9 +883,9 @@ impl Analysis {
         let mut notes = g.notes;
         if clients.elsewhere > 0 {
             notes.push(format!(
-                "Left out {} connection{} logged only on clients' own interfaces: {} not show on the NAT gateway's \
-                 interface, so {} went another way (another NAT gateway, an instance's public address), or at \
-                 times the NAT interface's records do not cover",
+                "Left out {} flow{} out of the VPC logged only on other interfaces than the NAT gateway's: {} not \
+                 show on its interface, so {} did not go through it (another NAT gateway and its clients, instances \
+                 with public addresses, load balancers), or at times its records do not cover",
                 thousands(clients.elsewhere),
                 if clients.elsewhere == 1 { "" } else { "s" },
                 if clients.elsewhere == 1 { "it does" } else { "they do" },
@@ -901,15 +901,22 @@ impl Analysis {
         // Which client legs to use: named destinations (pkt-dstaddr or client interfaces) when any.
         let known_host = clients.any_host;
         let attribution = if !known_host {
-            Attribution {
-                method: AttributionMethod::Unavailable,
-                note: Some(
-                    "The NAT interface's records in this format never show the real destination on the \
-                     client legs, so connections cannot be attributed to clients. Add ${pkt-dstaddr} to the \
-                     NAT interface's flow-log format, or analyse the clients' own interface logs too."
-                        .into(),
-                ),
-            }
+            let note = if clients.elsewhere > 0 {
+                // Clients' own records were read, but none of their connections shows on the NAT
+                // interface (or the NAT's records name destinations, and none of their legs is to the
+                // addresses analysed).
+                "No client connection logged on other interfaces shows on the NAT gateway's interface, so \
+                 connections cannot be attributed to clients: check that the addresses and interface analysed are \
+                 the gateway's (every address of it), and that its logs and the clients' cover the same time."
+            } else if g.any_pkt_dst {
+                "No client leg on the NAT gateway's interface goes to the addresses analysed, so connections \
+                 cannot be attributed to clients: check that they are the gateway's (every address of it)."
+            } else {
+                "The NAT interface's records in this format never show the real destination on the client legs, \
+                 so connections cannot be attributed to clients. Add ${pkt-dstaddr} to the NAT interface's flow-log \
+                 format, or analyse the clients' own interface logs too."
+            };
+            Attribution { method: AttributionMethod::Unavailable, note: Some(note.into()) }
         } else if g.any_pkt_dst {
             Attribution { method: AttributionMethod::PktDstaddr, note: None }
         } else {
@@ -1827,6 +1834,30 @@ mod tests {
                 assert_eq!(r.input.nat_addresses, [nat(7), nat(8)]);
                 assert!(named(&r).is_empty(), "{:?}", named(&r));
             }
+        }
+    }
+
+    /// With pkt-dstaddr, client legs that go to an address not analysed cannot be attributed, and the
+    /// note says to check the addresses, not to add the field the format has.
+    #[test]
+    fn attribution_unavailable_with_pkt_dstaddr_names_the_addresses() {
+        let mut text =
+            "version interface-id srcaddr dstaddr srcport dstport protocol bytes start end action log-status \
+                        pkt-srcaddr pkt-dstaddr\n"
+                .to_owned();
+        for k in 0..10 {
+            let (t, port) = ("1780000000 1780000030", 40_000 + k);
+            text += &format!("5 eni-0a 10.0.1.5 10.0.0.7 {port} 443 6 100 {t} ACCEPT OK 10.0.1.5 52.216.1.2\n");
+            text += &format!("5 eni-0a 10.0.0.8 52.216.1.2 {port} 443 6 100 {t} ACCEPT OK 10.0.0.8 52.216.1.2\n");
+        }
+        let config = AnalyzeConfig { nat_addresses: vec![IpAddr::from([10, 0, 0, 8])], ..vpc_config() };
+        for r in both_paths(&text, &config) {
+            assert_eq!(r.attribution.method, AttributionMethod::Unavailable);
+            let note = r.attribution.note.unwrap_or_default();
+            assert!(
+                note.starts_with("No client leg on the NAT gateway's interface goes to the addresses analysed"),
+                "{note}"
+            );
         }
     }
 

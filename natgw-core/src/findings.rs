@@ -85,8 +85,9 @@ pub fn evaluate(rows: &[DestinationReport], ctx: &FindingContext<'_>) -> Vec<Fin
         out.push(Finding {
             id: "attribution-unavailable".into(),
             severity: if hot { Severity::Warning } else { Severity::Info },
-            summary: "Source clients cannot be named from these logs: the NAT interface's default-format records \
-                      show the NAT's own address, not the destination, on client legs"
+            summary: "Source clients cannot be named from these logs: no client leg through the NAT gateway names its \
+                      destination (the NAT interface's default-format records show the NAT's own address there; \
+                      the attribution note says more)"
                 .into(),
             destination: None,
             remedies: vec![
@@ -189,7 +190,7 @@ pub fn evaluate(rows: &[DestinationReport], ctx: &FindingContext<'_>) -> Vec<Fin
             ),
             destination: None,
             remedies: vec![Remedy {
-                summary: format!("If {a} is the gateway's (a secondary address), analyse it too"),
+                summary: format!("If {a} is the gateway's, analyse it too"),
                 command: Some(format!(
                     "aws-natgw analyze <files>{} --nat-ip {a}",
                     ctx.all_nat_addresses.iter().map(|n| format!(" --nat-ip {n}")).collect::<String>()

@@ -537,7 +537,7 @@ fn client_interfaces_not_behind_the_gateway_are_left_out() {
         assert_eq!(dest["evidence"]["dropped_attempts"], 0);
         // The other client's 180 attempts, the other gateway's 60 and the instance's 60.
         let notes = report["notes"].to_string();
-        assert!(notes.contains("Left out 300 connections logged only on clients' own interfaces:"), "{notes}");
+        assert!(notes.contains("Left out 300 flows out of the VPC logged only on other interfaces"), "{notes}");
     }
     // The instance's address given as the NAT's by mistake: no client shows on its interface, so no
     // client's connection counts.
@@ -548,7 +548,9 @@ fn client_interfaces_not_behind_the_gateway_are_left_out() {
     assert_eq!(report["destinations"][0]["sources"], serde_json::json!([]));
     assert_eq!(report["attribution"]["method"], "unavailable");
     let notes = report["notes"].to_string();
-    assert!(notes.contains("Left out 360 connections logged only on clients' own interfaces:"), "{notes}");
+    assert!(notes.contains("Left out 360 flows out of the VPC logged only on other interfaces"), "{notes}");
+    let note = report["attribution"]["note"].as_str().unwrap();
+    assert!(note.starts_with("No client connection logged on other interfaces shows on the NAT gateway's"), "{note}");
 }
 
 /// Connection by connection: a client that goes through the gateway for half the time (its subnet
@@ -592,5 +594,5 @@ fn only_connections_seen_on_the_nat_interface_count() {
     assert_eq!(report["attribution"]["method"], "client-interfaces");
     // The client's 30 later connections and the instance's 60.
     let notes = report["notes"].to_string();
-    assert!(notes.contains("Left out 90 connections logged only on clients' own interfaces:"), "{notes}");
+    assert!(notes.contains("Left out 90 flows out of the VPC logged only on other interfaces"), "{notes}");
 }

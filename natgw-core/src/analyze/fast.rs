@@ -528,8 +528,8 @@ enum Share {
 ///
 /// Client-side records stream too (module `clients`), classified for the interface the first NAT →
 /// destination records came on (or the configured one; until then they wait), one tracker per
-/// interface, so that files of different interfaces may cover the same time one after the other. The
-/// reference joins a client's records across interfaces, and matches a connection's flows on the
+/// interface, so that files of interfaces with no client in common may cover the same time one after
+/// the other. The reference joins a client's records across interfaces, and matches a connection's flows on the
 /// clients' own interfaces with those on the NAT interface, so a client address whose flows show on
 /// two interfaces has all of them in the tracker of the first: they must then come in time order
 /// together (the CLI interleaves files of one period by time; within a part, the interfaces'

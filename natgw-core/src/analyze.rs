@@ -892,7 +892,6 @@ impl Analysis {
                 if clients.elsewhere == 1 { "it" } else { "they" },
             ));
         }
-        let primary = g.nat_addrs[0];
         let limit = destination_limit(g.nat_addrs.len() as u32);
         if dests.is_empty() {
             return Err(nat_not_seen(&g.nat_addrs));
@@ -1180,8 +1179,7 @@ impl Analysis {
         let fctx = FindingContext {
             nat_gateway_id: cfg.nat_gateway_id.as_deref(),
             nat_interface: input.nat_interface.as_deref(),
-            nat_addresses: g.nat_addrs.len() as u32,
-            primary_nat_address: primary,
+            nat_addresses: &g.nat_addrs,
             vpc_id: cfg.vpc_id.as_deref(),
             region: cfg.prefixes.region.as_deref(),
             thresholds: cfg.thresholds,
@@ -1196,7 +1194,6 @@ impl Analysis {
             other_nats: &g.other_nats,
             unused_nat_addresses: &unused_nat_addresses,
             unlisted_nat_addresses: &unlisted_nat_addresses,
-            all_nat_addresses: &g.nat_addrs,
         };
         let findings = findings::evaluate(&rows, &fctx);
         let mut verdict = verdict(&rows);

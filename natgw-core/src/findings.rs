@@ -20,8 +20,8 @@ pub const RECOMMENDED_LOG_FORMAT: &str = "${version} ${account-id} ${interface-i
 pub struct FindingContext<'a> {
     pub nat_gateway_id: Option<&'a str>,
     pub nat_interface: Option<&'a str>,
-    pub nat_addresses: u32,
-    pub primary_nat_address: IpAddr,
+    /// The NAT addresses analysed, the primary first.
+    pub nat_addresses: &'a [IpAddr],
     pub vpc_id: Option<&'a str>,
     pub region: Option<&'a str>,
     pub thresholds: Thresholds,
@@ -45,8 +45,27 @@ pub struct FindingContext<'a> {
     /// Private addresses that send out of the VPC from the NAT gateway's interface but are not among
     /// its NAT addresses (an address of the gateway not given), with their records, busiest first.
     pub unlisted_nat_addresses: &'a [(IpAddr, u64)],
-    /// The NAT addresses analysed (for commands that add one).
-    pub all_nat_addresses: &'a [IpAddr],
+}
+
+impl FindingContext<'_> {
+    /// How many NAT addresses were analysed (at most 8).
+    fn address_count(&self) -> u32 {
+        self.nat_addresses.len() as u32
+    }
+
+    /// The NAT interface, as a sentence names it.
+    fn interface_named(&self) -> String {
+        self.nat_interface.map_or_else(|| "the NAT interface".to_owned(), |i| format!("interface {i}"))
+    }
+
+    /// "55,000 per destination", then "1 address": the limit the addresses analysed make.
+    fn limit_and_addresses(&self) -> (String, String) {
+        let n = self.address_count();
+        (
+            format!("{} per destination", thousands(destination_limit(n))),
+            format!("{n} address{}", if n == 1 { "" } else { "es" }),
+        )
+    }
 }
 
 /// The command that creates a flow log on the NAT interface in the recommended format.
@@ -154,17 +173,15 @@ pub fn evaluate(rows: &[DestinationReport], ctx: &FindingContext<'_>) -> Vec<Fin
             }],
         });
     }
+    let (limit, addresses) = ctx.limit_and_addresses();
     for a in ctx.unused_nat_addresses {
         out.push(Finding {
             id: "nat-address-unused".into(),
             severity: Severity::Warning,
             summary: format!(
                 "NAT address {a} was given but carries no connection to any destination on {}, and the limit \
-                 counts it: {} per destination with {} address{}",
-                ctx.nat_interface.map_or_else(|| "the NAT interface".to_owned(), |i| format!("interface {i}")),
-                thousands(destination_limit(ctx.nat_addresses)),
-                ctx.nat_addresses,
-                if ctx.nat_addresses == 1 { "" } else { "es" }
+                 counts it: {limit} with {addresses}",
+                ctx.interface_named(),
             ),
             destination: None,
             remedies: vec![Remedy {
@@ -174,26 +191,23 @@ pub fn evaluate(rows: &[DestinationReport], ctx: &FindingContext<'_>) -> Vec<Fin
         });
     }
     for &(a, records) in ctx.unlisted_nat_addresses {
-        let on = ctx.nat_interface.map_or_else(|| "the NAT interface".to_owned(), |i| format!("interface {i}"));
         out.push(Finding {
             id: "nat-address-not-given".into(),
             severity: Severity::Warning,
             summary: format!(
-                "Address {a} sends {} record{} from {on} to outside the VPC, as only the gateway's own addresses \
+                "Address {a} sends {} record{} from {} to outside the VPC, as only the gateway's own addresses \
                  do, but it is not among the NAT addresses analysed: its connections are not counted, and the \
-                 limit is {} per destination for {} address{}",
+                 limit is {limit} for {addresses}",
                 thousands(records),
                 if records == 1 { "" } else { "s" },
-                thousands(destination_limit(ctx.nat_addresses)),
-                ctx.nat_addresses,
-                if ctx.nat_addresses == 1 { "" } else { "es" }
+                ctx.interface_named(),
             ),
             destination: None,
             remedies: vec![Remedy {
                 summary: format!("If {a} is the gateway's, analyse it too"),
                 command: Some(format!(
                     "aws-natgw analyze <files>{} --nat-ip {a}",
-                    ctx.all_nat_addresses.iter().map(|n| format!(" --nat-ip {n}")).collect::<String>()
+                    ctx.nat_addresses.iter().map(|n| format!(" --nat-ip {n}")).collect::<String>()
                 )),
             }],
         });
@@ -380,14 +394,15 @@ fn hot_destination(d: &DestinationReport, ctx: &FindingContext<'_>) -> Finding {
         );
         remedies.push(r);
     }
-    if ctx.nat_addresses < MAX_ADDRESSES {
+    let have = ctx.address_count();
+    if have < MAX_ADDRESSES {
         let want = if d.saturated {
-            ctx.nat_addresses.max(1)
+            have.max(1)
         } else {
             let needed = (d.peak_connections_range[1] as f64 * 1.25 / CONNECTIONS_PER_ADDRESS as f64).ceil() as u32;
-            needed.saturating_sub(ctx.nat_addresses).max(1)
+            needed.saturating_sub(have).max(1)
         };
-        let add = want.min(MAX_ADDRESSES - ctx.nat_addresses);
+        let add = want.min(MAX_ADDRESSES - have);
         remedies.push(Remedy {
             summary: format!(
                 "Add {add} address{} to the NAT gateway: each adds {} simultaneous connections to every destination \
@@ -462,11 +477,11 @@ mod tests {
 
     fn remedy(endpoints: &[VpcEndpointInfo], tables: &[String]) -> Option<Remedy> {
         let attribution = Attribution { method: AttributionMethod::PktDstaddr, note: None };
+        let nat: [IpAddr; 1] = ["10.0.0.7".parse().unwrap()];
         let ctx = FindingContext {
             nat_gateway_id: Some("nat-1"),
             nat_interface: None,
-            nat_addresses: 1,
-            primary_nat_address: "10.0.0.7".parse().unwrap(),
+            nat_addresses: &nat,
             vpc_id: Some("vpc-1"),
             region: Some("eu-west-1"),
             thresholds: Thresholds::default(),
@@ -481,7 +496,6 @@ mod tests {
             other_nats: &[],
             unused_nat_addresses: &[],
             unlisted_nat_addresses: &[],
-            all_nat_addresses: &[],
         };
         endpoint_remedy(GatewayService::S3, &ctx)
     }

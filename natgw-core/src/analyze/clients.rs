@@ -201,20 +201,21 @@ pub(super) struct ClientAgg {
     pub(super) sources: HashMap<(Destination, IpAddr), (u64, u64)>,
     /// Some client leg that went through the NAT gateway named its destination.
     pub(super) any_host: bool,
-    /// Connections (with a request) logged only on clients' own interfaces that do not show on the
-    /// NAT gateway's: they went another way, or the NAT interface's records do not cover their
-    /// time. Left out.
+    /// Flows (with a request) logged only on other interfaces than the NAT gateway's whose
+    /// connection does not show on its: they went another way (clients' connections, but also other
+    /// gateways' egress and load balancers' replies), or its records do not cover their time. Left
+    /// out.
     pub(super) elsewhere: u64,
 }
 
 impl ClientAgg {
     fn add(&mut self, k: &ClientKey, f: &Flow) {
-        // Flows only seen answering (their request was logged elsewhere) are not counted.
         if !f.through_nat() {
             self.elsewhere += u64::from(f.request_start != u32::MAX);
             return;
         }
         self.any_host |= k.host.is_some();
+        // Flows only seen answering (their request was logged elsewhere) are not counted.
         if f.request_start == u32::MAX {
             return;
         }
@@ -317,14 +318,23 @@ impl OpenKey {
 
     /// The client's number, from the spread.
     fn client(&self) -> u32 {
-        (self.spread ^ OpenKey::hash(self.dest >> 24, self.ports)).wrapping_mul(UNSPREAD)
+        (self.spread ^ OpenKey::hash(u32::from(self.proto()), self.ports)).wrapping_mul(UNSPREAD)
     }
 
     /// The destination's number in the high 24 bits, the protocol in the low 8 (as given to
     /// [`new`](OpenKey::new)).
     #[cfg(test)]
     fn target(&self) -> u32 {
-        (self.dest & NO_HOST) << 8 | self.dest >> 24
+        self.host() << 8 | u32::from(self.proto())
+    }
+
+    /// The destination's number ([`NO_HOST`]: not named).
+    fn host(&self) -> u32 {
+        self.dest & NO_HOST
+    }
+
+    fn proto(&self) -> u8 {
+        (self.dest >> 24) as u8
     }
 
     fn client_port(&self) -> u16 {
@@ -343,7 +353,7 @@ impl OpenKey {
 
     /// Of two keys with the same [`conn`](OpenKey::conn): the same client and protocol.
     fn same_client(&self, other: &OpenKey) -> bool {
-        self.dest >> 24 == other.dest >> 24
+        self.proto() == other.proto()
     }
 
     /// The key as one number, the order the tracker keeps its flows in: equal keys, equal ranks.
@@ -353,7 +363,7 @@ impl OpenKey {
 
     /// The key does not name its destination.
     fn unnamed(&self) -> bool {
-        self.dest & NO_HOST == NO_HOST
+        self.host() == NO_HOST
     }
 
     /// The key's bucket in a batch's sort: the high bits of its rank.
@@ -397,9 +407,8 @@ pub(super) struct ClientTracker {
     max_addresses: Option<usize>,
     /// The addresses seen (clients and named destinations: bounded by the hosts, not the records).
     addresses: Vec<IpAddr>,
-    /// Per address: the roles this tracker took for it as a client, with its destination named (2),
-    /// not named (1).
-    roles: Vec<u8>,
+    /// Per address: this tracker takes its flows as a client ([`own`](ClientTracker::own)).
+    owned: Vec<bool>,
     numbers: HashMap<IpAddr, u32>,
     /// The IPv4 addresses numbered lately, by a hash of the address ([`RECENT_BITS`]): (address,
     /// number + 1; 0 when the slot is empty). Allocated on first use.
@@ -482,16 +491,16 @@ fn sort_batch(batch: &mut Vec<Keyed>, sorted: &mut Vec<Keyed>) {
 }
 
 impl ClientTracker {
-    /// Numbers `key`'s client address, and says whether this tracker has taken its role (its
-    /// destination named or not: see [`take_role`](ClientTracker::take_role)).
+    /// Numbers `key`'s client address, and says whether this tracker takes its flows
+    /// ([`own`](ClientTracker::own)).
     pub(super) fn client(&mut self, key: &ClientKey) -> (u32, bool) {
         let client = self.number(key.client);
-        (client, self.roles[client as usize] & role(key) != 0)
+        (client, self.owned[client as usize])
     }
 
-    /// Takes the role of client `client` (numbered by [`client`](ClientTracker::client)) in `key`.
-    pub(super) fn take_role(&mut self, client: u32, key: &ClientKey) {
-        self.roles[client as usize] |= role(key);
+    /// Takes the flows of client `client` (numbered by [`client`](ClientTracker::client)).
+    pub(super) fn own(&mut self, client: u32) {
+        self.owned[client as usize] = true;
     }
 
     /// Adds a record of client `client` (numbered by [`client`](ClientTracker::client)).
@@ -545,7 +554,7 @@ impl ClientTracker {
             }
             Entry::Vacant(e) => {
                 self.addresses.push(address);
-                self.roles.push(0);
+                self.owned.push(false);
                 *e.insert(self.addresses.len() as u32 - 1)
             }
         };
@@ -669,20 +678,14 @@ impl ClientTracker {
     }
 }
 
-/// A client's role in `key`, as a bit: its destination named (2) or not (1).
-fn role(key: &ClientKey) -> u8 {
-    if key.host.is_some() { 2 } else { 1 }
-}
-
 /// The key with its addresses: built only for flows that close.
 fn client_key(addresses: &[IpAddr], k: &OpenKey) -> ClientKey {
-    let host = k.dest & NO_HOST;
     ClientKey {
         client: addresses[k.client() as usize],
         client_port: k.client_port(),
-        host: (host != NO_HOST).then(|| addresses[host as usize]),
+        host: (!k.unnamed()).then(|| addresses[k.host() as usize]),
         host_port: k.host_port(),
-        proto: Protocol((k.dest >> 24) as u8),
+        proto: Protocol(k.proto()),
     }
 }
 

@@ -909,14 +909,14 @@ impl ClientLane {
             self.trackers[here].push(client, *k, r);
             return;
         }
-        // A client (in this role) new to this interface: its flows belong to the tracker that saw
-        // it first, if another did (AWS gives an address to one interface, but the NAT gateway's
+        // A client new to this interface's tracker: its flows belong to the tracker that saw it
+        // first, if another did (AWS gives an address to one interface, but the NAT gateway's
         // shows its clients' connections too, and the flows of one connection on both must meet to
         // match).
         let owner = *self.owners.entry(k.client).or_insert(here);
         let tracker = &mut self.trackers[owner];
         let client = if owner == here { client } else { tracker.client(k).0 };
-        tracker.take_role(client, k);
+        tracker.own(client);
         tracker.push(client, *k, r);
     }
 }

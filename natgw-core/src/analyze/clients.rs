@@ -514,7 +514,14 @@ impl ClientTracker {
         self.longest = self.longest.max(r.end.saturating_sub(r.start));
         let target = key.host.map_or(NO_HOST, |h| self.number(h)) << 8 | u32::from(key.proto.0);
         let key = OpenKey::new(client, target, key.client_port, key.host_port);
-        self.batch.push((key, Flow::of(r)));
+        let flow = Flow::of(r);
+        match self.batch.last_mut() {
+            // A connection's records often come one after the other (on a NAT gateway's interface,
+            // its request and its answer): joined here, as the merge would join them, they take one
+            // place in the batch and its sort, and half as many merges pass over the open flows.
+            Some((k, f)) if *k == key && f.touches(&flow) => f.absorb(&flow),
+            _ => self.batch.push((key, flow)),
+        }
         if self.batch.len() >= self.batch_limit() || self.latest >= self.next_merge {
             self.merge(self.latest.saturating_sub(lateness(self.longest)));
             self.next_merge = self.latest.saturating_add(MERGE_EVERY_SECS);
@@ -833,6 +840,56 @@ mod tests {
             let agg = ClientAgg::of_records(recs);
             assert_eq!(summary_all(&streamed), summary_all(&agg), "{nat_at:?}");
             assert_eq!((agg.sources.len(), agg.elsewhere), if counts { (1, 0) } else { (0, 1) }, "{nat_at:?}");
+        }
+    }
+
+    /// A 5-tuple's records one after the other (a NAT interface's request and its answer) take one
+    /// place in the batch when they chain, as the merge would chain them, and make the flows the
+    /// records make in memory.
+    #[test]
+    fn records_of_one_5_tuple_in_a_row_join_before_the_merge() {
+        let mut t = ClientTracker::default();
+        // (The first record is merged at once: the tracker merges every 300 s of data.)
+        t.add(key(3), &rec(0, 1, true));
+        t.add(key(1), &rec(0, 10, true));
+        t.add(key(1), &rec(0, 10, false));
+        assert_eq!(t.open_flows(), 2);
+        // 351 s after the last: a flow of its own (merged, as 300 s of data went by).
+        t.add(key(1), &rec(361, 370, true));
+        assert_eq!(t.open_flows(), 3);
+        // Another 5-tuple's record between two: no join there (the merge chains them).
+        t.add(key(2), &rec(361, 370, true));
+        t.add(key(1), &rec(365, 375, false));
+        assert_eq!(t.open_flows(), 5);
+        let agg = t.finish();
+        // Port 3: not answered; port 1: 0–10 answered, 361–375 answered; port 2: not answered.
+        assert_eq!(
+            summary(&agg),
+            vec![((None, 443, Protocol::TCP, 0), (1, 2)), ((None, 443, Protocol::TCP, 6), (1, 2))]
+        );
+
+        for (seed, floor) in [(21, 8), (22, 300), (23, 5_000)] {
+            // Each record followed by its 5-tuple's answer, at once or up to 100 s later, logged on
+            // the NAT interface or not.
+            let mut rnd = rng(seed);
+            let mut recs = Vec::new();
+            for (k, r) in busy_records(seed, 2_000, 0) {
+                recs.push((k, r));
+                let later = [0, 0, 0, 10, 100][rnd(5) as usize];
+                let answer = ClientRec {
+                    start: r.start + later,
+                    end: r.end + later,
+                    bytes: 7,
+                    request: false,
+                    nat_side: rnd(2) > 0,
+                };
+                recs.push((k, answer));
+            }
+            let mut t = ClientTracker::with_batch_floor(floor);
+            recs.iter().for_each(|(k, r)| t.add(*k, r));
+            assert!(!t.disordered(), "seed {seed}");
+            let want = ClientAgg::of_records(recs.clone());
+            assert_eq!(summary_all(&t.finish()), summary_all(&want), "seed {seed}");
         }
     }
 

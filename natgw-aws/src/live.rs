@@ -404,7 +404,12 @@ pub async fn diagnose(
         Ok(r) => r,
         // The logs of the window are empty: delivery lag (about 5 minutes), a flow log younger than
         // the incident, or past retention. The metrics still give the verdict.
-        Err(AnalyzeError::NoRecords { .. } | AnalyzeError::NatNotSeen(_) | AnalyzeError::NatInterfaceNotSeen(_)) => {
+        Err(
+            AnalyzeError::NoRecords { .. }
+            | AnalyzeError::NatNotSeen(_)
+            | AnalyzeError::NatNoEgress(_)
+            | AnalyzeError::NatInterfaceNotSeen(_),
+        ) => {
             let mut r = metrics_only_report(&discovery, &prereqs, live, errors);
             r.notes.push(format!(
                 "{} holds no NAT egress record for the window: flow logs arrive about 5 minutes late, and a \

@@ -111,6 +111,13 @@ pub enum AnalyzeError {
     NoNatGateway,
     #[error("no record involves NAT address(es) {0}: check --nat-ip and --nat-interface")]
     NatNotSeen(String),
+    /// Records involve the addresses, but none sends out of the VPC: a client's address given as the
+    /// gateway's, say, or a `--vpc-cidr` that takes in the destinations.
+    #[error(
+        "records involve {0}, but none sends from it to outside the VPC, as a NAT gateway's address does: \
+         check that --nat-ip names the gateway's address (not a client's), and --vpc-cidr (the VPC's blocks only)"
+    )]
+    NatNoEgress(String),
     #[error("no record was logged on interface {0}: check --nat-interface")]
     NatInterfaceNotSeen(String),
     #[error(
@@ -783,7 +790,12 @@ const ASSUMED_CIDRS_NOTE: &str = "VPC CIDRs not given: addresses in 10/8, 172.16
                                   fc00::/7 are taken as inside the VPC; pass --vpc-cidr for every VPC block";
 
 fn nat_not_seen(addrs: &[IpAddr]) -> AnalyzeError {
-    AnalyzeError::NatNotSeen(addrs.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "))
+    AnalyzeError::NatNotSeen(addresses(addrs))
+}
+
+/// Addresses for a message: `10.0.0.7, 10.0.0.8`.
+fn addresses(addrs: &[IpAddr]) -> String {
+    addrs.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
 }
 
 struct Analysis;
@@ -894,7 +906,7 @@ impl Analysis {
         }
         let limit = destination_limit(g.nat_addrs.len() as u32);
         if dests.is_empty() {
-            return Err(nat_not_seen(&g.nat_addrs));
+            return Err(AnalyzeError::NatNoEgress(addresses(&g.nat_addrs)));
         }
 
         // Which client legs to use: named destinations (pkt-dstaddr or client interfaces) when any.
@@ -1831,6 +1843,37 @@ mod tests {
                 assert_eq!(r.input.nat_addresses, [nat(7), nat(8)]);
                 assert!(named(&r).is_empty(), "{:?}", named(&r));
             }
+        }
+    }
+
+    /// A client's address given as the gateway's: records involve it, but none goes out of the VPC
+    /// from it, and the error says so (not that no record involves it).
+    #[test]
+    fn a_clients_address_given_as_the_gateways_is_told_apart() {
+        let mut text = String::new();
+        for k in 0..10 {
+            let (t, port) = ("1780000000 1780000030", 40_000 + k);
+            text += &format!("2 1 eni-0a 10.0.1.5 10.0.0.7 {port} 443 6 1 100 {t} ACCEPT OK\n");
+            text += &format!("2 1 eni-0a 10.0.0.7 52.216.1.2 {port} 443 6 1 100 {t} ACCEPT OK\n");
+        }
+        let run = |nat: [u8; 4], fast: bool| {
+            let mut an = Analyzer::new(AnalyzeConfig { nat_addresses: vec![IpAddr::from(nat)], ..vpc_config() });
+            if fast {
+                let mut s = an.fast_shard().unwrap_or_else(|| unreachable!());
+                parse_all(text.as_bytes(), LogFormat::default(), false, &mut |r| s.push(r));
+                an.absorb_fast(s);
+            } else {
+                parse_all(text.as_bytes(), LogFormat::default(), false, &mut |r| an.push(r));
+            }
+            an.finish().err().map(|e| e.to_string()).unwrap_or_default()
+        };
+        for fast in [false, true] {
+            assert!(run([10, 0, 1, 5], fast).starts_with("records involve 10.0.1.5, but none sends from it"), "{fast}");
+            assert_eq!(
+                run([10, 0, 9, 9], fast),
+                "no record involves NAT address(es) 10.0.9.9: check --nat-ip and --nat-interface"
+            );
+            assert_eq!(run([10, 0, 0, 7], fast), "");
         }
     }
 

@@ -407,7 +407,7 @@ pub async fn diagnose(
         Err(
             AnalyzeError::NoRecords { .. }
             | AnalyzeError::NatNotSeen(_)
-            | AnalyzeError::NatNoEgress(_)
+            | AnalyzeError::NatNoEgress { .. }
             | AnalyzeError::NatInterfaceNotSeen(_),
         ) => {
             let mut r = metrics_only_report(&discovery, &prereqs, live, errors);

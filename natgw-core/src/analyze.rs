@@ -114,10 +114,24 @@ pub enum AnalyzeError {
     /// Records involve the addresses, but none sends out of the VPC: a client's address given as the
     /// gateway's, say, or a `--vpc-cidr` that takes in the destinations.
     #[error(
-        "records involve {0}, but none sends from it to outside the VPC, as a NAT gateway's address does: \
-         check that --nat-ip names the gateway's address (not a client's), and --vpc-cidr (the VPC's blocks only)"
+        "no record{iface} sends from NAT address(es) {addrs} to outside the VPC, as a gateway's address \
+         does (some records involve them): check that --nat-ip names the gateway's addresses, not a client's, \
+         and --vpc-cidr (the VPC's blocks only)"
     )]
-    NatNoEgress(String),
+    NatNoEgress { addrs: String, iface: String },
+    /// A NAT address given outside the VPC's blocks: a gateway's private address is inside them.
+    #[error(
+        "{addrs} not inside the VPC's blocks ({blocks}), as a NAT gateway's private address is: check \
+         --nat-ip (not a destination's address), and give every VPC block with --vpc-cidr"
+    )]
+    NatOutsideVpc { addrs: String, blocks: String },
+    /// Records go between two of the addresses given as the gateway's: a client's among them.
+    #[error(
+        "{n} record{s} go between {a} and {b}, both given as the NAT gateway's: a gateway's addresses do \
+         not talk to each other, but a client and its gateway do; give only the gateway's addresses with \
+         --nat-ip, or leave it out to infer them", n = thousands(*records), s = if *records == 1 { "" } else { "s" }
+    )]
+    NatAddressesTalk { a: IpAddr, b: IpAddr, records: u64 },
     #[error("no record was logged on interface {0}: check --nat-interface")]
     NatInterfaceNotSeen(String),
     #[error(
@@ -519,6 +533,33 @@ struct Legs {
     clients_room: usize,
     /// Destinations whose `flows` were empty when a flow came (what streaming must drain next).
     fresh: Vec<Destination>,
+    /// Records between two NAT addresses ([`Between`]).
+    between: Between,
+}
+
+/// Records on the NAT gateway's interface between two of its addresses, which a gateway never sends
+/// (a client and its gateway do: a client's address given as the gateway's), and the least such
+/// pair of addresses (the same whatever the records' order).
+#[derive(Debug, Clone, Copy, Default)]
+struct Between {
+    records: u64,
+    pair: Option<(IpAddr, IpAddr)>,
+}
+
+impl Between {
+    fn add(&mut self, a: IpAddr, b: IpAddr) {
+        self.records += 1;
+        let pair = (a.min(b), a.max(b));
+        self.pair = Some(self.pair.map_or(pair, |p| p.min(pair)));
+    }
+
+    fn merge(&mut self, other: Between) {
+        self.records += other.records;
+        self.pair = match (self.pair, other.pair) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
 }
 
 impl Legs {
@@ -545,6 +586,10 @@ impl Legs {
             let r = self.replied.entry(d).or_default();
             r.insert(used, o.dport);
             r.bytes += o.bytes;
+        } else if on_nat && src_nat && dst_nat {
+            if o.src != o.dst {
+                self.between.add(o.src, o.dst);
+            }
         } else if let Some((key, request)) = client_leg(o, on_nat, sides, internal) {
             if self.clients.is_empty() {
                 self.clients.reserve(self.clients_room);
@@ -582,6 +627,7 @@ impl Legs {
         for (d, r) in other.replied {
             self.replied.entry(d).or_default().merge(r);
         }
+        self.between.merge(other.between);
     }
 }
 
@@ -764,6 +810,22 @@ fn no_records(c: Counts) -> AnalyzeError {
 }
 
 /// The ranges taken as inside the VPC, and whether they were assumed.
+/// Checks NAT addresses a user gave against the VPC's blocks (or the private ranges assumed without
+/// them): a gateway's private address is inside. Call it before reading any record. (The analysis
+/// itself takes any address: moto, for one, gives its NAT gateways addresses outside their VPC.)
+pub fn check_config(cfg: &AnalyzeConfig) -> Result<(), AnalyzeError> {
+    let (internal, _) = internal_ranges(cfg);
+    let outside: Vec<IpAddr> = cfg.nat_addresses.iter().copied().filter(|a| !internal.contains(a)).collect();
+    if outside.is_empty() {
+        return Ok(());
+    }
+    let blocks: Vec<String> = internal.blocks().iter().map(ToString::to_string).collect();
+    Err(AnalyzeError::NatOutsideVpc {
+        addrs: format!("{} {}", addresses(&outside), if outside.len() == 1 { "is" } else { "are" }),
+        blocks: blocks.join(", "),
+    })
+}
+
 fn internal_ranges(cfg: &AnalyzeConfig) -> (CidrSet, bool) {
     let assumed = cfg.vpc_cidrs.is_empty();
     (if assumed { CidrSet::private_ranges() } else { cfg.vpc_cidrs.clone() }, assumed)
@@ -887,6 +949,11 @@ impl Analysis {
         formats: &[String],
         g: Gathered,
     ) -> Result<Report, AnalyzeError> {
+        if let Between { records, pair: Some((a, b)) } = g.legs.between
+            && !cfg.nat_addresses.is_empty()
+        {
+            return Err(AnalyzeError::NatAddressesTalk { a, b, records });
+        }
         let Legs { mut dests, replied, clients, .. } = g.legs;
         let clients = match g.client_flows {
             Some(streamed) => streamed,
@@ -906,11 +973,19 @@ impl Analysis {
         }
         let limit = destination_limit(g.nat_addrs.len() as u32);
         if dests.is_empty() {
-            return Err(AnalyzeError::NatNoEgress(addresses(&g.nat_addrs)));
+            let iface = match g.nat_iface.and_then(|i| g.iface_names.get(&i)) {
+                Some(name) => format!(" on interface {name} (the one with most of their records)"),
+                None => String::new(),
+            };
+            return Err(AnalyzeError::NatNoEgress { addrs: addresses(&g.nat_addrs), iface });
         }
 
         // Which client legs to use: named destinations (pkt-dstaddr or client interfaces) when any.
         let known_host = clients.any_host;
+        // No client sends through the interface analysed: a NAT gateway's logs its clients' legs.
+        // (Given by the user: an inferred gateway receives from private addresses, and the live path
+        // reads the gateway's own interface.)
+        let no_nat_clients = !cfg.nat_addresses.is_empty() && cfg.live.is_none() && clients.minutes.is_empty();
         let attribution = if !known_host {
             let note = if clients.elsewhere > 0 {
                 // Clients' own records were read, but none of their connections shows on the NAT
@@ -1183,7 +1258,8 @@ impl Analysis {
             nat_addresses: g.nat_addrs.clone(),
             limit_per_destination: limit,
             vpc_cidrs: g.internal.blocks().iter().map(ToString::to_string).collect(),
-            log_formats: formats.to_vec(),
+            // In order, not in the inputs' (which the command line's order gives).
+            log_formats: formats.iter().cloned().collect::<std::collections::BTreeSet<_>>().into_iter().collect(),
             records: g.counts.records,
             start: (g.t_min != u64::MAX).then_some(Timestamp(g.t_min)),
             end: (g.t_max > 0).then_some(Timestamp(g.t_max)),
@@ -1206,6 +1282,7 @@ impl Analysis {
             other_nats: &g.other_nats,
             unused_nat_addresses: &unused_nat_addresses,
             unlisted_nat_addresses: &unlisted_nat_addresses,
+            no_nat_clients,
         };
         let findings = findings::evaluate(&rows, &fctx);
         let mut verdict = verdict(&rows);
@@ -1846,18 +1923,22 @@ mod tests {
         }
     }
 
-    /// A client's address given as the gateway's: records involve it, but none goes out of the VPC
-    /// from it, and the error says so (not that no record involves it).
+    /// Addresses given as the gateway's that are not: each mistake gets its own error, which says
+    /// what is wrong (not that no record involves an address the records show), on both paths.
     #[test]
-    fn a_clients_address_given_as_the_gateways_is_told_apart() {
+    fn addresses_given_as_the_gateways_that_are_not_are_told_apart() {
         let mut text = String::new();
         for k in 0..10 {
             let (t, port) = ("1780000000 1780000030", 40_000 + k);
             text += &format!("2 1 eni-0a 10.0.1.5 10.0.0.7 {port} 443 6 1 100 {t} ACCEPT OK\n");
             text += &format!("2 1 eni-0a 10.0.0.7 52.216.1.2 {port} 443 6 1 100 {t} ACCEPT OK\n");
+            text += &format!("2 1 eni-0a 52.216.1.2 10.0.0.7 443 {port} 6 1 100 {t} ACCEPT OK\n");
+            text += &format!("2 1 eni-0a 10.0.0.7 10.0.1.5 443 {port} 6 1 100 {t} ACCEPT OK\n");
         }
-        let run = |nat: [u8; 4], fast: bool| {
-            let mut an = Analyzer::new(AnalyzeConfig { nat_addresses: vec![IpAddr::from(nat)], ..vpc_config() });
+        let run = |nat: &[[u8; 4]], fast: bool| {
+            let config =
+                AnalyzeConfig { nat_addresses: nat.iter().map(|a| IpAddr::from(*a)).collect(), ..vpc_config() };
+            let mut an = Analyzer::new(config);
             if fast {
                 let mut s = an.fast_shard().unwrap_or_else(|| unreachable!());
                 parse_all(text.as_bytes(), LogFormat::default(), false, &mut |r| s.push(r));
@@ -1868,12 +1949,52 @@ mod tests {
             an.finish().err().map(|e| e.to_string()).unwrap_or_default()
         };
         for fast in [false, true] {
-            assert!(run([10, 0, 1, 5], fast).starts_with("records involve 10.0.1.5, but none sends from it"), "{fast}");
+            // A client's address: records involve it, none sends from it out of the VPC.
             assert_eq!(
-                run([10, 0, 9, 9], fast),
+                run(&[[10, 0, 1, 5]], fast),
+                "no record on interface eni-0a (the one with most of their records) sends from NAT address(es) \
+                 10.0.1.5 to outside the VPC, as a gateway's address does (some records involve them): check that \
+                 --nat-ip names the gateway's addresses, not a client's, and --vpc-cidr (the VPC's blocks only)"
+            );
+            assert_eq!(
+                run(&[[10, 0, 9, 9]], fast),
                 "no record involves NAT address(es) 10.0.9.9: check --nat-ip and --nat-interface"
             );
-            assert_eq!(run([10, 0, 0, 7], fast), "");
+            // The gateway's and a client's: the 20 records between them give the client away.
+            assert_eq!(
+                run(&[[10, 0, 0, 7], [10, 0, 1, 5]], fast),
+                "20 records go between 10.0.0.7 and 10.0.1.5, both given as the NAT gateway's: a gateway's \
+                 addresses do not talk to each other, but a client and its gateway do; give only the gateway's \
+                 addresses with --nat-ip, or leave it out to infer them"
+            );
+            // The destination's address: outside the VPC.
+            let outside = AnalyzeConfig {
+                nat_addresses: vec![IpAddr::from([10, 0, 0, 7]), IpAddr::from([52, 216, 1, 2])],
+                ..vpc_config()
+            };
+            assert_eq!(
+                check_config(&outside).err().map(|e| e.to_string()).unwrap_or_default(),
+                "52.216.1.2 is not inside the VPC's blocks (10.0.0.0/16), as a NAT gateway's private address is: \
+                 check --nat-ip (not a destination's address), and give every VPC block with --vpc-cidr"
+            );
+            assert_eq!(run(&[[10, 0, 0, 7]], fast), "");
+        }
+        // A client's own interface logs its connections out of the VPC: given as the gateway's, its
+        // address passes the checks above, and the report warns that no client sends through it.
+        let mut own = String::new();
+        for k in 0..10 {
+            let (t, port) = ("1780000000 1780000030", 40_000 + k);
+            own += &format!("2 1 eni-0c 10.0.1.5 52.216.1.2 {port} 443 6 1 100 {t} ACCEPT OK\n");
+            own += &format!("2 1 eni-0c 52.216.1.2 10.0.1.5 443 {port} 6 1 100 {t} ACCEPT OK\n");
+        }
+        let warned = |r: &Report| r.findings.iter().any(|f| f.id == "nat-without-clients");
+        let client = AnalyzeConfig { nat_addresses: vec![IpAddr::from([10, 0, 1, 5])], ..vpc_config() };
+        for r in both_paths(&own, &client) {
+            assert!(warned(&r), "{:?}", r.findings);
+        }
+        let gateway = AnalyzeConfig { nat_addresses: vec![IpAddr::from([10, 0, 0, 7])], ..vpc_config() };
+        for r in both_paths(&(text.clone() + &own), &gateway) {
+            assert!(!warned(&r), "{:?}", r.findings);
         }
     }
 

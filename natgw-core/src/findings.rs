@@ -45,6 +45,9 @@ pub struct FindingContext<'a> {
     /// Private addresses that send out of the VPC from the NAT gateway's interface but are not among
     /// its NAT addresses (an address of the gateway not given), with their records, busiest first.
     pub unlisted_nat_addresses: &'a [(IpAddr, u64)],
+    /// NAT addresses were given, and no client inside the VPC sends to them on the interface
+    /// analysed, as a NAT gateway's clients do (a client's address given as the gateway's, say).
+    pub no_nat_clients: bool,
 }
 
 impl FindingContext<'_> {
@@ -186,6 +189,25 @@ pub fn evaluate(rows: &[DestinationReport], ctx: &FindingContext<'_>) -> Vec<Fin
             destination: None,
             remedies: vec![Remedy {
                 summary: format!("If {a} is not the gateway's (or not in use), leave it out of --nat-ip"),
+                command: None,
+            }],
+        });
+    }
+    if ctx.no_nat_clients {
+        let given: Vec<String> = ctx.nat_addresses.iter().map(ToString::to_string).collect();
+        out.push(Finding {
+            id: "nat-without-clients".into(),
+            severity: Severity::Warning,
+            summary: format!(
+                "No client inside the VPC sends through {} on {}, as a NAT gateway's clients do: its records go out \
+                 of the VPC directly, as a client's own interface logs them, so {} may be a client's address",
+                given.join(", "),
+                ctx.interface_named(),
+                if given.len() == 1 { "it" } else { "one" },
+            ),
+            destination: None,
+            remedies: vec![Remedy {
+                summary: "Check --nat-ip, or leave it out: the gateway is then inferred from the records".into(),
                 command: None,
             }],
         });
@@ -495,6 +517,7 @@ mod tests {
             records: 0,
             other_nats: &[],
             unused_nat_addresses: &[],
+            no_nat_clients: false,
             unlisted_nat_addresses: &[],
         };
         endpoint_remedy(GatewayService::S3, &ctx)

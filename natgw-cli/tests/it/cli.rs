@@ -402,6 +402,24 @@ fn live_commands_say_what_to_configure() {
     assert_eq!(stderr.lines().count(), 1, "one line, no stack trace: {stderr}");
 }
 
+/// A `--nat-ip` that cannot be the gateway's stops the analysis with the reason: outside the VPC's
+/// blocks before any record is read (usage), a client's address beside the gateway's once the
+/// records between them show it (input).
+#[test]
+fn nat_addresses_that_are_not_the_gateways_are_refused() {
+    for (nat, code, want) in [
+        (&["--nat-ip", "10.0.0.214", "--nat-ip", "203.0.113.45"][..], 2, "203.0.113.45 is not inside the VPC's blocks"),
+        (&["--nat-ip", "10.0.0.214", "--nat-ip", "10.0.3.28"][..], 3, "records go between 10.0.0.214 and 10.0.3.28"),
+        (&["--nat-ip", "10.0.3.28"][..], 3, "to outside the VPC, as a gateway's address does"),
+    ] {
+        let out = natgw().args(["analyze", SAMPLE, "--vpc-cidr", "10.0.0.0/16"]).args(nat).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{nat:?}: {stderr}");
+        assert!(stderr.contains(want), "{nat:?}: {stderr}");
+        assert!(out.stdout.is_empty(), "{nat:?}: nothing half-written");
+    }
+}
+
 #[test]
 fn live_flags_are_checked_before_any_call() {
     for (args, want) in [

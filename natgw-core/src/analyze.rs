@@ -799,6 +799,10 @@ impl Unlisted {
     fn into_iter(self) -> impl Iterator<Item = (IpAddr, u64)> {
         self.0.into_iter()
     }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 fn no_records(c: Counts) -> AnalyzeError {
@@ -974,7 +978,7 @@ impl Analysis {
         let limit = destination_limit(g.nat_addrs.len() as u32);
         if dests.is_empty() {
             let iface = match g.nat_iface.and_then(|i| g.iface_names.get(&i)) {
-                Some(name) => format!(" on interface {name} (the one with most of their records)"),
+                Some(name) => format!(" on interface {name}"),
                 None => String::new(),
             };
             return Err(AnalyzeError::NatNoEgress { addrs: addresses(&g.nat_addrs), iface });
@@ -985,7 +989,10 @@ impl Analysis {
         // No client sends through the interface analysed: a NAT gateway's logs its clients' legs.
         // (Given by the user: an inferred gateway receives from private addresses, and the live path
         // reads the gateway's own interface.)
-        let no_nat_clients = !cfg.nat_addresses.is_empty() && cfg.live.is_none() && clients.minutes.is_empty();
+        // (Not when another private address sends out from the interface: the gateway's, not given,
+        // which the clients send to; `nat-address-not-given` says so.)
+        let no_nat_clients =
+            !cfg.nat_addresses.is_empty() && cfg.live.is_none() && clients.minutes.is_empty() && g.unlisted.is_empty();
         let attribution = if !known_host {
             let note = if clients.elsewhere > 0 {
                 // Clients' own records were read, but none of their connections shows on the NAT
@@ -1952,9 +1959,9 @@ mod tests {
             // A client's address: records involve it, none sends from it out of the VPC.
             assert_eq!(
                 run(&[[10, 0, 1, 5]], fast),
-                "no record on interface eni-0a (the one with most of their records) sends from NAT address(es) \
-                 10.0.1.5 to outside the VPC, as a gateway's address does (some records involve them): check that \
-                 --nat-ip names the gateway's addresses, not a client's, and --vpc-cidr (the VPC's blocks only)"
+                "no record on interface eni-0a sends from NAT address(es) 10.0.1.5 to outside the VPC, as a \
+                 gateway's address does (some records involve them): check that --nat-ip names the gateway's \
+                 addresses, not a client's, and --vpc-cidr (the VPC's blocks only)"
             );
             assert_eq!(
                 run(&[[10, 0, 9, 9]], fast),
@@ -1995,6 +2002,20 @@ mod tests {
         let gateway = AnalyzeConfig { nat_addresses: vec![IpAddr::from([10, 0, 0, 7])], ..vpc_config() };
         for r in both_paths(&(text.clone() + &own), &gateway) {
             assert!(!warned(&r), "{:?}", r.findings);
+        }
+        // A secondary address given alone: the clients send to the primary, not given, which
+        // `nat-address-not-given` names; no client sending through the secondary is no sign of a
+        // client's address.
+        let mut two = text.clone();
+        for k in 0..5 {
+            let (t, port) = ("1780000000 1780000030", 41_000 + k);
+            two += &format!("2 1 eni-0a 10.0.1.6 10.0.0.7 {port} 443 6 1 100 {t} ACCEPT OK\n");
+            two += &format!("2 1 eni-0a 10.0.0.8 52.216.1.2 {port} 443 6 1 100 {t} ACCEPT OK\n");
+        }
+        let secondary = AnalyzeConfig { nat_addresses: vec![IpAddr::from([10, 0, 0, 8])], ..vpc_config() };
+        for r in both_paths(&two, &secondary) {
+            assert!(!warned(&r), "{:?}", r.findings);
+            assert!(r.findings.iter().any(|f| f.id == "nat-address-not-given"), "{:?}", r.findings);
         }
     }
 

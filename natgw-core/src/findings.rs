@@ -199,11 +199,12 @@ pub fn evaluate(rows: &[DestinationReport], ctx: &FindingContext<'_>) -> Vec<Fin
             id: "nat-without-clients".into(),
             severity: Severity::Warning,
             summary: format!(
-                "No client inside the VPC sends through {} on {}, as a NAT gateway's clients do: its records go out \
-                 of the VPC directly, as a client's own interface logs them, so {} may be a client's address",
+                "No client inside the VPC sends through {} on {}, as a NAT gateway's clients do: either the \
+                 clients' records are not in these logs (a filter, another interface), or {} a client's address, \
+                 whose own interface logs its connections out of the VPC",
                 given.join(", "),
                 ctx.interface_named(),
-                if given.len() == 1 { "it" } else { "one" },
+                if given.len() == 1 { "it is" } else { "one is" },
             ),
             destination: None,
             remedies: vec![Remedy {

@@ -114,17 +114,21 @@ pub enum AnalyzeError {
     /// Records involve the addresses, but none sends out of the VPC: a client's address given as the
     /// gateway's, say, or a `--vpc-cidr` that takes in the destinations.
     #[error(
-        "no record{iface} sends from NAT address(es) {addrs} to outside the VPC, as a gateway's address \
+        "no record{on} sends from NAT address(es) {list} to outside the VPC, as a gateway's address \
          does (some records involve them): check that --nat-ip names the gateway's addresses, not a client's, \
-         and --vpc-cidr (the VPC's blocks only)"
+         and --vpc-cidr (the VPC's blocks only)",
+        on = iface.as_ref().map(|i| format!(" on interface {i}")).unwrap_or_default(),
+        list = addresses(addrs)
     )]
-    NatNoEgress { addrs: String, iface: String },
+    NatNoEgress { addrs: Vec<IpAddr>, iface: Option<String> },
     /// A NAT address given outside the VPC's blocks: a gateway's private address is inside them.
     #[error(
-        "{addrs} not inside the VPC's blocks ({blocks}), as a NAT gateway's private address is: check \
-         --nat-ip (not a destination's address), and give every VPC block with --vpc-cidr"
+        "{list} {verb} not inside the VPC's blocks ({blocks}), as a NAT gateway's private address is: check \
+         --nat-ip (not a destination's address), and give every VPC block with --vpc-cidr",
+        list = addresses(addrs),
+        verb = if addrs.len() == 1 { "is" } else { "are" }
     )]
-    NatOutsideVpc { addrs: String, blocks: String },
+    NatOutsideVpc { addrs: Vec<IpAddr>, blocks: String },
     /// Records go between two of the addresses given as the gateway's: a client's among them.
     #[error(
         "{n} record{s} go between {a} and {b}, both given as the NAT gateway's: a gateway's addresses do \
@@ -813,7 +817,6 @@ fn no_records(c: Counts) -> AnalyzeError {
     AnalyzeError::NoRecords { hint }
 }
 
-/// The ranges taken as inside the VPC, and whether they were assumed.
 /// Checks NAT addresses a user gave against the VPC's blocks (or the private ranges assumed without
 /// them): a gateway's private address is inside. Call it before reading any record. (The analysis
 /// itself takes any address: moto, for one, gives its NAT gateways addresses outside their VPC.)
@@ -824,23 +827,20 @@ pub fn check_config(cfg: &AnalyzeConfig) -> Result<(), AnalyzeError> {
         return Ok(());
     }
     let blocks: Vec<String> = internal.blocks().iter().map(ToString::to_string).collect();
-    Err(AnalyzeError::NatOutsideVpc {
-        addrs: format!("{} {}", addresses(&outside), if outside.len() == 1 { "is" } else { "are" }),
-        blocks: blocks.join(", "),
-    })
+    Err(AnalyzeError::NatOutsideVpc { addrs: outside, blocks: blocks.join(", ") })
 }
 
+/// The ranges taken as inside the VPC, and whether they were assumed.
 fn internal_ranges(cfg: &AnalyzeConfig) -> (CidrSet, bool) {
     let assumed = cfg.vpc_cidrs.is_empty();
     (if assumed { CidrSet::private_ranges() } else { cfg.vpc_cidrs.clone() }, assumed)
 }
 
 fn inferred_note(addrs: &[IpAddr], iface_name: Option<&str>, doubtful: bool) -> String {
-    let shown: Vec<String> = addrs.iter().map(ToString::to_string).collect();
     format!(
         "NAT address{} {} inferred from the records{}; pass --nat-ip to set {}{}",
         if addrs.len() > 1 { "es" } else { "" },
-        shown.join(", "),
+        addresses(addrs),
         iface_name.map(|n| format!(" (interface {n})")).unwrap_or_default(),
         if addrs.len() > 1 { "them" } else { "it" },
         if doubtful {
@@ -860,7 +860,7 @@ fn nat_not_seen(addrs: &[IpAddr]) -> AnalyzeError {
 }
 
 /// Addresses for a message: `10.0.0.7, 10.0.0.8`.
-fn addresses(addrs: &[IpAddr]) -> String {
+pub(crate) fn addresses(addrs: &[IpAddr]) -> String {
     addrs.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
 }
 
@@ -977,20 +977,17 @@ impl Analysis {
         }
         let limit = destination_limit(g.nat_addrs.len() as u32);
         if dests.is_empty() {
-            let iface = match g.nat_iface.and_then(|i| g.iface_names.get(&i)) {
-                Some(name) => format!(" on interface {name}"),
-                None => String::new(),
-            };
-            return Err(AnalyzeError::NatNoEgress { addrs: addresses(&g.nat_addrs), iface });
+            let iface = g.nat_iface.and_then(|i| g.iface_names.get(&i)).cloned();
+            return Err(AnalyzeError::NatNoEgress { addrs: g.nat_addrs, iface });
         }
 
         // Which client legs to use: named destinations (pkt-dstaddr or client interfaces) when any.
         let known_host = clients.any_host;
-        // No client sends through the interface analysed: a NAT gateway's logs its clients' legs.
-        // (Given by the user: an inferred gateway receives from private addresses, and the live path
-        // reads the gateway's own interface.)
-        // (Not when another private address sends out from the interface: the gateway's, not given,
-        // which the clients send to; `nat-address-not-given` says so.)
+        // No client sends through the interface analysed, whose NAT addresses the user gave (an
+        // inferred gateway receives from private addresses, and the live path reads the gateway's
+        // own interface): a NAT gateway's interface logs its clients' legs. Unless another private
+        // address sends out from it: the gateway's, not given, which the clients send to
+        // (`nat-address-not-given` says so).
         let no_nat_clients =
             !cfg.nat_addresses.is_empty() && cfg.live.is_none() && clients.minutes.is_empty() && g.unlisted.is_empty();
         let attribution = if !known_host {

@@ -194,7 +194,6 @@ pub fn evaluate(rows: &[DestinationReport], ctx: &FindingContext<'_>) -> Vec<Fin
         });
     }
     if ctx.no_nat_clients {
-        let given: Vec<String> = ctx.nat_addresses.iter().map(ToString::to_string).collect();
         out.push(Finding {
             id: "nat-without-clients".into(),
             severity: Severity::Warning,
@@ -202,9 +201,9 @@ pub fn evaluate(rows: &[DestinationReport], ctx: &FindingContext<'_>) -> Vec<Fin
                 "No client inside the VPC sends through {} on {}, as a NAT gateway's clients do: either the \
                  clients' records are not in these logs (a filter, another interface), or {} a client's address, \
                  whose own interface logs its connections out of the VPC",
-                given.join(", "),
+                crate::analyze::addresses(ctx.nat_addresses),
                 ctx.interface_named(),
-                if given.len() == 1 { "it is" } else { "one is" },
+                if ctx.nat_addresses.len() == 1 { "it is" } else { "one is" },
             ),
             destination: None,
             remedies: vec![Remedy {

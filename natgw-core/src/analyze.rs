@@ -499,6 +499,19 @@ impl DestAgg {
         })
     }
 
+    /// The NAT addresses that carried a record to this destination.
+    fn addresses(&mut self) -> Vec<IpAddr> {
+        match &self.stream {
+            Some(s) => s.addresses().to_vec(),
+            None => self.with_flows(|flows| {
+                let mut out: Vec<IpAddr> = flows.iter().map(|f| f.nat_address).collect();
+                out.sort_unstable();
+                out.dedup();
+                out
+            }),
+        }
+    }
+
     fn max_ports_per_minute(&mut self) -> u64 {
         match &self.stream {
             Some(s) => s.max_ports_per_minute(),
@@ -975,11 +988,24 @@ impl Analysis {
                 if clients.elsewhere == 1 { "it" } else { "they" },
             ));
         }
-        let limit = destination_limit(g.nat_addrs.len() as u32);
         if dests.is_empty() {
             let iface = g.nat_iface.and_then(|i| g.iface_names.get(&i)).cloned();
             return Err(AnalyzeError::NatNoEgress { addrs: g.nat_addrs, iface });
         }
+        // The addresses the limit counts. The live path takes the gateway's from AWS. Given by the
+        // user, an address that carries no connection to any destination is left out: a gateway
+        // spreads its connections over its addresses, so under load each of them carries some, and
+        // one that carries none is not the gateway's (or was not in use then). Counted, it would
+        // raise the limit and could hide an exhaustion.
+        // (Inferred, they were found by their connections out.)
+        let used: std::collections::BTreeSet<IpAddr> = dests.values_mut().flat_map(|a| a.addresses()).collect();
+        let unused_nat_addresses: Vec<IpAddr> = if cfg.nat_addresses.is_empty() || cfg.live.is_some() {
+            Vec::new()
+        } else {
+            g.nat_addrs.iter().filter(|a| !used.contains(a)).copied().collect()
+        };
+        let counted_addresses = (g.nat_addrs.len() - unused_nat_addresses.len()) as u32;
+        let limit = destination_limit(counted_addresses);
 
         // Which client legs to use: named destinations (pkt-dstaddr or client interfaces) when any.
         let known_host = clients.any_host;
@@ -1018,8 +1044,7 @@ impl Analysis {
         };
 
         // 3. Estimates, with a pooled port-reuse fit as the fallback for small destinations.
-        let mut ctx =
-            EstimateContext { nat_addresses: g.nat_addrs.len() as u32, data_end: g.t_max, fallback_share: None };
+        let mut ctx = EstimateContext { nat_addresses: counted_addresses, data_end: g.t_max, fallback_share: None };
         let mut estimates: HashMap<Destination, Estimate> = HashMap::default();
         let mut nat_unanswered: HashMap<(Destination, u64), u64> = HashMap::default();
         for (d, agg) in dests.iter_mut() {
@@ -1226,15 +1251,6 @@ impl Analysis {
                 .then(x.port.cmp(&y.port))
                 .then(x.protocol.cmp(&y.protocol))
         });
-        // NAT addresses given that carried no connection to any destination: the limit counts them.
-        // (Given by the user: the live path takes every address of the gateway, and reads one interface.)
-        let unused_nat_addresses: Vec<IpAddr> = if cfg.nat_addresses.is_empty() || cfg.live.is_some() || rows.is_empty()
-        {
-            Vec::new()
-        } else {
-            let used = |a: &IpAddr| rows.iter().any(|r| r.per_address.iter().any(|p| p.address == *a));
-            g.nat_addrs.iter().filter(|a| !used(a)).copied().collect()
-        };
         // Busiest first.
         let mut unlisted_nat_addresses: Vec<(IpAddr, u64)> = g.unlisted.into_iter().collect();
         unlisted_nat_addresses.sort_unstable_by_key(|&(a, n)| (std::cmp::Reverse(n), a));
@@ -1272,6 +1288,7 @@ impl Analysis {
             nat_gateway_id: cfg.nat_gateway_id.as_deref(),
             nat_interface: input.nat_interface.as_deref(),
             nat_addresses: &g.nat_addrs,
+            counted_addresses,
             vpc_id: cfg.vpc_id.as_deref(),
             region: cfg.prefixes.region.as_deref(),
             thresholds: cfg.thresholds,
@@ -1877,13 +1894,18 @@ mod tests {
             assert_eq!((r.input.nat_addresses.clone(), r.input.limit_per_destination), (vec![nat(7)], 55_000));
             assert!(!ids(&r).iter().any(|id| id == "other-nat-gateway" || id == "nat-address-unused"), "{:?}", ids(&r));
         }
+        // An address with no connection is not the gateway's (or was idle): the limit leaves it out.
         for r in both_paths(&text, &AnalyzeConfig { nat_addresses: vec![nat(7), nat(99)], ..base.clone() }) {
-            assert_eq!(r.input.limit_per_destination, 110_000);
+            assert_eq!(r.input.nat_addresses, vec![nat(7), nat(99)]);
+            assert_eq!(r.input.limit_per_destination, 55_000);
+            assert!(r.destinations.iter().all(|d| d.limit == 55_000));
             let unused: Vec<&Finding> = r.findings.iter().filter(|f| f.id == "nat-address-unused").collect();
             assert_eq!(unused.len(), 1, "{:?}", ids(&r));
             let want =
                 "NAT address 10.0.0.99 was given but carries no connection to any destination on interface eni-0a";
             assert!(unused[0].summary.starts_with(want), "{}", unused[0].summary);
+            let tail = "the limit leaves it out, 55,000 per destination with 1 address";
+            assert!(unused[0].summary.ends_with(tail), "{}", unused[0].summary);
         }
     }
 

@@ -22,6 +22,8 @@ pub struct FindingContext<'a> {
     pub nat_interface: Option<&'a str>,
     /// The NAT addresses analysed, the primary first.
     pub nat_addresses: &'a [IpAddr],
+    /// How many of them the limit counts: those that carry connections (every one on the live path).
+    pub counted_addresses: u32,
     pub vpc_id: Option<&'a str>,
     pub region: Option<&'a str>,
     pub thresholds: Thresholds,
@@ -51,9 +53,9 @@ pub struct FindingContext<'a> {
 }
 
 impl FindingContext<'_> {
-    /// How many NAT addresses were analysed (at most 8).
+    /// How many NAT addresses the limit counts (at most 8).
     fn address_count(&self) -> u32 {
-        self.nat_addresses.len() as u32
+        self.counted_addresses
     }
 
     /// The NAT interface, as a sentence names it.
@@ -182,8 +184,8 @@ pub fn evaluate(rows: &[DestinationReport], ctx: &FindingContext<'_>) -> Vec<Fin
             id: "nat-address-unused".into(),
             severity: Severity::Warning,
             summary: format!(
-                "NAT address {a} was given but carries no connection to any destination on {}, and the limit \
-                 counts it: {limit} with {addresses}",
+                "NAT address {a} was given but carries no connection to any destination on {}, so it is not \
+                 the gateway's or was not in use: the limit leaves it out, {limit} with {addresses}",
                 ctx.interface_named(),
             ),
             destination: None,
@@ -504,6 +506,7 @@ mod tests {
             nat_gateway_id: Some("nat-1"),
             nat_interface: None,
             nat_addresses: &nat,
+            counted_addresses: 1,
             vpc_id: Some("vpc-1"),
             region: Some("eu-west-1"),
             thresholds: Thresholds::default(),

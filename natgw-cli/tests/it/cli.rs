@@ -420,6 +420,28 @@ fn nat_addresses_that_are_not_the_gateways_are_refused() {
     }
 }
 
+/// An address given beside the gateway's that carries no connection does not raise the limit: the
+/// bundled incident stays exhausted at 55,000, and the report says why the address was left out.
+#[test]
+fn a_nat_address_without_connections_does_not_raise_the_limit() {
+    let out = natgw()
+        .args(["analyze", SAMPLE, "--vpc-cidr", "10.0.0.0/16", "--nat-ip", "10.0.0.214", "--nat-ip", "10.0.0.99"])
+        .args(["-o", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(5), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["verdict"]["status"], "exhausted");
+    assert_eq!(report["input"]["limit_per_destination"], 55_000);
+    assert_eq!(report["destinations"][0]["limit"], 55_000);
+    let unused: Vec<&serde_json::Value> =
+        report["findings"].as_array().unwrap().iter().filter(|f| f["id"] == "nat-address-unused").collect();
+    assert_eq!(unused.len(), 1);
+    let summary = unused[0]["summary"].as_str().unwrap();
+    assert!(summary.starts_with("NAT address 10.0.0.99 was given but carries no connection"), "{summary}");
+    assert!(summary.ends_with("the limit leaves it out, 55,000 per destination with 1 address"), "{summary}");
+}
+
 #[test]
 fn live_flags_are_checked_before_any_call() {
     for (args, want) in [

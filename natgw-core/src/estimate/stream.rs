@@ -460,6 +460,11 @@ impl DestStream {
         })
     }
 
+    /// The NAT addresses that carried a record, in order of appearance.
+    pub fn addresses(&self) -> &[IpAddr] {
+        &self.addrs
+    }
+
     /// Peak distinct NAT ports starting a record in one minute.
     pub fn max_ports_per_minute(&self) -> u64 {
         self.minutes.values().copied().max().map_or(0, u64::from)

@@ -376,10 +376,17 @@ fn probe(
     Ok(())
 }
 
-/// A text that starts with UTF-16's byte-order mark (an editor's or PowerShell's re-save) is an error
-/// that says so: read as bytes, each field would be a bad value with NULs in it.
+/// UTF-16 text (an editor's or PowerShell's re-save) is an error that says so: read as bytes, each
+/// field would be a bad value with NULs in it. Known by its byte-order mark, or without one by its
+/// ASCII characters' NUL halves: every other byte of the head, and only those.
 fn utf16(name: &str, text: &[u8]) -> Result<(), InputError> {
-    if text.starts_with(&[0xFF, 0xFE]) || text.starts_with(&[0xFE, 0xFF]) {
+    let pairs = &text[..text.len().min(512)];
+    let halves = |zero: usize| {
+        let chars = pairs.chunks_exact(2);
+        let n = chars.len();
+        n >= 8 && chars.filter(|c| c[zero] == 0 && c[1 - zero] != 0).count() * 10 >= n * 9
+    };
+    if text.starts_with(&[0xFF, 0xFE]) || text.starts_with(&[0xFE, 0xFF]) || halves(0) || halves(1) {
         return Err(InputError(format!(
             "{name} is UTF-16 text; flow logs are ASCII: convert it first (iconv -f UTF-16 -t UTF-8)"
         )));

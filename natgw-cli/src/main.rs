@@ -8,6 +8,7 @@ mod live;
 mod render;
 
 use std::io::{self, Write};
+use std::net::IpAddr;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -79,7 +80,7 @@ fn analyze(a: AnalyzeArgs) -> Result<u8, Failure> {
                 .map_err(|e| Failure::new(exit::INPUT, format!("{}: {e}", path.display())))?
         }
     };
-    let mut nat_ips = a.nat_ips.clone();
+    let mut nat_ips: Vec<IpAddr> = a.nat_ips.iter().map(IpAddr::to_canonical).collect();
     nat_ips.sort_unstable();
     nat_ips.dedup();
     if nat_ips.len() > MAX_ADDRESSES as usize {

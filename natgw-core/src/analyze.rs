@@ -304,7 +304,9 @@ pub struct Analyzer {
 impl Analyzer {
     /// A new analysis.
     pub fn new(mut config: AnalyzeConfig) -> Analyzer {
-        // An address given twice is one address: the limit counts addresses.
+        // An address given twice is one address: the limit counts addresses. `::ffff:10.0.0.7` is
+        // 10.0.0.7, as the records' addresses are read.
+        config.nat_addresses.iter_mut().for_each(|a| *a = a.to_canonical());
         let mut seen = Vec::with_capacity(config.nat_addresses.len());
         config.nat_addresses.retain(|a| {
             let new = !seen.contains(a);
@@ -835,7 +837,8 @@ fn no_records(c: Counts) -> AnalyzeError {
 /// itself takes any address: moto, for one, gives its NAT gateways addresses outside their VPC.)
 pub fn check_config(cfg: &AnalyzeConfig) -> Result<(), AnalyzeError> {
     let (internal, _) = internal_ranges(cfg);
-    let outside: Vec<IpAddr> = cfg.nat_addresses.iter().copied().filter(|a| !internal.contains(a)).collect();
+    let outside: Vec<IpAddr> =
+        cfg.nat_addresses.iter().map(IpAddr::to_canonical).filter(|a| !internal.contains(a)).collect();
     if outside.is_empty() {
         return Ok(());
     }
@@ -911,7 +914,8 @@ impl Analysis {
             (Some(iface), addrs)
         } else {
             let set: NatSet = cfg.nat_addresses.iter().copied().collect();
-            let iface = want_iface.or_else(|| most_common_iface(&a.main.obs, &set, &IfaceNames::new(&a.main.ifaces)));
+            let iface =
+                want_iface.or_else(|| nat_iface_of(&a.main.obs, &set, &internal, &IfaceNames::new(&a.main.ifaces)));
             if !a.main.obs.iter().any(|o| set.contains(&o.src) || set.contains(&o.dst)) {
                 return Err(nat_not_seen(&cfg.nat_addresses));
             }
@@ -1515,14 +1519,45 @@ fn max_ports_per_minute(flows: &mut [NatFlowObs]) -> u64 {
     }
 }
 
-fn most_common_iface(obs: &[Obs], nat: &NatSet, names: &IfaceNames<'_>) -> Option<u32> {
-    let mut counts: HashMap<u32, u64> = HashMap::default();
+/// The NAT gateway's interface, its addresses given: the one they send out of the VPC from most, as
+/// only the gateway's own interface logs them doing; then the one with most records that involve
+/// them; then the first by name. (Counted by records involving them alone, a client's address given
+/// as the gateway's ties between its own interface and the gateway's, which log the same connections.)
+fn nat_iface_of(obs: &[Obs], nat: &NatSet, internal: &CidrSet, names: &IfaceNames<'_>) -> Option<u32> {
+    let mut counts: HashMap<u32, IfaceCount> = HashMap::default();
     for o in obs {
-        if nat.contains(&o.src) || nat.contains(&o.dst) {
-            *counts.entry(o.iface).or_default() += 1;
+        let (src_nat, dst_nat) = (nat.contains(&o.src), nat.contains(&o.dst));
+        if src_nat || dst_nat {
+            counts.entry(o.iface).or_default().add(src_nat && !internal.contains(&o.dst));
         }
     }
-    counts.into_iter().max_by_key(|&(i, n)| (n, std::cmp::Reverse(names.of(i)))).map(|(i, _)| i)
+    counts.into_iter().max_by_key(|&(i, c)| c.rank(names.of(i))).map(|(i, _)| i)
+}
+
+/// An interface's records that involve the NAT addresses, and those of them that send out of the VPC
+/// from one ([`nat_iface_of`]).
+#[derive(Debug, Clone, Copy, Default)]
+struct IfaceCount {
+    egress: u64,
+    touch: u64,
+}
+
+impl IfaceCount {
+    #[inline(always)]
+    fn add(&mut self, egress: bool) {
+        self.touch += 1;
+        self.egress += u64::from(egress);
+    }
+
+    fn merge(&mut self, other: IfaceCount) {
+        self.egress += other.egress;
+        self.touch += other.touch;
+    }
+
+    /// The greatest is the NAT gateway's, given the interface's name.
+    fn rank(self, name: Option<&str>) -> (u64, u64, std::cmp::Reverse<Option<&str>>) {
+        (self.egress, self.touch, std::cmp::Reverse(name))
+    }
 }
 
 /// Finds the NAT interface and addresses (see [`NatScores::infer`]).
@@ -1554,7 +1589,7 @@ impl<'a> IfaceNames<'a> {
     }
 }
 
-/// Per interface and private address: records it received from other private addresses, and records
+/// Per interface and private address: records it received from other private addresses (not ICMP), and records
 /// it sent to outside ones from a port a NAT gateway translates to (1024–65535: a load balancer or a
 /// server answers the internet from its service's port, 443 say, which no NAT gateway sends from).
 /// Order-independent and mergeable.
@@ -1577,7 +1612,9 @@ impl NatScores {
 
     /// [`add`](NatScores::add) with the sides' places known.
     fn add_sides(&mut self, o: &Obs, src_in: bool, dst_in: bool) {
-        if src_in && dst_in && o.src != o.dst {
+        // (Not ICMP: a client's own interface logs its pings to the gateway's address, which would
+        // make the gateway's address look like one that receives on other interfaces.)
+        if src_in && dst_in && o.src != o.dst && !matches!(o.proto, Protocol::ICMP | Protocol::ICMPV6) {
             self.0.entry((o.iface, o.dst)).or_default().0 += 1;
         } else if src_in && !dst_in && NAT_PORT_RANGE.contains(&o.sport) {
             self.0.entry((o.iface, o.src)).or_default().1 += 1;
@@ -1909,6 +1946,27 @@ mod tests {
         }
     }
 
+    /// An IPv4-mapped address (`::ffff:…`) in the records or in `--nat-ip` is the IPv4 address: one
+    /// host, inside the VPC's blocks.
+    #[test]
+    fn ipv4_mapped_addresses_are_their_ipv4_addresses() {
+        let mut text = String::new();
+        for k in 0..10 {
+            let (t, port) = ("1780000000 1780000030", 40_000 + k);
+            let nat = if k % 2 == 0 { "10.0.0.7" } else { "::ffff:10.0.0.7" };
+            text += &format!("2 1 eni-0a 10.0.1.5 {nat} {port} 443 6 1 100 {t} ACCEPT OK\n");
+            text += &format!("2 1 eni-0a {nat} 52.216.1.2 {port} 443 6 1 100 {t} ACCEPT OK\n");
+        }
+        let mapped: IpAddr = "::ffff:10.0.0.7".parse().unwrap();
+        let config = AnalyzeConfig { nat_addresses: vec![mapped], ..vpc_config() };
+        assert!(check_config(&config).is_ok());
+        for r in both_paths(&text, &config) {
+            assert_eq!(r.input.nat_addresses, vec![IpAddr::from([10, 0, 0, 7])]);
+            assert_eq!((r.destinations.len(), r.destinations[0].records), (1, 10));
+            assert_eq!(r.destinations[0].per_address.len(), 1);
+        }
+    }
+
     /// A secondary address of the gateway left out of `--nat-ip` is named, with its records and the
     /// command that adds it; given, or inferred, it is not.
     #[test]
@@ -2022,6 +2080,15 @@ mod tests {
         for r in both_paths(&(text.clone() + &own), &gateway) {
             assert!(!warned(&r), "{:?}", r.findings);
         }
+        // With the gateway's interface too, whose records of the client's connections are as many as
+        // its own interface's: the interface it sends out from is analysed, whichever sorts first.
+        for own_iface in ["eni-0c", "eni-00"] {
+            let both = text.clone() + &own.replace("eni-0c", own_iface);
+            for r in both_paths(&both, &client) {
+                assert_eq!(r.input.nat_interface.as_deref(), Some(own_iface));
+                assert!(warned(&r), "{:?}", r.findings);
+            }
+        }
         // A secondary address given alone: the clients send to the primary, not given, which
         // `nat-address-not-given` names; no client sending through the secondary is no sign of a
         // client's address.
@@ -2105,6 +2172,24 @@ mod tests {
         for r in both_paths(&text, &vpc_config()) {
             assert_eq!(r.input.nat_interface.as_deref(), Some("eni-0c"));
             assert!(r.notes.iter().any(|n| n.contains("Doubtful: it is also seen receiving")), "{:?}", r.notes);
+        }
+    }
+
+    /// A client that pings the NAT gateway's address has its own interface log the ping to it: that
+    /// is no sign that the gateway's address is a client's, and the inferred gateway is not doubtful.
+    #[test]
+    fn a_ping_to_the_nat_gateway_does_not_make_it_doubtful() {
+        let mut text = String::new();
+        let t = "1780000000 1780000030";
+        for k in 0..30 {
+            text += &format!("2 1 eni-0a 10.0.1.9 10.0.0.7 {} 443 6 1 100 {t} ACCEPT OK\n", 40_000 + k);
+            text += &format!("2 1 eni-0a 10.0.0.7 52.216.1.2 {} 443 6 1 100 {t} ACCEPT OK\n", 2_000 + k);
+        }
+        text += &format!("2 1 eni-0b 10.0.1.9 10.0.0.7 0 8 1 1 84 {t} ACCEPT OK\n");
+        text += &format!("2 1 eni-0b 10.0.0.7 10.0.1.9 0 0 1 1 84 {t} ACCEPT OK\n");
+        for r in both_paths(&text, &vpc_config()) {
+            assert_eq!(r.input.nat_interface.as_deref(), Some("eni-0a"));
+            assert!(!r.notes.iter().any(|n| n.contains("Doubtful")), "{:?}", r.notes);
         }
     }
 

@@ -225,7 +225,8 @@ pub fn parse_ip(b: &[u8]) -> Option<IpAddr> {
     if b.len() > 45 || !b.contains(&b':') {
         return None;
     }
-    std::str::from_utf8(b).ok()?.parse().ok()
+    // An IPv4-mapped IPv6 address (`::ffff:10.0.0.7`) is the IPv4 address: one host, one key.
+    std::str::from_utf8(b).ok()?.parse::<IpAddr>().ok().map(|a| a.to_canonical())
 }
 
 /// Parses dotted-quad IPv4 from ASCII bytes (no leading zeros beyond a single `0`, each octet ≤ 255).
@@ -349,6 +350,9 @@ mod tests {
     fn ipv6_and_garbage() {
         assert_eq!(parse_ip(b"2001:db8::1"), "2001:db8::1".parse().ok());
         assert_eq!(parse_ip(b"-"), None);
+        // IPv4-mapped: the IPv4 address, not a second key for the same host.
+        assert_eq!(parse_ip(b"::ffff:10.0.0.7"), Some(IpAddr::from([10, 0, 0, 7])));
+        assert_eq!(parse_ip(b"::ffff:a00:7"), Some(IpAddr::from([10, 0, 0, 7])));
         assert_eq!(parse_ip(b"\xff\xfe:"), None);
     }
 

@@ -75,6 +75,9 @@ fn scratch() -> tempfile::TempDir {
     let line = "2 1 eni-0a 10.0.1.5 10.0.0.7 40000 443 6 1 100 1780000000 1780000010 ACCEPT OK\n";
     let utf16: Vec<u8> = [0xFF, 0xFE].into_iter().chain(line.encode_utf16().flat_map(u16::to_le_bytes)).collect();
     std::fs::write(dir.path().join("utf16.log"), utf16).unwrap();
+    // The same big-endian, without the mark.
+    let utf16be: Vec<u8> = line.encode_utf16().flat_map(u16::to_be_bytes).collect();
+    std::fs::write(dir.path().join("utf16be.log"), utf16be).unwrap();
     dir
 }
 
@@ -96,6 +99,7 @@ fn bad_inputs_get_one_clear_message_and_exit_code_3() {
         ("custom_format_without_header", vec!["analyze", "custom-no-header.log"]),
         ("directory_without_flow_logs", vec!["analyze", "no-logs"]),
         ("utf16", vec!["analyze", "utf16.log"]),
+        ("utf16_without_byte_order_mark", vec!["analyze", "utf16be.log"]),
     ] {
         let mut settings = insta::Settings::clone_current();
         settings.set_snapshot_suffix(name);

@@ -3,8 +3,8 @@
 //! keeping every record for a serial pass at the end. Only what the estimator needs per record (the
 //! NAT → destination flows) is kept; answers and client flows are folded into maps.
 //!
-//! Which interface is the NAT gateway's is decided only at the end (the most common one among the
-//! records that involve its addresses, unless given), so each interface's records are classified both
+//! Which interface is the NAT gateway's is decided only at the end (the one its addresses send out of
+//! the VPC from most, unless given), so each interface's records are classified both
 //! ways — as the NAT gateway's and as a client's — and the right half is kept then. A record only
 //! ever lands in one half in practice (legs on the NAT interface involve a NAT address, client legs do
 //! not), so this costs no memory.
@@ -19,8 +19,8 @@ use rustc_hash::{FxHashMap as HashMap, FxHashSet};
 
 use super::clients::{ClientAgg, ClientKey, ClientRec, ClientTracker};
 use super::{
-    ASSUMED_CIDRS_NOTE, AnalyzeConfig, AnalyzeError, Counts, Gathered, IfaceNames, Legs, NatScores, NatSet, Obs,
-    OtherNat, Shard, Sides, Unlisted, inferred_note, intern, internal_ranges, nat_not_seen, no_records, observe,
+    ASSUMED_CIDRS_NOTE, AnalyzeConfig, AnalyzeError, Counts, Gathered, IfaceCount, IfaceNames, Legs, NatScores, NatSet,
+    Obs, OtherNat, Shard, Sides, Unlisted, inferred_note, intern, internal_ranges, nat_not_seen, no_records, observe,
     remap_ifaces,
 };
 use crate::estimate::stream::DestStream;
@@ -104,8 +104,8 @@ struct IfaceLegs {
     off_nat: Legs,
     /// Records kept.
     kept: u64,
-    /// Records kept that involve a NAT address.
-    touch_nat: u64,
+    /// Records kept that involve a NAT address, and those that send out of the VPC from one.
+    nat: IfaceCount,
 }
 
 impl IfaceLegs {
@@ -113,7 +113,7 @@ impl IfaceLegs {
         self.on_nat.merge(other.on_nat);
         self.off_nat.merge(other.off_nat);
         self.kept += other.kept;
-        self.touch_nat += other.touch_nat;
+        self.nat.merge(other.nat);
     }
 }
 
@@ -210,7 +210,7 @@ impl FastShard {
         let legs = &mut self.per_iface[i];
         legs.kept += 1;
         if sides.src_nat || sides.dst_nat {
-            legs.touch_nat += 1;
+            legs.nat.add(sides.src_nat && !sides.dst_in);
         }
         legs.on_nat.add(o, true, sides, &self.nat, &self.internal);
         // Records without an interface ID count as the NAT gateway's whatever it turns out to be.
@@ -326,15 +326,15 @@ impl FastShard {
             ),
             None => None,
         };
-        // The most common interface among the records that involve a NAT address (first by name on a
-        // tie, as the reference breaks it).
+        // The interface the NAT addresses send out from most, as the reference chooses it
+        // ([`super::nat_iface_of`]).
         let names = IfaceNames::new(&self.ifaces);
         let most_common = self
             .per_iface
             .iter()
             .enumerate()
-            .filter(|(_, l)| l.touch_nat > 0)
-            .max_by_key(|&(i, l)| (l.touch_nat, std::cmp::Reverse(names.of(i as u32))))
+            .filter(|(_, l)| l.nat.touch > 0)
+            .max_by_key(|&(i, l)| l.nat.rank(names.of(i as u32)))
             .map(|(i, _)| i as u32);
         let mut notes = Vec::new();
         let mut other_nats = Vec::new();

@@ -603,11 +603,15 @@ garbage line\n\
         // First, while the scan's memo of times is as it starts: eight NULs are no start.
         lines.insert(0, b"2 1 eni-1 10.0.0.1 10.0.0.2 1 2 6 3 180 \0\0\0\0\0\0\0\0 1700000010 ACCEPT OK".to_vec());
         let mut accepted = 0;
+        let next_line = &b"2 1 eni-1 10.0.0.1 10.0.0.2 1 2 6 3 180 1 2 ACCEPT OK\n"[..];
+        // Enough lines after for the scan to read the line in its fixed window.
+        let many = next_line.repeat(12);
         for p in &parsers {
             let mut scan = p.scan.clone();
             for l in &lines {
-                // The scan reads words past the line's end: the line followed by another, and alone.
-                for after in [&b"2 1 eni-1 10.0.0.1 10.0.0.2 1 2 6 3 180 1 2 ACCEPT OK\n"[..], b""] {
+                // The scan reads words past the line's end: the line followed by another, many, or
+                // alone.
+                for after in [next_line, &many, b""] {
                     let buf = [&b"7\n"[..], l, b"\n", after].concat();
                     let want = p.parse(l);
                     let mut got = None;

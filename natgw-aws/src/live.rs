@@ -406,7 +406,7 @@ pub async fn diagnose(
         // the incident, or past retention. The metrics still give the verdict.
         Err(
             AnalyzeError::NoRecords { .. }
-            | AnalyzeError::NatNotSeen(_)
+            | AnalyzeError::NatNotSeen { .. }
             | AnalyzeError::NatNoEgress { .. }
             | AnalyzeError::NatInterfaceNotSeen(_),
         ) => {

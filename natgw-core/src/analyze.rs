@@ -109,8 +109,8 @@ pub enum AnalyzeError {
          the VPC uses non-private ranges)"
     )]
     NoNatGateway,
-    #[error("no record involves NAT address(es) {0}: check --nat-ip and --nat-interface")]
-    NatNotSeen(String),
+    #[error("no record involves NAT address(es) {list}: check --nat-ip and --nat-interface", list = addresses(addrs))]
+    NatNotSeen { addrs: Vec<IpAddr> },
     /// Records involve the addresses, but none sends out of the VPC: a client's address given as the
     /// gateway's, say, or a `--vpc-cidr` that takes in the destinations.
     #[error(
@@ -872,7 +872,7 @@ const ASSUMED_CIDRS_NOTE: &str = "VPC CIDRs not given: addresses in 10/8, 172.16
                                   fc00::/7 are taken as inside the VPC; pass --vpc-cidr for every VPC block";
 
 fn nat_not_seen(addrs: &[IpAddr]) -> AnalyzeError {
-    AnalyzeError::NatNotSeen(addresses(addrs))
+    AnalyzeError::NatNotSeen { addrs: addrs.to_vec() }
 }
 
 /// Addresses for a message: `10.0.0.7, 10.0.0.8`.

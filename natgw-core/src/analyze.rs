@@ -11,10 +11,10 @@ use std::net::IpAddr;
 use rustc_hash::FxHashMap as HashMap;
 
 use crate::estimate::stream::DestStream;
-use crate::estimate::{self, Estimate, EstimateContext, HoldModel, NatFlowObs, ReuseStats};
+use crate::estimate::{self, AddressSpan, Estimate, EstimateContext, HoldModel, NatFlowObs, ReuseStats};
 use crate::findings::{self, FindingContext};
 use crate::flowlog::{Action, Field, LogFormat, LogStatus, ParseStats, Record, TcpFlags};
-use crate::limits::{NAT_PORT_RANGE, Thresholds, destination_limit};
+use crate::limits::{IDLE_TIMEOUT_SECS, NAT_PORT_RANGE, Thresholds, destination_limit};
 use crate::metrics::ErrorWindow;
 use crate::net::{CidrSet, Destination, InterfaceId, Protocol};
 use crate::prefixes::ServicePrefixes;
@@ -501,14 +501,19 @@ impl DestAgg {
         })
     }
 
-    /// The NAT addresses that carried a record to this destination.
-    fn addresses(&mut self) -> Vec<IpAddr> {
+    /// The NAT addresses that carried a record to this destination, with their first record's start
+    /// and their last record's end.
+    fn spans(&mut self) -> Vec<(IpAddr, u64, u64)> {
         match &self.stream {
-            Some(s) => s.addresses().to_vec(),
+            Some(s) => s.spans().collect(),
             None => self.with_flows(|flows| {
-                let mut out: Vec<IpAddr> = flows.iter().map(|f| f.nat_address).collect();
-                out.sort_unstable();
-                out.dedup();
+                let mut out: Vec<(IpAddr, u64, u64)> = Vec::new();
+                for f in flows.iter() {
+                    match out.iter_mut().find(|s| s.0 == f.nat_address) {
+                        Some(s) => *s = (s.0, s.1.min(f.start), s.2.max(f.end)),
+                        None => out.push((f.nat_address, f.start, f.end)),
+                    }
+                }
                 out
             }),
         }
@@ -1001,14 +1006,26 @@ impl Analysis {
         // spreads its connections over its addresses, so under load each of them carries some, and
         // one that carries none is not the gateway's (or was not in use then). Counted, it would
         // raise the limit and could hide an exhaustion.
-        // (Inferred, they were found by their connections out.)
-        let used: std::collections::BTreeSet<IpAddr> = dests.values_mut().flat_map(|a| a.addresses()).collect();
+        // (Inferred, they were found by their connections out.) And the limit at a moment counts
+        // the addresses in use then (`EstimateContext::spans`): an address added during the data
+        // (the remedy for an exhaustion) raises it from its first connection on, not before.
+        let mut spans: Vec<AddressSpan> = Vec::new();
+        for (address, from, to) in dests.values_mut().flat_map(|a| a.spans()) {
+            let to = to.saturating_add(IDLE_TIMEOUT_SECS);
+            match spans.iter_mut().find(|s| s.address == address) {
+                Some(s) => *s = AddressSpan { address, from: s.from.min(from), to: s.to.max(to) },
+                None => spans.push(AddressSpan { address, from, to }),
+            }
+        }
+        spans.retain(|s| g.nat_addrs.contains(&s.address));
+        spans.sort_unstable_by_key(|s| s.address);
         let unused_nat_addresses: Vec<IpAddr> = if cfg.nat_addresses.is_empty() || cfg.live.is_some() {
             Vec::new()
         } else {
-            g.nat_addrs.iter().filter(|a| !used.contains(a)).copied().collect()
+            g.nat_addrs.iter().filter(|a| !spans.iter().any(|s| s.address == **a)).copied().collect()
         };
         let counted_addresses = (g.nat_addrs.len() - unused_nat_addresses.len()) as u32;
+        // The greatest limit, all the addresses counted.
         let limit = destination_limit(counted_addresses);
 
         // Which client legs to use: named destinations (pkt-dstaddr or client interfaces) when any.
@@ -1048,7 +1065,10 @@ impl Analysis {
         };
 
         // 3. Estimates, with a pooled port-reuse fit as the fallback for small destinations.
-        let mut ctx = EstimateContext { nat_addresses: counted_addresses, data_end: g.t_max, fallback_share: None };
+        // (The live path takes the gateway's addresses from AWS, all the time.)
+        let spans = if cfg.live.is_some() { Vec::new() } else { spans };
+        let mut ctx =
+            EstimateContext { nat_addresses: counted_addresses, spans, data_end: g.t_max, fallback_share: None };
         let mut estimates: HashMap<Destination, Estimate> = HashMap::default();
         let mut nat_unanswered: HashMap<(Destination, u64), u64> = HashMap::default();
         for (d, agg) in dests.iter_mut() {
@@ -1100,7 +1120,7 @@ impl Analysis {
             *unanswered_by_port.entry((d.port, d.protocol, minute)).or_default() += n;
         }
         let near = |d: &Destination, min_share: f64| {
-            estimates.get(d).is_some_and(|e| e.high as f64 >= min_share * limit as f64)
+            estimates.get(d).is_some_and(|e| e.high as f64 >= min_share * e.limit as f64)
         };
         let mut near_by_port: HashMap<(u16, Protocol), Vec<Destination>> = HashMap::default();
         for d in dests.keys().filter(|d| near(d, 0.9)) {
@@ -1155,7 +1175,7 @@ impl Analysis {
                 dests.iter_mut().map(|(d, a)| (*d, a.max_ports_per_minute())).collect();
             let high_share = |d: &Destination| {
                 let by_minute = ppm.get(d).copied().unwrap_or(0) as f64;
-                estimates.get(d).map_or(0.0, |e| (e.high as f64).max(by_minute) / limit as f64)
+                estimates.get(d).map_or(0.0, |e| (e.high as f64).max(by_minute) / e.limit as f64)
             };
             let mut ranked: Vec<Destination> = dests.keys().copied().collect();
             ranked.sort_by(|a, b| high_share(b).total_cmp(&high_share(a)).then(a.cmp(b)));
@@ -1214,7 +1234,7 @@ impl Analysis {
                     y.connections.cmp(&x.connections).then(y.bytes.cmp(&x.bytes)).then(x.address.cmp(&y.address))
                 });
                 srcs.truncate(top_sources);
-                let utilization = e.peak as f64 / limit as f64;
+                let utilization = e.peak as f64 / e.limit as f64;
                 DestinationReport {
                     address: d.address,
                     port: d.port,
@@ -1223,7 +1243,7 @@ impl Analysis {
                     peak_connections: e.peak,
                     peak_connections_range: [e.low, e.high],
                     peak_at: (e.connections > 0).then_some(Timestamp(e.peak_at)),
-                    limit,
+                    limit: e.limit,
                     utilization: (utilization * 10_000.0).round() / 10_000.0,
                     level: cfg.thresholds.level(utilization, e.saturated),
                     saturated: e.saturated,

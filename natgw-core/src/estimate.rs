@@ -80,16 +80,49 @@ pub struct Estimate {
     pub limit: u64,
 }
 
+/// When a NAT address was in use: from its first record's start (to any destination) to its last
+/// record's end and the idle timeout after, as long as its connections may hold their ports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AddressSpan {
+    pub address: IpAddr,
+    pub from: u64,
+    pub to: u64,
+}
+
 /// Inputs shared by all destinations of one analysis.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EstimateContext {
-    /// NAT addresses of the gateway (the limit is 55,000 × this).
+    /// NAT addresses of the gateway (the limit is 55,000 × this), when `spans` is empty.
     pub nat_addresses: u32,
+    /// When each NAT address was in use, over every destination: the limit at a moment is 55,000 ×
+    /// the addresses in use then (an address added during the data does not raise the limit before
+    /// it, when the gateway had only the others). Empty: every address, all the time.
+    pub spans: Vec<AddressSpan>,
     /// The last second the data covers: holds are not counted past it.
     pub data_end: u64,
     /// The abandoned share assumed for TCP without flags when the destination's own data has too few
     /// reuse gaps (fitted over all destinations).
     pub fallback_share: Option<f64>,
+}
+
+impl EstimateContext {
+    /// The limit at second `at` of a destination whose records came from `seen` NAT addresses:
+    /// 55,000 × the addresses in use then (whose spans cover their holds), or × every address
+    /// without spans.
+    fn limit_at(&self, at: u64, seen: usize) -> u64 {
+        let n = if self.spans.is_empty() {
+            (self.nat_addresses as usize).max(seen)
+        } else {
+            self.spans.iter().filter(|s| s.from <= at && at <= s.to).count()
+        };
+        CONNECTIONS_PER_ADDRESS * n.max(1) as u64
+    }
+
+    /// The greatest limit the destination can have ([`limit_at`](EstimateContext::limit_at)).
+    fn limit_max(&self, seen: usize) -> u64 {
+        let n = if self.spans.is_empty() { self.nat_addresses as usize } else { self.spans.len() };
+        CONNECTIONS_PER_ADDRESS * n.max(seen).max(1) as u64
+    }
 }
 
 /// Gap (seconds) under which two records of one NAT 5-tuple without TCP flags are one connection
@@ -257,12 +290,21 @@ pub(crate) struct Tally {
 /// the data) and builds the estimate. Shared by the reference and the streaming estimator.
 pub(crate) fn sweep(mut steps: Vec<Step>, t: Tally, ctx: &EstimateContext) -> Estimate {
     let addrs = t.addrs;
-    let limit_total = CONNECTIONS_PER_ADDRESS * u64::from(ctx.nat_addresses.max(addrs.len() as u32).max(1));
+    // The limit changes where an address's span starts or ends: a moment to look at as much as a
+    // step (the streaming estimator leaves out steps that change nothing, which the reference has).
+    for s in &ctx.spans {
+        for at in [s.from, s.to.saturating_add(1)] {
+            steps.push(Step { at, addr: 0, low: 0, best: 0, high: 0 });
+        }
+    }
     steps.sort_unstable_by_key(|s| s.at);
     let cap = CONNECTIONS_PER_ADDRESS as i64 * ONE;
     let n = addrs.len().max(1);
     let (mut cur_low, mut cur_best, mut cur_high) = (vec![0i64; n], vec![0i64; n], vec![0i64; n]);
-    let (mut peak_low, mut peak_best, mut peak_high, mut peak_at) = (0i64, 0i64, 0i64, 0u64);
+    // Each bound's peak is its greatest share of the limit at the time (with one limit throughout,
+    // its greatest count), with that limit.
+    let start = Peak { value: 0, limit: ctx.limit_max(addrs.len()) };
+    let (mut peak_low, mut peak_best, mut peak_high, mut peak_at) = (start, start, start, 0u64);
     let mut per_addr_peak = vec![0i64; n];
     let mut i = 0;
     while i < steps.len() {
@@ -280,10 +322,10 @@ pub(crate) fn sweep(mut steps: Vec<Step>, t: Tally, ctx: &EstimateContext) -> Es
         }
         let sum = |v: &[i64]| v.iter().map(|x| (*x).clamp(0, cap)).sum::<i64>();
         let (l, b, h) = (sum(&cur_low), sum(&cur_best), sum(&cur_high));
-        peak_low = peak_low.max(l);
-        peak_high = peak_high.max(h);
-        if b > peak_best {
-            peak_best = b;
+        let limit = ctx.limit_at(at, addrs.len());
+        peak_low.raise(l, limit);
+        peak_high.raise(h, limit);
+        if peak_best.raise(b, limit) {
             peak_at = at;
         }
         for (p, c) in per_addr_peak.iter_mut().zip(&cur_best) {
@@ -292,9 +334,10 @@ pub(crate) fn sweep(mut steps: Vec<Step>, t: Tally, ctx: &EstimateContext) -> Es
     }
 
     let round = |x: i64| ((x.max(0) + ONE / 2) / ONE) as u64;
-    let saturated = round(peak_best) >= limit_total;
-    let (low, high) = (round(peak_low), round(peak_high).min(limit_total));
-    let peak = round(peak_best).clamp(low.min(limit_total), high.max(low)).min(limit_total);
+    let limit = peak_best.limit;
+    let saturated = round(peak_best.value) >= limit;
+    let (low, high) = (round(peak_low.value), round(peak_high.value).min(peak_high.limit));
+    let peak = round(peak_best.value).clamp(low.min(limit), high.max(low)).min(limit);
     let connections = t.connections;
     let abandoned_share = match t.hold_model {
         HoldModel::Unknown | HoldModel::IdleTimeout => None,
@@ -304,14 +347,34 @@ pub(crate) fn sweep(mut steps: Vec<Step>, t: Tally, ctx: &EstimateContext) -> Es
     Estimate {
         peak,
         peak_at,
-        low: low.min(limit_total),
+        low: low.min(limit),
         high: high.max(peak),
         per_address: addrs.iter().copied().zip(per_addr_peak.iter().map(|&p| round(p))).collect(),
         hold_model: t.hold_model,
         abandoned_share,
         connections,
         saturated,
-        limit: limit_total,
+        limit,
+    }
+}
+
+/// A bound's peak so far: its count (in [`ONE`]s) and the limit at that time.
+#[derive(Debug, Clone, Copy)]
+struct Peak {
+    value: i64,
+    limit: u64,
+}
+
+impl Peak {
+    /// Takes `value` under `limit` when it is a greater share of its limit than the peak's (or the
+    /// same share, and more): whether it did.
+    fn raise(&mut self, value: i64, limit: u64) -> bool {
+        let (new, old) = (i128::from(value) * i128::from(self.limit), i128::from(self.value) * i128::from(limit));
+        let higher = new > old || (new == old && value > self.value);
+        if higher {
+            *self = Peak { value, limit };
+        }
+        higher
     }
 }
 
@@ -405,14 +468,17 @@ pub fn estimate(obs: &mut [NatFlowObs], protocol: Protocol, ctx: &EstimateContex
 
 impl Estimate {
     /// Dropped attempts (port allocation errors) were pinned on this destination: its true peak is
-    /// exactly its limit, and so is each NAT address's (the gateway found no free port on any).
+    /// exactly its limit, and so is each NAT address's in use then (the gateway found no free port on
+    /// any): the busiest, as many as the limit counts.
     pub fn pin_to_limit(&mut self) {
         self.saturated = true;
         self.peak = self.limit;
         self.high = self.limit;
         self.low = self.low.min(self.limit);
-        for (_, peak) in &mut self.per_address {
-            *peak = CONNECTIONS_PER_ADDRESS;
+        let mut busiest: Vec<usize> = (0..self.per_address.len()).collect();
+        busiest.sort_by_key(|&i| (std::cmp::Reverse(self.per_address[i].1), self.per_address[i].0));
+        for i in busiest.into_iter().take((self.limit / CONNECTIONS_PER_ADDRESS) as usize) {
+            self.per_address[i].1 = CONNECTIONS_PER_ADDRESS;
         }
     }
 }
@@ -429,7 +495,7 @@ mod tests {
     }
 
     fn ctx(data_end: u64) -> EstimateContext {
-        EstimateContext { nat_addresses: 1, data_end, fallback_share: None }
+        EstimateContext { nat_addresses: 1, spans: Vec::new(), data_end, fallback_share: None }
     }
 
     #[test]
@@ -510,7 +576,7 @@ mod tests {
         let mut o: Vec<NatFlowObs> =
             (0..60_000u32).map(|i| obs(A, 1024 + (i % 64_000) as u16, 0, 10, Some(3))).collect();
         o.extend((0..100u16).map(|i| obs(B, 1024 + i, 0, 10, Some(3))));
-        let c = EstimateContext { nat_addresses: 2, data_end: 100, fallback_share: None };
+        let c = EstimateContext { nat_addresses: 2, spans: Vec::new(), data_end: 100, fallback_share: None };
         let e = estimate(&mut o, Protocol::TCP, &c);
         assert_eq!(e.per_address, vec![(A, 55_000), (B, 100)]);
         assert_eq!(e.peak, 55_100);
@@ -526,6 +592,41 @@ mod tests {
         assert_eq!((e.peak, e.high), (55_000, 55_000));
         assert_eq!(e.low, 1);
         assert_eq!(e.per_address, vec![(A, 55_000)]);
+    }
+
+    /// An address added after the destination saturated the first (the remedy, taken during the
+    /// data) raises the limit from its first connection on, not before: the destination is saturated
+    /// at 55,000. With every address counted all the time, it would read half full.
+    #[test]
+    fn an_address_added_later_raises_the_limit_from_then_on() {
+        let mut o: Vec<NatFlowObs> = (0..55_000u32).map(|i| obs(A, 1024 + i as u16, 100, 200, Some(3))).collect();
+        o.extend((0..3u16).map(|i| obs(B, 2000 + i, 1_000, 1_010, Some(3))));
+        let spans =
+            vec![AddressSpan { address: A, from: 100, to: 550 }, AddressSpan { address: B, from: 1_000, to: 1_360 }];
+        let c = EstimateContext { nat_addresses: 2, spans, data_end: 2_000, fallback_share: None };
+        let e = estimate(&mut o, Protocol::TCP, &c);
+        assert_eq!((e.peak, e.peak_at, e.limit, e.saturated), (55_000, 100, 55_000, true));
+        assert_eq!(e.per_address, vec![(A, 55_000), (B, 3)]);
+        // B in use all along: 110,000 throughout.
+        let all_along =
+            vec![AddressSpan { address: A, from: 100, to: 550 }, AddressSpan { address: B, from: 0, to: 2_000 }];
+        let e = estimate(&mut o, Protocol::TCP, &EstimateContext { spans: all_along, ..c.clone() });
+        assert_eq!((e.peak, e.limit, e.saturated), (55_000, 110_000, false));
+        // Without spans, every address counts all the time.
+        let e = estimate(&mut o, Protocol::TCP, &EstimateContext { spans: Vec::new(), ..c });
+        assert_eq!((e.peak, e.limit, e.saturated), (55_000, 110_000, false));
+    }
+
+    /// Pinned at a limit of one address, the destination's busiest address takes it, not the others.
+    #[test]
+    fn a_pinned_limit_goes_to_the_addresses_it_counts() {
+        let mut o = vec![obs(A, 2000, 0, 10, Some(3)), obs(A, 2001, 0, 10, Some(3)), obs(B, 2000, 500, 510, Some(3))];
+        let spans = vec![AddressSpan { address: A, from: 0, to: 360 }, AddressSpan { address: B, from: 500, to: 860 }];
+        let c = EstimateContext { nat_addresses: 2, spans, data_end: 1_000, fallback_share: None };
+        let mut e = estimate(&mut o, Protocol::TCP, &c);
+        assert_eq!((e.peak, e.limit), (2, 55_000));
+        e.pin_to_limit();
+        assert_eq!((e.peak, e.per_address.clone()), (55_000, vec![(A, 55_000), (B, 1)]));
     }
 
     /// Synthetic reuse: ports picked at random from a small pool; a share `q` of connections is

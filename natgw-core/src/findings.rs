@@ -418,7 +418,8 @@ fn hot_destination(d: &DestinationReport, ctx: &FindingContext<'_>) -> Finding {
         );
         remedies.push(r);
     }
-    let have = ctx.address_count();
+    // The addresses the limit counted at its peak (one added later counts from its first connection).
+    let have = (d.limit / CONNECTIONS_PER_ADDRESS) as u32;
     if have < MAX_ADDRESSES {
         let want = if d.saturated {
             have.max(1)

@@ -446,6 +446,48 @@ fn a_nat_address_without_connections_does_not_raise_the_limit() {
     assert!(summary.ends_with("the limit leaves it out, 55,000 per destination with 1 address"), "{summary}");
 }
 
+/// A secondary address attached after the exhaustion (the remedy) counts from its first connection
+/// on: the exhaustion before it stays at 55,000, not half of 110,000.
+#[test]
+fn an_address_attached_after_the_exhaustion_does_not_hide_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let head = "version vpc-id subnet-id instance-id interface-id account-id type srcaddr dstaddr srcport dstport \
+                pkt-srcaddr pkt-dstaddr protocol bytes packets start end action tcp-flags log-status flow-direction \
+                pkt-dst-aws-service az-id\n";
+    let mut text = head.to_owned();
+    for k in 1..=3 {
+        let (c, n, h) = ("10.0.1.53", "10.0.0.214", "52.217.140.9");
+        let (cp, np) = (50_000 + k, 30_000 + k);
+        for (src, dst, sport, dport, psrc, pdst, flags, dir) in [
+            (c, n, cp, 443, c, h, 3, "ingress"),
+            ("10.0.0.99", h, np, 443, "10.0.0.99", h, 3, "egress"),
+            (h, n, 443, np, h, "10.0.0.99", 19, "ingress"),
+            (n, c, 443, cp, h, c, 19, "egress"),
+        ] {
+            text += &format!(
+                "5 vpc-028d7f353e2fa1859 subnet-0b53887b5a575603d - eni-06d53c48933ca19f8 123456789012 IPv4 {src} {dst} \
+                 {sport} {dport} {psrc} {pdst} 6 400 3 1780000700 1780000705 ACCEPT {flags} OK {dir} - use1-az1\n"
+            );
+        }
+    }
+    let later = dir.path().join("secondary-later.log");
+    std::fs::write(&later, text).unwrap();
+    for nat in [&["--nat-ip", "10.0.0.214", "--nat-ip", "10.0.0.99"][..], &[]] {
+        let out = natgw()
+            .args(["analyze", SAMPLE, later.to_str().unwrap(), "--vpc-cidr", "10.0.0.0/16", "-o", "json"])
+            .args(nat)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(5), "{nat:?}: {}", String::from_utf8_lossy(&out.stderr));
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["input"]["limit_per_destination"], 110_000, "{nat:?}");
+        let top = &report["destinations"][0];
+        assert_eq!((top["address"].as_str(), top["limit"].as_u64()), (Some("203.0.113.45"), Some(55_000)), "{nat:?}");
+        assert_eq!(top["peak_connections"], 55_000, "{nat:?}");
+        assert!(report["findings"].as_array().unwrap().iter().all(|f| f["id"] != "unexplained-drops"), "{nat:?}");
+    }
+}
+
 #[test]
 fn live_flags_are_checked_before_any_call() {
     for (args, want) in [

@@ -163,6 +163,8 @@ pub struct DestStream {
     protocol: Protocol,
     /// NAT addresses in order of appearance.
     addrs: Vec<IpAddr>,
+    /// Per NAT address (as `addrs`): its first record's start and its last record's end.
+    spans: Vec<(u64, u64)>,
     /// The ports in use (a port quiet for longer than the idle timeout and the lateness leaves).
     ports: HashMap<(u8, u16), Port>,
     /// Per NAT address (as `addrs`): counts per second, and the ports that left the map.
@@ -199,6 +201,7 @@ impl DestStream {
         DestStream {
             protocol,
             addrs: Vec::new(),
+            spans: Vec::new(),
             ports: HashMap::default(),
             cells: Vec::new(),
             settled: Vec::new(),
@@ -259,6 +262,7 @@ impl DestStream {
                     return;
                 }
                 self.addrs.push(o.nat_address);
+                self.spans.push((u64::MAX, 0));
                 self.cells.push(Seconds::default());
                 self.settled.push(Settled::default());
                 self.addrs.len() - 1
@@ -272,6 +276,8 @@ impl DestStream {
         }
         self.latest = self.latest.max(o.start);
         self.longest = self.longest.max(o.end.saturating_sub(o.start));
+        let span = &mut self.spans[addr];
+        *span = (span.0.min(o.start), span.1.max(o.end));
         let key = (o.start as u32, o.end as u32, o.tcp_flags.map_or(0, |f| u32::from(f.0) + 1));
         match self.ports.entry((addr as u8, o.nat_port)) {
             Entry::Vacant(v) => {
@@ -460,9 +466,10 @@ impl DestStream {
         })
     }
 
-    /// The NAT addresses that carried a record, in order of appearance.
-    pub fn addresses(&self) -> &[IpAddr] {
-        &self.addrs
+    /// The NAT addresses that carried a record, in order of appearance, with their first record's
+    /// start and their last record's end.
+    pub fn spans(&self) -> impl Iterator<Item = (IpAddr, u64, u64)> + '_ {
+        self.addrs.iter().zip(&self.spans).map(|(a, s)| (*a, s.0, s.1))
     }
 
     /// Peak distinct NAT ports starting a record in one minute.
@@ -512,7 +519,8 @@ mod tests {
         for seed in 0..40u64 {
             for (protocol, flags) in [(Protocol::TCP, false), (Protocol::TCP, true), (Protocol::UDP, false)] {
                 let mut obs = records(seed, 50 + seed as usize * 40, flags);
-                let ctx = EstimateContext { nat_addresses: 2, data_end: 6_100, fallback_share: None };
+                let ctx =
+                    EstimateContext { nat_addresses: 2, spans: Vec::new(), data_end: 6_100, fallback_share: None };
                 let mut stream = stream_of(&obs, protocol);
                 assert!(!stream.disordered());
                 stream.close(ctx.data_end);
@@ -554,7 +562,8 @@ mod tests {
                 NatFlowObs { nat_address: A, nat_port: 1024 + i as u16, start, end: start + 20, tcp_flags: None }
             })
             .collect();
-        let ctx = EstimateContext { nat_addresses: 1, data_end: 1_780_086_400, fallback_share: None };
+        let ctx =
+            EstimateContext { nat_addresses: 1, spans: Vec::new(), data_end: 1_780_086_400, fallback_share: None };
         let mut stream = stream_of(&obs, Protocol::TCP);
         stream.close(ctx.data_end);
         assert_eq!(stream.estimate(&ctx), estimate(&mut obs, Protocol::TCP, &ctx));
@@ -597,7 +606,12 @@ mod tests {
         for seed in 0..6u64 {
             for (protocol, flags) in [(Protocol::TCP, false), (Protocol::TCP, true), (Protocol::UDP, false)] {
                 let mut obs = sparse_records(seed, flags);
-                let ctx = EstimateContext { nat_addresses: 2, data_end: 1_780_043_400, fallback_share: None };
+                let ctx = EstimateContext {
+                    nat_addresses: 2,
+                    spans: Vec::new(),
+                    data_end: 1_780_043_400,
+                    fallback_share: None,
+                };
                 let mut sorted = obs.clone();
                 sorted.sort_by_key(|o| (o.start, o.end, o.tcp_flags.map(|f| f.0), o.nat_address, o.nat_port));
                 let mut stream = DestStream::new(protocol);
@@ -661,7 +675,7 @@ mod tests {
         obs.push(at(1, 2_950));
         obs.iter().for_each(|o| on_time.push(o));
         assert!(!on_time.disordered());
-        let ctx = EstimateContext { nat_addresses: 1, data_end: 3_100, fallback_share: None };
+        let ctx = EstimateContext { nat_addresses: 1, spans: Vec::new(), data_end: 3_100, fallback_share: None };
         on_time.close(ctx.data_end);
         assert_eq!(on_time.estimate(&ctx), estimate(&mut obs, Protocol::TCP, &ctx));
     }

@@ -12,7 +12,7 @@ use rustc_hash::FxHashMap as HashMap;
 
 use crate::estimate::stream::DestStream;
 use crate::estimate::{self, AddressSpan, Estimate, EstimateContext, HoldModel, NatFlowObs, ReuseStats};
-use crate::findings::{self, FindingContext};
+use crate::findings::{self, FindingContext, UnusedAddress};
 use crate::flowlog::{Action, Field, LogFormat, LogStatus, ParseStats, Record, TcpFlags};
 use crate::limits::{IDLE_TIMEOUT_SECS, NAT_PORT_RANGE, Thresholds, destination_limit};
 use crate::metrics::ErrorWindow;
@@ -795,6 +795,8 @@ struct Gathered {
     /// Records the NAT gateway's interface sends out of the VPC from a private address that is not
     /// among its NAT addresses, by that address ([`Unlisted`]).
     unlisted: Unlisted,
+    /// Records other interfaces send out of the VPC from a NAT address: (address, interface, records).
+    egress_elsewhere: Vec<(IpAddr, u32, u64)>,
 }
 
 /// Records the NAT gateway's interface sends out of the VPC from a private address that is not
@@ -934,6 +936,7 @@ impl Analysis {
         // 2. Classify legs and aggregate.
         let mut legs = Legs::default();
         let mut unlisted = Unlisted::default();
+        let mut elsewhere: HashMap<(IpAddr, u32), u64> = HashMap::default();
         let (mut t_min, mut t_max) = (u64::MAX, 0u64);
         for o in &a.main.obs {
             t_min = t_min.min(o.start);
@@ -941,6 +944,9 @@ impl Analysis {
             let on_nat = nat_iface.is_none_or(|i| i == o.iface || o.iface == 0);
             let sides = Sides::of(o, &nat_set, &internal);
             legs.add(o, on_nat, sides, &nat_set, &internal);
+            if !on_nat && sides.src_nat && !sides.dst_in {
+                *elsewhere.entry((o.src, o.iface)).or_default() += 1;
+            }
             if on_nat
                 && o.iface != 0
                 && let Some((k, request)) = client_leg(o, false, sides, &internal)
@@ -963,6 +969,7 @@ impl Analysis {
             from_client_ifaces: a.main.obs.iter().any(|o| nat_iface.is_some_and(|i| i != o.iface && o.iface != 0)),
             client_flows: None,
             unlisted,
+            egress_elsewhere: elsewhere.into_iter().map(|((a, i), n)| (a, i, n)).collect(),
         };
         Analysis::report(cfg, &a.inputs, &a.formats, gathered)
     }
@@ -1025,6 +1032,21 @@ impl Analysis {
             g.nat_addrs.iter().filter(|a| !spans.iter().any(|s| s.address == **a)).copied().collect()
         };
         let counted_addresses = (g.nat_addrs.len() - unused_nat_addresses.len()) as u32;
+        // Where each unused address sends out of the VPC instead, if anywhere: the interface with
+        // most such records (the first by name on a tie).
+        let unused_nat_addresses: Vec<UnusedAddress> = unused_nat_addresses
+            .into_iter()
+            .map(|address| {
+                let names = |i: u32| g.iface_names.get(&i).cloned();
+                let best = g
+                    .egress_elsewhere
+                    .iter()
+                    .filter(|(a, ..)| *a == address)
+                    .max_by_key(|&&(_, i, n)| (n, std::cmp::Reverse(names(i))));
+                let elsewhere = best.and_then(|&(_, i, n)| names(i).map(|name| (name, n)));
+                UnusedAddress { address, elsewhere }
+            })
+            .collect();
         // The greatest limit, all the addresses counted.
         let limit = destination_limit(counted_addresses);
 
@@ -1984,6 +2006,37 @@ mod tests {
             assert_eq!(r.input.nat_addresses, vec![IpAddr::from([10, 0, 0, 7])]);
             assert_eq!((r.destinations.len(), r.destinations[0].records), (1, 10));
             assert_eq!(r.destinations[0].per_address.len(), 1);
+        }
+    }
+
+    /// An address given that sends out of the VPC from another interface than the one analysed (another
+    /// gateway's, or another interface of a regional one) is named with that interface and the command
+    /// that analyses it, on both paths.
+    #[test]
+    fn an_address_given_that_sends_from_another_interface_is_named_with_it() {
+        let mut text = String::new();
+        let t = "1780000000 1780000030";
+        for k in 0..20 {
+            text += &format!("2 1 eni-0a 10.0.1.5 10.0.0.7 {} 443 6 1 100 {t} ACCEPT OK\n", 40_000 + k);
+            text += &format!("2 1 eni-0a 10.0.0.7 52.216.1.2 {} 443 6 1 100 {t} ACCEPT OK\n", 2_000 + k);
+        }
+        for k in 0..7 {
+            text += &format!("2 1 eni-0b 10.0.2.5 10.0.0.200 {} 443 6 1 100 {t} ACCEPT OK\n", 40_000 + k);
+            text += &format!("2 1 eni-0b 10.0.0.200 52.216.1.2 {} 443 6 1 100 {t} ACCEPT OK\n", 2_000 + k);
+        }
+        let config =
+            AnalyzeConfig { nat_addresses: vec![[10, 0, 0, 7].into(), [10, 0, 0, 200].into()], ..vpc_config() };
+        for r in both_paths(&text, &config) {
+            assert_eq!((r.input.nat_interface.as_deref(), r.input.limit_per_destination), (Some("eni-0a"), 55_000));
+            let unused: Vec<&Finding> = r.findings.iter().filter(|f| f.id == "nat-address-unused").collect();
+            assert_eq!(unused.len(), 1, "{:?}", r.findings);
+            let want = "NAT address 10.0.0.200 was given but carries no connection on interface eni-0a: it sends 7 \
+                        records out of the VPC from interface eni-0b";
+            assert!(unused[0].summary.starts_with(want), "{}", unused[0].summary);
+            assert_eq!(
+                unused[0].remedies[0].command.as_deref(),
+                Some("aws-natgw analyze <files> --nat-interface eni-0b --nat-ip 10.0.0.200")
+            );
         }
     }
 

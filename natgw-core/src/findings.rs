@@ -43,13 +43,21 @@ pub struct FindingContext<'a> {
     /// Other interfaces that look like a NAT gateway's, left out (when the gateway was inferred).
     pub other_nats: &'a [OtherNat],
     /// NAT addresses given that carried no connection to any destination.
-    pub unused_nat_addresses: &'a [IpAddr],
+    pub unused_nat_addresses: &'a [UnusedAddress],
     /// Private addresses that send out of the VPC from the NAT gateway's interface but are not among
     /// its NAT addresses (an address of the gateway not given), with their records, busiest first.
     pub unlisted_nat_addresses: &'a [(IpAddr, u64)],
     /// NAT addresses were given, and no client inside the VPC sends to them on the interface
     /// analysed, as a NAT gateway's clients do (a client's address given as the gateway's, say).
     pub no_nat_clients: bool,
+}
+
+/// A NAT address given that carries no connection on the interface analysed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnusedAddress {
+    pub address: IpAddr,
+    /// Another interface it sends out of the VPC from, with those records (the most of them).
+    pub elsewhere: Option<(String, u64)>,
 }
 
 impl FindingContext<'_> {
@@ -179,20 +187,40 @@ pub fn evaluate(rows: &[DestinationReport], ctx: &FindingContext<'_>) -> Vec<Fin
         });
     }
     let (limit, addresses) = ctx.limit_and_addresses();
-    for a in ctx.unused_nat_addresses {
+    for UnusedAddress { address: a, elsewhere } in ctx.unused_nat_addresses {
+        let (summary, remedy) = match elsewhere {
+            None => (
+                format!(
+                    "NAT address {a} was given but carries no connection to any destination on {}, so it is not \
+                     the gateway's or was not in use: the limit leaves it out, {limit} with {addresses}",
+                    ctx.interface_named(),
+                ),
+                Remedy {
+                    summary: format!("If {a} is not the gateway's (or not in use), leave it out of --nat-ip"),
+                    command: None,
+                },
+            ),
+            Some((iface, records)) => (
+                format!(
+                    "NAT address {a} was given but carries no connection on {}: it sends {} record{} out of the \
+                     VPC from interface {iface}, another NAT gateway's (or another interface of a regional one), \
+                     which this analysis leaves out; the limit here is {limit} with {addresses}",
+                    ctx.interface_named(),
+                    thousands(*records),
+                    if *records == 1 { "" } else { "s" },
+                ),
+                Remedy {
+                    summary: format!("Analyse interface {iface} on its own: its gateway has its own ports"),
+                    command: Some(format!("aws-natgw analyze <files> --nat-interface {iface} --nat-ip {a}")),
+                },
+            ),
+        };
         out.push(Finding {
             id: "nat-address-unused".into(),
             severity: Severity::Warning,
-            summary: format!(
-                "NAT address {a} was given but carries no connection to any destination on {}, so it is not \
-                 the gateway's or was not in use: the limit leaves it out, {limit} with {addresses}",
-                ctx.interface_named(),
-            ),
+            summary,
             destination: None,
-            remedies: vec![Remedy {
-                summary: format!("If {a} is not the gateway's (or not in use), leave it out of --nat-ip"),
-                command: None,
-            }],
+            remedies: vec![remedy],
         });
     }
     if ctx.no_nat_clients {

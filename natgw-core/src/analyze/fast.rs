@@ -106,6 +106,8 @@ struct IfaceLegs {
     kept: u64,
     /// Records kept that involve a NAT address, and those that send out of the VPC from one.
     nat: IfaceCount,
+    /// Records that send out of the VPC, by the NAT address they send from.
+    egress_from: Vec<(IpAddr, u64)>,
 }
 
 impl IfaceLegs {
@@ -114,6 +116,9 @@ impl IfaceLegs {
         self.off_nat.merge(other.off_nat);
         self.kept += other.kept;
         self.nat.merge(other.nat);
+        for (a, n) in other.egress_from {
+            count_egress(&mut self.egress_from, a, n);
+        }
     }
 }
 
@@ -210,7 +215,11 @@ impl FastShard {
         let legs = &mut self.per_iface[i];
         legs.kept += 1;
         if sides.src_nat || sides.dst_nat {
-            legs.nat.add(sides.src_nat && !sides.dst_in);
+            let egress = sides.src_nat && !sides.dst_in;
+            legs.nat.add(egress);
+            if egress {
+                count_egress(&mut legs.egress_from, o.src, 1);
+            }
         }
         legs.on_nat.add(o, true, sides, &self.nat, &self.internal);
         // Records without an interface ID count as the NAT gateway's whatever it turns out to be.
@@ -361,9 +370,13 @@ impl FastShard {
         let mut legs = Legs::default();
         let mut from_client_ifaces = false;
         let mut unlisted = Unlisted::default();
+        let mut egress_elsewhere = Vec::new();
         for (i, l) in self.per_iface.into_iter().enumerate() {
             let i = i as u32;
             let on_nat = nat_iface.is_none_or(|n| n == i || i == 0);
+            if !on_nat {
+                egress_elsewhere.extend(l.egress_from.iter().map(|&(a, n)| (a, i, n)));
+            }
             from_client_ifaces |= l.kept > 0 && nat_iface.is_some_and(|n| n != i && i != 0);
             if on_nat && i != 0 {
                 l.off_nat.clients.iter().for_each(|(k, r)| unlisted.add(k, r.request));
@@ -423,7 +436,17 @@ impl FastShard {
             from_client_ifaces,
             client_flows,
             unlisted,
+            egress_elsewhere,
         })
+    }
+}
+
+/// Adds `n` records sent out of the VPC from NAT address `a` to an interface's counts.
+#[inline(always)]
+fn count_egress(counts: &mut Vec<(IpAddr, u64)>, a: IpAddr, n: u64) {
+    match counts.iter_mut().find(|(b, _)| *b == a) {
+        Some((_, m)) => *m += n,
+        None => counts.push((a, n)),
     }
 }
 

@@ -244,9 +244,22 @@ fn parse_format(s: &str) -> Result<LogFormat, String> {
 }
 
 fn parse_cidr(s: &str) -> Result<IpNet, String> {
-    s.parse().map_err(|_| {
+    let net: IpNet = s.parse().map_err(|_| {
         "not a CIDR block: expected ADDRESS/PREFIX such as 10.0.0.0/16 (IPv4 prefix 0-32, IPv6 0-128)".to_owned()
-    })
+    })?;
+    // An IPv4-mapped block (::ffff:10.0.0.0/112) is the IPv4 block, as the records' addresses are
+    // read (::ffff:10.0.0.7 is 10.0.0.7).
+    match net {
+        IpNet::V6(v6) if let Some(v4) = v6.addr().to_ipv4_mapped() => v6
+            .prefix_len()
+            .checked_sub(96)
+            .and_then(|prefix| ipnet::Ipv4Net::new(v4, prefix).ok())
+            .map(|v4| IpNet::V4(v4.trunc()))
+            .ok_or_else(|| {
+                format!("{s} is an IPv4-mapped block with a prefix under 96: give the IPv4 block, such as 10.0.0.0/16")
+            }),
+        net => Ok(net),
+    }
 }
 
 fn parse_cidr_v4(s: &str) -> Result<ipnet::Ipv4Net, String> {
@@ -271,4 +284,17 @@ fn parse_time(s: &str) -> Result<u64, String> {
     let t = humantime::parse_rfc3339_weak(s)
         .map_err(|e| format!("not a time ({e}): expected RFC 3339 such as 2026-11-26T08:00:00Z"))?;
     t.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).map_err(|_| "the time is before 1970".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv4_mapped_blocks_are_their_ipv4_blocks() {
+        assert_eq!(parse_cidr("::ffff:10.0.0.0/112"), Ok("10.0.0.0/16".parse().unwrap()));
+        assert_eq!(parse_cidr("::ffff:10.0.0.7/128"), Ok("10.0.0.7/32".parse().unwrap()));
+        assert!(parse_cidr("::ffff:10.0.0.0/80").is_err_and(|e| e.contains("prefix under 96")));
+        assert_eq!(parse_cidr("2001:db8::/32"), Ok("2001:db8::/32".parse().unwrap()));
+    }
 }

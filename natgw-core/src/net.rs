@@ -168,9 +168,19 @@ impl From<CidrSet> for Vec<IpNet> {
 }
 
 impl CidrSet {
-    /// A set from blocks; host bits are cleared (`10.0.1.5/16` → `10.0.0.0/16`).
+    /// A set from blocks; host bits are cleared (`10.0.1.5/16` → `10.0.0.0/16`), and an IPv4-mapped
+    /// block is its IPv4 block (`::ffff:10.0.0.0/112` → `10.0.0.0/16`), as addresses are read.
     pub fn new(blocks: impl IntoIterator<Item = IpNet>) -> Self {
-        let mut blocks: Vec<IpNet> = blocks.into_iter().map(|n| n.trunc()).collect();
+        let unmapped = |n: IpNet| match n {
+            IpNet::V6(v6)
+                if let Some(v4) = v6.addr().to_ipv4_mapped()
+                    && v6.prefix_len() >= 96 =>
+            {
+                ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96).map_or(n, IpNet::V4)
+            }
+            n => n,
+        };
+        let mut blocks: Vec<IpNet> = blocks.into_iter().map(|n| unmapped(n).trunc()).collect();
         blocks.sort();
         blocks.dedup();
         let mut set = CidrSet { blocks, v4: Vec::new() };
@@ -350,6 +360,9 @@ mod tests {
     fn ipv6_and_garbage() {
         assert_eq!(parse_ip(b"2001:db8::1"), "2001:db8::1".parse().ok());
         assert_eq!(parse_ip(b"-"), None);
+        let mapped = CidrSet::new(["::ffff:10.0.0.0/112".parse().unwrap()]);
+        assert_eq!(mapped.blocks(), &["10.0.0.0/16".parse::<IpNet>().unwrap()]);
+        assert!(mapped.contains(&IpAddr::from([10, 0, 200, 1])));
         // IPv4-mapped: the IPv4 address, not a second key for the same host.
         assert_eq!(parse_ip(b"::ffff:10.0.0.7"), Some(IpAddr::from([10, 0, 0, 7])));
         assert_eq!(parse_ip(b"::ffff:a00:7"), Some(IpAddr::from([10, 0, 0, 7])));

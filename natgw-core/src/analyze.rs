@@ -1008,14 +1008,14 @@ impl Analysis {
             let iface = g.nat_iface.and_then(|i| g.iface_names.get(&i)).cloned();
             return Err(AnalyzeError::NatNoEgress { addrs: g.nat_addrs, iface });
         }
-        // The addresses the limit counts. The live path takes the gateway's from AWS. Given by the
-        // user, an address that carries no connection to any destination is left out: a gateway
-        // spreads its connections over its addresses, so under load each of them carries some, and
-        // one that carries none is not the gateway's (or was not in use then). Counted, it would
-        // raise the limit and could hide an exhaustion.
-        // (Inferred, they were found by their connections out.) And the limit at a moment counts
-        // the addresses in use then (`EstimateContext::spans`): an address added during the data
-        // (the remedy for an exhaustion) raises it from its first connection on, not before.
+        // The addresses the limit counts, and when. A gateway spreads its connections over its
+        // addresses, so under load each carries some: an address is in use from its first record
+        // to its last record's end and the idle timeout after (`EstimateContext::spans`), and the
+        // limit at a moment counts those in use then. An address added during the data (the remedy
+        // for an exhaustion) raises it from its first connection on, not before; one given that
+        // carries none is not the gateway's, or was not in use, and raises it never. (Inferred
+        // addresses were found by their connections out; the live path takes AWS's list, all the
+        // time.)
         let mut spans: Vec<AddressSpan> = Vec::new();
         for (address, from, to) in dests.values_mut().flat_map(|a| a.spans()) {
             let to = to.saturating_add(IDLE_TIMEOUT_SECS);
@@ -1087,7 +1087,6 @@ impl Analysis {
         };
 
         // 3. Estimates, with a pooled port-reuse fit as the fallback for small destinations.
-        // (The live path takes the gateway's addresses from AWS, all the time.)
         let spans = if cfg.live.is_some() { Vec::new() } else { spans };
         let mut ctx =
             EstimateContext { nat_addresses: counted_addresses, spans, data_end: g.t_max, fallback_share: None };

@@ -338,7 +338,7 @@ impl FastShard {
         // The interface the NAT addresses send out from most, as the reference chooses it
         // ([`super::nat_iface_of`]).
         let names = IfaceNames::new(&self.ifaces);
-        let most_common = self
+        let sends_most = self
             .per_iface
             .iter()
             .enumerate()
@@ -358,10 +358,10 @@ impl FastShard {
                 (Some(iface), n.addrs.clone())
             }
             _ => {
-                if most_common.is_none() {
+                if sends_most.is_none() {
                     return Err(nat_not_seen(&cfg.nat_addresses));
                 }
-                (want_iface.or(most_common), cfg.nat_addresses.clone())
+                (want_iface.or(sends_most), cfg.nat_addresses.clone())
             }
         };
         if assumed_cidrs {

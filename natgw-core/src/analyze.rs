@@ -1349,6 +1349,7 @@ impl Analysis {
             unused_nat_addresses: &unused_nat_addresses,
             unlisted_nat_addresses: &unlisted_nat_addresses,
             no_nat_clients,
+            pkt_dstaddr_logged: g.any_pkt_dst,
         };
         let findings = findings::evaluate(&rows, &fctx);
         let mut verdict = verdict(&rows);
@@ -2198,6 +2199,12 @@ mod tests {
                 note.starts_with("No client leg on the NAT gateway's interface goes to the addresses analysed"),
                 "{note}"
             );
+            // So does the finding, which does not ask for the field the format has.
+            let f = r.findings.iter().find(|f| f.id == "attribution-unavailable").expect("attribution-unavailable");
+            let want = "Source clients cannot be named from these logs: no client leg on interface eni-0a goes to the \
+                        NAT addresses analysed (10.0.0.8)";
+            assert!(f.summary.starts_with(want), "{}", f.summary);
+            assert!(f.remedies.iter().all(|r| r.command.is_none()), "{:?}", f.remedies);
         }
     }
 

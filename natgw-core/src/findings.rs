@@ -50,6 +50,8 @@ pub struct FindingContext<'a> {
     /// NAT addresses were given, and no client inside the VPC sends to them on the interface
     /// analysed, as a NAT gateway's clients do (a client's address given as the gateway's, say).
     pub no_nat_clients: bool,
+    /// Some record has pkt-dstaddr (client legs on the NAT interface can name their destination).
+    pub pkt_dstaddr_logged: bool,
 }
 
 /// A NAT address given that carries no connection on the interface analysed.
@@ -113,7 +115,27 @@ pub fn evaluate(rows: &[DestinationReport], ctx: &FindingContext<'_>) -> Vec<Fin
         }
     }
     let hot = rows.iter().any(|d| d.saturated || d.level >= Level::Warning);
-    if ctx.attribution.method == AttributionMethod::Unavailable {
+    if ctx.attribution.method == AttributionMethod::Unavailable && ctx.pkt_dstaddr_logged {
+        // The format names destinations: the client legs go to other addresses than those analysed.
+        out.push(Finding {
+            id: "attribution-unavailable".into(),
+            severity: if hot { Severity::Warning } else { Severity::Info },
+            summary: format!(
+                "Source clients cannot be named from these logs: no client leg on {} goes to the NAT addresses \
+                 analysed ({}), though the records name their destinations (pkt-dstaddr); the attribution note \
+                 says more",
+                ctx.interface_named(),
+                crate::analyze::addresses(ctx.nat_addresses),
+            ),
+            destination: None,
+            remedies: vec![Remedy {
+                summary: "Give every address of the gateway with --nat-ip, the primary among them (its clients send \
+                          to it), or leave --nat-ip out to infer them"
+                    .into(),
+                command: None,
+            }],
+        });
+    } else if ctx.attribution.method == AttributionMethod::Unavailable {
         out.push(Finding {
             id: "attribution-unavailable".into(),
             severity: if hot { Severity::Warning } else { Severity::Info },
@@ -550,6 +572,7 @@ mod tests {
             other_nats: &[],
             unused_nat_addresses: &[],
             no_nat_clients: false,
+            pkt_dstaddr_logged: false,
             unlisted_nat_addresses: &[],
         };
         endpoint_remedy(GatewayService::S3, &ctx)

@@ -346,12 +346,12 @@ fn probe(
     if head.is_empty() {
         return Err(InputError(format!("{name} is empty")));
     }
-    utf16(name, head)?;
+    not_text(name, head)?;
     if head.starts_with(&[0x1f, 0x8b]) {
         // The text of the compressed bytes at hand (the read may end mid-stream: what came is enough).
         peek.text.clear();
         let _ = MultiGzDecoder::new(head).take(PEEK as u64).read_to_end(&mut peek.text);
-        utf16(name, &peek.text)?;
+        not_text(name, &peek.text)?;
         input.source = Source::Gzip;
         let first_line = peek.text.split(|&b| b == b'\n').next().unwrap_or(&peek.text);
         if let Some(f) = given.with_export_time(first_line) {
@@ -376,19 +376,31 @@ fn probe(
     Ok(())
 }
 
-/// UTF-16 text (an editor's or PowerShell's re-save) is an error that says so: read as bytes, each
-/// field would be a bad value with NULs in it. Known by its byte-order mark, or without one by its
-/// ASCII characters' NUL halves: every other byte of the head, and only those.
-fn utf16(name: &str, text: &[u8]) -> Result<(), InputError> {
-    let pairs = &text[..text.len().min(512)];
-    let halves = |zero: usize| {
-        let chars = pairs.chunks_exact(2);
+/// Text in a wide encoding (an editor's or PowerShell's re-save), or a tar archive, is an error that
+/// says so: read as bytes, each field would be a bad value with NULs in it, or the archive's header
+/// a line of the wrong shape. UTF-16 and UTF-32 are known by their byte-order mark, or without one by
+/// their ASCII characters' NUL bytes: the same places in every character of the head, and only
+/// those; a tar archive by `ustar` at byte 257.
+fn not_text(name: &str, text: &[u8]) -> Result<(), InputError> {
+    let head = &text[..text.len().min(512)];
+    // Each character of `width` bytes has its ASCII byte at `at` and NULs elsewhere.
+    let wide = |width: usize, at: usize| {
+        let chars = head.chunks_exact(width);
         let n = chars.len();
-        n >= 8 && chars.filter(|c| c[zero] == 0 && c[1 - zero] != 0).count() * 10 >= n * 9
+        n >= 8 && chars.filter(|c| c.iter().enumerate().all(|(i, b)| (i == at) == (*b != 0))).count() * 10 >= n * 9
     };
-    if text.starts_with(&[0xFF, 0xFE]) || text.starts_with(&[0xFE, 0xFF]) || halves(0) || halves(1) {
+    let utf32 =
+        text.starts_with(&[0xFF, 0xFE, 0, 0]) || text.starts_with(&[0, 0, 0xFE, 0xFF]) || wide(4, 0) || wide(4, 3);
+    let utf16 = text.starts_with(&[0xFF, 0xFE]) || text.starts_with(&[0xFE, 0xFF]) || wide(2, 0) || wide(2, 1);
+    let encoding = if utf32 { "UTF-32" } else { "UTF-16" };
+    if utf32 || utf16 {
         return Err(InputError(format!(
-            "{name} is UTF-16 text; flow logs are ASCII: convert it first (iconv -f UTF-16 -t UTF-8)"
+            "{name} is {encoding} text; flow logs are ASCII: convert it first (iconv -f {encoding} -t UTF-8)"
+        )));
+    }
+    if text.get(257..262) == Some(b"ustar") {
+        return Err(InputError(format!(
+            "{name} is a tar archive: extract it first (tar -xf), then analyse the flow-log files in it"
         )));
     }
     Ok(())

@@ -78,6 +78,15 @@ fn scratch() -> tempfile::TempDir {
     // The same big-endian, without the mark.
     let utf16be: Vec<u8> = line.encode_utf16().flat_map(u16::to_be_bytes).collect();
     std::fs::write(dir.path().join("utf16be.log"), utf16be).unwrap();
+    // UTF-32, little-endian without the mark.
+    let utf32: Vec<u8> = line.chars().flat_map(|c| u32::from(c).to_le_bytes()).collect();
+    std::fs::write(dir.path().join("utf32.log"), utf32).unwrap();
+    // A tar archive of a flow log: a 512-byte header, `ustar` at byte 257, then the file.
+    let mut tar = vec![0u8; 512];
+    tar[..9].copy_from_slice(b"flows.log");
+    tar[257..263].copy_from_slice(b"ustar\0");
+    tar.extend_from_slice(line.as_bytes());
+    std::fs::write(dir.path().join("flows.tar"), tar).unwrap();
     dir
 }
 
@@ -100,6 +109,8 @@ fn bad_inputs_get_one_clear_message_and_exit_code_3() {
         ("directory_without_flow_logs", vec!["analyze", "no-logs"]),
         ("utf16", vec!["analyze", "utf16.log"]),
         ("utf16_without_byte_order_mark", vec!["analyze", "utf16be.log"]),
+        ("utf32", vec!["analyze", "utf32.log"]),
+        ("tar_archive", vec!["analyze", "flows.tar"]),
     ] {
         let mut settings = insta::Settings::clone_current();
         settings.set_snapshot_suffix(name);

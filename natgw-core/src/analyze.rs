@@ -501,19 +501,16 @@ impl DestAgg {
         })
     }
 
-    /// The NAT addresses that carried a record to this destination, with their first record's start
-    /// and their last record's end.
-    fn spans(&mut self) -> Vec<(IpAddr, u64, u64)> {
+    /// The NAT addresses that carried a record to this destination, from their first record's start
+    /// to their last record's end.
+    fn spans(&mut self) -> Vec<AddressSpan> {
         match &self.stream {
-            Some(s) => s.spans().collect(),
+            Some(s) => s.spans().map(|(address, from, to)| AddressSpan { address, from, to }).collect(),
             None => self.with_flows(|flows| {
-                let mut out: Vec<(IpAddr, u64, u64)> = Vec::new();
-                for f in flows.iter() {
-                    match out.iter_mut().find(|s| s.0 == f.nat_address) {
-                        Some(s) => *s = (s.0, s.1.min(f.start), s.2.max(f.end)),
-                        None => out.push((f.nat_address, f.start, f.end)),
-                    }
-                }
+                let mut out = Vec::new();
+                flows
+                    .iter()
+                    .for_each(|f| widen(&mut out, AddressSpan { address: f.nat_address, from: f.start, to: f.end }));
                 out
             }),
         }
@@ -1017,27 +1014,19 @@ impl Analysis {
         // addresses were found by their connections out; the live path takes AWS's list, all the
         // time.)
         let mut spans: Vec<AddressSpan> = Vec::new();
-        for (address, from, to) in dests.values_mut().flat_map(|a| a.spans()) {
-            let to = to.saturating_add(IDLE_TIMEOUT_SECS);
-            match spans.iter_mut().find(|s| s.address == address) {
-                Some(s) => *s = AddressSpan { address, from: s.from.min(from), to: s.to.max(to) },
-                None => spans.push(AddressSpan { address, from, to }),
-            }
+        for s in dests.values_mut().flat_map(|a| a.spans()) {
+            widen(&mut spans, AddressSpan { to: s.to.saturating_add(IDLE_TIMEOUT_SECS), ..s });
         }
         spans.retain(|s| g.nat_addrs.contains(&s.address));
         spans.sort_unstable_by_key(|s| s.address);
-        let unused_nat_addresses: Vec<IpAddr> = if cfg.nat_addresses.is_empty() || cfg.live.is_some() {
-            Vec::new()
-        } else {
-            g.nat_addrs.iter().filter(|a| !spans.iter().any(|s| s.address == **a)).copied().collect()
-        };
-        let counted_addresses = (g.nat_addrs.len() - unused_nat_addresses.len()) as u32;
-        // Where each unused address sends out of the VPC instead, if anywhere: the interface with
-        // most such records (the first by name on a tie).
-        let unused_nat_addresses: Vec<UnusedAddress> = unused_nat_addresses
-            .into_iter()
-            .map(|address| {
-                let names = |i: u32| g.iface_names.get(&i).cloned();
+        // Those given that carried nothing, each with where it sends out of the VPC instead, if
+        // anywhere: the interface with most such records (the first by name on a tie).
+        let names = |i: u32| g.iface_names.get(&i).cloned();
+        let unused_nat_addresses: Vec<UnusedAddress> = g
+            .nat_addrs
+            .iter()
+            .filter(|a| !cfg.nat_addresses.is_empty() && cfg.live.is_none() && !spans.iter().any(|s| s.address == **a))
+            .map(|&address| {
                 let best = g
                     .egress_elsewhere
                     .iter()
@@ -1047,6 +1036,7 @@ impl Analysis {
                 UnusedAddress { address, elsewhere }
             })
             .collect();
+        let counted_addresses = (g.nat_addrs.len() - unused_nat_addresses.len()) as u32;
         // The greatest limit, all the addresses counted.
         let limit = destination_limit(counted_addresses);
 
@@ -1561,6 +1551,14 @@ fn max_ports_per_minute(flows: &mut [NatFlowObs]) -> u64 {
     }
 }
 
+/// Widens the span of `s.address` in `spans` to take in `s` (adds it when the address has none).
+fn widen(spans: &mut Vec<AddressSpan>, s: AddressSpan) {
+    match spans.iter_mut().find(|t| t.address == s.address) {
+        Some(t) => *t = AddressSpan { address: s.address, from: t.from.min(s.from), to: t.to.max(s.to) },
+        None => spans.push(s),
+    }
+}
+
 /// The NAT gateway's interface, its addresses given: the one they send out of the VPC from most, as
 /// only the gateway's own interface logs them doing; then the one with most records that involve
 /// them; then the first by name. (Counted by records involving them alone, a client's address given
@@ -1589,11 +1587,6 @@ impl IfaceCount {
     fn add(&mut self, egress: bool) {
         self.touch += 1;
         self.egress += u64::from(egress);
-    }
-
-    fn merge(&mut self, other: IfaceCount) {
-        self.egress += other.egress;
-        self.touch += other.touch;
     }
 
     /// The greatest is the NAT gateway's, given the interface's name.

@@ -104,8 +104,8 @@ struct IfaceLegs {
     off_nat: Legs,
     /// Records kept.
     kept: u64,
-    /// Records kept that involve a NAT address, and those that send out of the VPC from one.
-    nat: IfaceCount,
+    /// Records kept that involve a NAT address.
+    touch_nat: u64,
     /// Records that send out of the VPC, by the NAT address they send from.
     egress_from: Vec<(IpAddr, u64)>,
 }
@@ -115,7 +115,7 @@ impl IfaceLegs {
         self.on_nat.merge(other.on_nat);
         self.off_nat.merge(other.off_nat);
         self.kept += other.kept;
-        self.nat.merge(other.nat);
+        self.touch_nat += other.touch_nat;
         for (a, n) in other.egress_from {
             count_egress(&mut self.egress_from, a, n);
         }
@@ -215,9 +215,8 @@ impl FastShard {
         let legs = &mut self.per_iface[i];
         legs.kept += 1;
         if sides.src_nat || sides.dst_nat {
-            let egress = sides.src_nat && !sides.dst_in;
-            legs.nat.add(egress);
-            if egress {
+            legs.touch_nat += 1;
+            if sides.src_nat && !sides.dst_in {
                 count_egress(&mut legs.egress_from, o.src, 1);
             }
         }
@@ -342,8 +341,11 @@ impl FastShard {
             .per_iface
             .iter()
             .enumerate()
-            .filter(|(_, l)| l.nat.touch > 0)
-            .max_by_key(|&(i, l)| l.nat.rank(names.of(i as u32)))
+            .filter(|(_, l)| l.touch_nat > 0)
+            .max_by_key(|&(i, l)| {
+                let egress = l.egress_from.iter().map(|(_, n)| n).sum();
+                IfaceCount { egress, touch: l.touch_nat }.rank(names.of(i as u32))
+            })
             .map(|(i, _)| i as u32);
         let mut notes = Vec::new();
         let mut other_nats = Vec::new();

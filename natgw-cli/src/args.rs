@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use ipnet::IpNet;
 use natgw_core::flowlog::LogFormat;
-use natgw_core::net::{Destination, InterfaceId};
+use natgw_core::net::{Destination, InterfaceId, unmapped_net};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -249,17 +249,9 @@ fn parse_cidr(s: &str) -> Result<IpNet, String> {
     })?;
     // An IPv4-mapped block (::ffff:10.0.0.0/112) is the IPv4 block, as the records' addresses are
     // read (::ffff:10.0.0.7 is 10.0.0.7).
-    match net {
-        IpNet::V6(v6) if let Some(v4) = v6.addr().to_ipv4_mapped() => v6
-            .prefix_len()
-            .checked_sub(96)
-            .and_then(|prefix| ipnet::Ipv4Net::new(v4, prefix).ok())
-            .map(|v4| IpNet::V4(v4.trunc()))
-            .ok_or_else(|| {
-                format!("{s} is an IPv4-mapped block with a prefix under 96: give the IPv4 block, such as 10.0.0.0/16")
-            }),
-        net => Ok(net),
-    }
+    unmapped_net(net).ok_or_else(|| {
+        format!("{s} is an IPv4-mapped block with a prefix under 96: give the IPv4 block, such as 10.0.0.0/16")
+    })
 }
 
 fn parse_cidr_v4(s: &str) -> Result<ipnet::Ipv4Net, String> {

@@ -171,16 +171,7 @@ impl CidrSet {
     /// A set from blocks; host bits are cleared (`10.0.1.5/16` → `10.0.0.0/16`), and an IPv4-mapped
     /// block is its IPv4 block (`::ffff:10.0.0.0/112` → `10.0.0.0/16`), as addresses are read.
     pub fn new(blocks: impl IntoIterator<Item = IpNet>) -> Self {
-        let unmapped = |n: IpNet| match n {
-            IpNet::V6(v6)
-                if let Some(v4) = v6.addr().to_ipv4_mapped()
-                    && v6.prefix_len() >= 96 =>
-            {
-                ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96).map_or(n, IpNet::V4)
-            }
-            n => n,
-        };
-        let mut blocks: Vec<IpNet> = blocks.into_iter().map(|n| unmapped(n).trunc()).collect();
+        let mut blocks: Vec<IpNet> = blocks.into_iter().map(|n| unmapped_net(n).unwrap_or(n).trunc()).collect();
         blocks.sort();
         blocks.dedup();
         let mut set = CidrSet { blocks, v4: Vec::new() };
@@ -223,6 +214,19 @@ impl CidrSet {
     /// True when the set has no block.
     pub fn is_empty(&self) -> bool {
         self.blocks.is_empty()
+    }
+}
+
+/// A block as the records' addresses are read: an IPv4-mapped block (`::ffff:10.0.0.0/112`) is its
+/// IPv4 block (`10.0.0.0/16`), any other is itself. `None` for a mapped block with a prefix under 96,
+/// which no IPv4 block is.
+pub fn unmapped_net(n: IpNet) -> Option<IpNet> {
+    match n {
+        IpNet::V6(v6) if let Some(v4) = v6.addr().to_ipv4_mapped() => {
+            let prefix = v6.prefix_len().checked_sub(96)?;
+            ipnet::Ipv4Net::new(v4, prefix).ok().map(IpNet::V4)
+        }
+        n => Some(n),
     }
 }
 

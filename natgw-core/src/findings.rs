@@ -115,45 +115,51 @@ pub fn evaluate(rows: &[DestinationReport], ctx: &FindingContext<'_>) -> Vec<Fin
         }
     }
     let hot = rows.iter().any(|d| d.saturated || d.level >= Level::Warning);
-    if ctx.attribution.method == AttributionMethod::Unavailable && ctx.pkt_dstaddr_logged {
-        // The format names destinations: the client legs go to other addresses than those analysed.
-        out.push(Finding {
-            id: "attribution-unavailable".into(),
-            severity: if hot { Severity::Warning } else { Severity::Info },
-            summary: format!(
-                "Source clients cannot be named from these logs: no client leg on {} goes to the NAT addresses \
-                 analysed ({}), though the records name their destinations (pkt-dstaddr); the attribution note \
-                 says more",
-                ctx.interface_named(),
-                crate::analyze::addresses(ctx.nat_addresses),
-            ),
-            destination: None,
-            remedies: vec![Remedy {
-                summary: "Give every address of the gateway with --nat-ip, the primary among them (its clients send \
-                          to it), or leave --nat-ip out to infer them"
-                    .into(),
-                command: None,
-            }],
-        });
-    } else if ctx.attribution.method == AttributionMethod::Unavailable {
-        out.push(Finding {
-            id: "attribution-unavailable".into(),
-            severity: if hot { Severity::Warning } else { Severity::Info },
-            summary: "Source clients cannot be named from these logs: no client leg through the NAT gateway names its \
-                      destination (the NAT interface's default-format records show the NAT's own address there; \
-                      the attribution note says more)"
-                .into(),
-            destination: None,
-            remedies: vec![
-                Remedy {
-                    summary: "Log the NAT interface with pkt-dstaddr (and tcp-flags, 60-second aggregation)".into(),
-                    command: Some(create_flow_log_command(ctx.nat_interface)),
-                },
-                Remedy {
-                    summary: "Or analyse the clients' own interface logs (subnet- or VPC-level flow logs) together with the NAT's".into(),
+    if ctx.attribution.method == AttributionMethod::Unavailable {
+        let (summary, remedies) = if ctx.pkt_dstaddr_logged {
+            // The format names destinations: the client legs go to other addresses than those analysed.
+            (
+                format!(
+                    "Source clients cannot be named from these logs: no client leg on {} goes to the NAT addresses \
+                     analysed ({}), though the records name their destinations (pkt-dstaddr); the attribution note \
+                     says more",
+                    ctx.interface_named(),
+                    crate::analyze::addresses(ctx.nat_addresses),
+                ),
+                vec![Remedy {
+                    summary: "Give every address of the gateway with --nat-ip, the primary among them (its clients \
+                              send to it), or leave --nat-ip out to infer them"
+                        .into(),
                     command: None,
-                },
-            ],
+                }],
+            )
+        } else {
+            (
+                "Source clients cannot be named from these logs: no client leg through the NAT gateway names its \
+                 destination (the NAT interface's default-format records show the NAT's own address there; the \
+                 attribution note says more)"
+                    .into(),
+                vec![
+                    Remedy {
+                        summary: "Log the NAT interface with pkt-dstaddr (and tcp-flags, 60-second aggregation)".into(),
+                        command: Some(create_flow_log_command(ctx.nat_interface)),
+                    },
+                    Remedy {
+                        summary:
+                            "Or analyse the clients' own interface logs (subnet- or VPC-level flow logs) together \
+                                  with the NAT's"
+                                .into(),
+                        command: None,
+                    },
+                ],
+            )
+        };
+        out.push(Finding {
+            id: "attribution-unavailable".into(),
+            severity: if hot { Severity::Warning } else { Severity::Info },
+            summary,
+            destination: None,
+            remedies,
         });
     }
     let uncertain = rows.iter().any(|d| {

@@ -18,6 +18,7 @@ use natgw_core::analyze::{
 use natgw_core::flowlog::{LineError, LogFormat, ParseStats, StreamParser};
 
 mod ahead;
+mod mapped;
 mod spool;
 
 use ahead::DecodeAhead;
@@ -69,6 +70,8 @@ struct Input {
     /// The data's time at its beginning, if known: a plain file's latest start among its first
     /// records ([`head_start`]), a gzip file's earliest ([`head_times`]).
     starts_at: Option<u64>,
+    /// A plain file's chunks are mapped into memory, not read ([`mapped`]).
+    map: bool,
 }
 
 #[derive(Debug)]
@@ -132,7 +135,7 @@ fn pipe_node(_: &Path) -> Option<(u64, u64)> {
 impl Input {
     /// An input not yet [`probe`]d: its own fields, allocated before any probe runs. A stream kept
     /// whole in a file is read like a file given by path.
-    fn named(path: &Path, given: &LogFormat, kept: Option<&Arc<Kept>>) -> Input {
+    fn named(path: &Path, given: &LogFormat, kept: Option<&Arc<Kept>>, map: bool) -> Input {
         let from_stdin = is_stdin(path);
         let mut input = Input {
             path: path.to_owned(),
@@ -142,6 +145,7 @@ impl Input {
             format: given.clone(),
             header: false,
             starts_at: None,
+            map,
         };
         if (from_stdin || input.kept.is_some()) && input.spooled().is_none() {
             input.source = Source::Stream;
@@ -210,6 +214,8 @@ pub struct Inputs {
     kept: Vec<(PathBuf, Arc<Kept>)>,
     /// Paths left out because they name a file named before ([`once`]).
     repeated: Vec<PathBuf>,
+    /// Plain files are mapped into memory, not read ([`mapped`]; `--no-mmap` turns it off).
+    map: bool,
 }
 
 impl Inputs {
@@ -249,7 +255,7 @@ impl Inputs {
             };
             kept.push((path.clone(), stream));
         }
-        let inputs = Inputs { paths, kept, repeated };
+        let inputs = Inputs { paths, kept, repeated, map: true };
         inputs.named_once_if_partial()?;
         Ok(inputs)
     }
@@ -273,7 +279,14 @@ impl Inputs {
     /// Files only (standard input, if named, is read as it comes).
     #[cfg(test)]
     fn files(paths: &[PathBuf]) -> Inputs {
-        Inputs { paths: paths.to_vec(), kept: Vec::new(), repeated: Vec::new() }
+        Inputs { paths: paths.to_vec(), kept: Vec::new(), repeated: Vec::new(), map: true }
+    }
+
+    /// Reads plain files with `read(2)` instead of mapping them: for a file that may be truncated
+    /// while it is read (a map's lost pages would end the process).
+    pub fn without_mmap(mut self) -> Inputs {
+        self.map = false;
+        self
     }
 
     /// Paths left out because they name a file (or pipe) named before: directly, through a
@@ -688,6 +701,18 @@ fn run_task(
     if let (Source::Plain(_), Some((a, b))) = (&input.source, task.range) {
         let mut parser = task_parser(input, task, given);
         let mut file = input.open().map_err(|e| format!("cannot open {}: {}", input.name, io_reason(&e)))?;
+        let whole = match &file {
+            Opened::File(f) => (f, 0),
+            Opened::At(at) => at.file(),
+        };
+        if input.map
+            && let Some(map) = mapped::map(whole.0, whole.1 + a, whole.1 + b)
+        {
+            parser.feed(&map, &mut |r| shard.push(r));
+            let format = parser.format().clone();
+            let stats = parser.finish(&mut |r| shard.push(r));
+            return Ok(Outcome::Done(stats, format));
+        }
         file.seek(SeekFrom::Start(a)).map_err(|e| format!("{}: {}", input.name, io_reason(&e)))?;
         // One small buffer per worker, reused, read into and parsed piece by piece: the kernel's
         // copy and the parser then both work in the core's cache, not in memory.
@@ -779,7 +804,7 @@ pub fn read_all(
     analyzer: &mut Analyzer,
     stream: bool,
 ) -> Result<ReadStats, InputError> {
-    let mut inputs: Vec<Input> = all.paths.iter().map(|p| Input::named(p, given, all.kept(p))).collect();
+    let mut inputs: Vec<Input> = all.paths.iter().map(|p| Input::named(p, given, all.kept(p), all.map)).collect();
     let mut peek = Peek::new();
     let rereadable = !inputs.iter().any(|i| matches!(i.source, Source::Stream));
     // The records read at the inputs' heads, tails and cuts: a sample to guess the NAT gateway from.
@@ -1592,7 +1617,7 @@ mod tests {
 
     /// Standard input kept in a file is read like a file: a plain text in chunks on every worker, a
     /// gzip stream in parts; both stream (with the NAT gateway given or guessed and confirmed), and
-    /// the report is the file's.
+    /// the report is the file's, whether plain text is mapped or read.
     #[test]
     fn standard_input_kept_in_a_file_streams() {
         let dir = tempfile::tempdir().unwrap();
@@ -1619,12 +1644,17 @@ mod tests {
                     paths: vec![PathBuf::from("-")],
                     kept: vec![(PathBuf::from("-"), Arc::new(Kept::Whole(Spooled::of(file))))],
                     repeated: Vec::new(),
+                    map: true,
                 };
                 let (parts, got) = json(&stdin);
                 let (file_parts, want) = json(&Inputs::files(std::slice::from_ref(&path)));
                 assert_eq!(got, want, "plain {plain}, NAT {nat:?}");
                 assert_eq!(parts, file_parts, "plain {plain}, NAT {nat:?}");
                 assert!(parts > 1, "plain {plain}, NAT {nat:?}: {parts}");
+                // Read with read(2) instead of mapped: the same parts and report, file or stdin.
+                for inputs in [stdin.without_mmap(), Inputs::files(std::slice::from_ref(&path)).without_mmap()] {
+                    assert_eq!(json(&inputs), (parts, want.clone()), "plain {plain}, NAT {nat:?}, not mapped");
+                }
             }
         }
     }
@@ -1698,12 +1728,14 @@ mod tests {
             paths: vec![stdin.clone()],
             kept: vec![(stdin.clone(), partial("no room"))],
             repeated: Vec::new(),
+            map: true,
         };
         assert!(once.named_once_if_partial().is_ok());
         let twice = Inputs {
             paths: vec![stdin.clone(), stdin.clone()],
             kept: vec![(stdin.clone(), partial("no room"))],
             repeated: Vec::new(),
+            map: true,
         };
         let err = twice.named_once_if_partial().unwrap_err().0;
         assert_eq!(
@@ -1716,6 +1748,7 @@ mod tests {
             paths: vec![pipe.clone(), PathBuf::from("/proc/self/fd/63")],
             kept: vec![(pipe.clone(), Arc::clone(&s)), (PathBuf::from("/proc/self/fd/63"), s)],
             repeated: Vec::new(),
+            map: true,
         };
         assert!(aliases.named_once_if_partial().unwrap_err().0.starts_with("/dev/fd/63 is named 2 times"));
     }

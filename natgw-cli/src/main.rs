@@ -106,7 +106,10 @@ fn analyze(a: AnalyzeArgs) -> Result<u8, Failure> {
     natgw_core::analyze::check_config(&config).map_err(|e| Failure::new(exit::USAGE, e.to_string()))?;
     let format = a.log_format.clone().unwrap_or_default();
     let threads = a.threads.map_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()), usize::from);
-    let files = input::Inputs::gather(&a.files).map_err(|e| Failure::new(exit::INPUT, e.0))?;
+    let mut files = input::Inputs::gather(&a.files).map_err(|e| Failure::new(exit::INPUT, e.0))?;
+    if a.no_mmap {
+        files = files.without_mmap();
+    }
     for path in files.repeated() {
         let name = if input::is_stdin(path) { "standard input".into() } else { path.display().to_string() };
         let _ = writeln!(io::stderr(), "aws-natgw: {name} is a file named before; it is read once");

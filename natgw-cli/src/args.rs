@@ -8,6 +8,11 @@ use ipnet::IpNet;
 use natgw_core::flowlog::LogFormat;
 use natgw_core::net::{Destination, InterfaceId, unmapped_net};
 
+/// The most worker threads `analyze` takes. Each holds a shard and a lane of the streams (16 threads
+/// on 2 cores peaked at 148 MiB), and past a few thousand the system refused to start them: the
+/// thread spawn panicked.
+pub const MAX_THREADS: u16 = 256;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "aws-natgw",
@@ -193,8 +198,8 @@ pub struct AnalyzeArgs {
     pub top: u16,
     #[arg(long, short, value_enum, default_value_t = Output::Table)]
     pub output: Output,
-    /// Worker threads for reading and parsing (default: one per core).
-    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    /// Worker threads for reading and parsing, at most 256 (default: one per core).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=i64::from(MAX_THREADS)))]
     pub threads: Option<u16>,
     /// Read plain files with read(2) instead of mapping them into memory: for a file that another
     /// program may truncate while it is analysed (a mapped file's lost pages end the process with

@@ -701,26 +701,30 @@ fn run_task(
     if let (Source::Plain(_), Some((a, b))) = (&input.source, task.range) {
         let mut parser = task_parser(input, task, given);
         let mut file = input.open().map_err(|e| format!("cannot open {}: {}", input.name, io_reason(&e)))?;
-        let whole = match &file {
+        let (whole, base) = match &file {
             Opened::File(f) => (f, 0),
             Opened::At(at) => at.file(),
         };
-        if input.map
-            && let Some(map) = mapped::map(whole.0, whole.1 + a, whole.1 + b)
-        {
+        // Mapped a piece at a time (a chunk is one piece unless its lines are longer than a chunk:
+        // the map's pages count in the RSS); what cannot be mapped is read.
+        let mut at = a;
+        while input.map && at < b {
+            let to = b.min(at + CHUNK);
+            let Some(map) = mapped::map(whole, base + at, base + to) else { break };
             parser.feed(&map, &mut |r| shard.push(r));
-            let format = parser.format().clone();
-            let stats = parser.finish(&mut |r| shard.push(r));
-            return Ok(Outcome::Done(stats, format));
+            at = to;
         }
-        file.seek(SeekFrom::Start(a)).map_err(|e| format!("{}: {}", input.name, io_reason(&e)))?;
+        file.seek(SeekFrom::Start(at)).map_err(|e| format!("{}: {}", input.name, io_reason(&e)))?;
         // One small buffer per worker, reused, read into and parsed piece by piece: the kernel's
         // copy and the parser then both work in the core's cache, not in memory.
         scratch.resize(READ_PIECE, 0);
-        let mut left = b - a;
+        let mut left = b - at;
         while left > 0 {
             let piece = &mut scratch[..READ_PIECE.min(left as usize)];
-            file.read_exact(piece).map_err(|e| format!("{}: read failed: {}", input.name, io_reason(&e)))?;
+            file.read_exact(piece).map_err(|e| match e.kind() {
+                io::ErrorKind::UnexpectedEof => format!("{}: the file shrank while it was read", input.name),
+                _ => format!("{}: read failed: {}", input.name, io_reason(&e)),
+            })?;
             parser.feed(piece, &mut |r| shard.push(r));
             left -= piece.len() as u64;
         }

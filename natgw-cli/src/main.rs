@@ -105,7 +105,8 @@ fn analyze(a: AnalyzeArgs) -> Result<u8, Failure> {
     // Before reading a byte: a NAT address outside the VPC's blocks is a mistake in the arguments.
     natgw_core::analyze::check_config(&config).map_err(|e| Failure::new(exit::USAGE, e.to_string()))?;
     let format = a.log_format.clone().unwrap_or_default();
-    let threads = a.threads.map_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()), usize::from);
+    let cores = || std::thread::available_parallelism().map_or(1, |n| n.get()).min(usize::from(args::MAX_THREADS));
+    let threads = a.threads.map_or_else(cores, usize::from);
     let mut files = input::Inputs::gather(&a.files).map_err(|e| Failure::new(exit::INPUT, e.0))?;
     if a.no_mmap {
         files = files.without_mmap();

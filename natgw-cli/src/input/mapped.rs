@@ -6,8 +6,9 @@
 //! the parser reads a mapped chunk at the same speed as a copied one (the hardware prefetcher keeps
 //! ahead of it). See `docs/benchmarks.md` for the measurement.
 //!
-//! A map is of one chunk ([`super::CHUNK`], 2 MiB) at a time and is unmapped when the chunk is
-//! parsed, so the pages it touched leave the process's RSS with it.
+//! A map is of one chunk ([`super::CHUNK`], 2 MiB), or a chunk's piece of that size (a chunk is
+//! longer when its lines are), at a time and is unmapped when it is parsed, so the pages it touched
+//! leave the process's RSS with it.
 
 use std::fs::File;
 

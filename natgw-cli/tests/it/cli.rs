@@ -87,6 +87,9 @@ fn scratch() -> tempfile::TempDir {
     tar[257..263].copy_from_slice(b"ustar\0");
     tar.extend_from_slice(line.as_bytes());
     std::fs::write(dir.path().join("flows.tar"), tar).unwrap();
+    // Text without a line break, longer than a chunk (2 MiB); zeros (a file never written to).
+    std::fs::write(dir.path().join("no-breaks.log"), vec![b'x'; 5 << 20]).unwrap();
+    std::fs::write(dir.path().join("zeros.log"), vec![0u8; 3 << 20]).unwrap();
     dir
 }
 
@@ -111,6 +114,9 @@ fn bad_inputs_get_one_clear_message_and_exit_code_3() {
         ("utf16_without_byte_order_mark", vec!["analyze", "utf16be.log"]),
         ("utf32", vec!["analyze", "utf32.log"]),
         ("tar_archive", vec!["analyze", "flows.tar"]),
+        ("no_line_breaks", vec!["analyze", "no-breaks.log"]),
+        ("no_line_breaks_read", vec!["analyze", "no-breaks.log", "--no-mmap", "--threads", "1"]),
+        ("zeros", vec!["analyze", "zeros.log"]),
     ] {
         let mut settings = insta::Settings::clone_current();
         settings.set_snapshot_suffix(name);
@@ -128,6 +134,7 @@ fn bad_values_are_usage_errors_with_exit_code_2() {
         ("nat_ip", vec!["analyze", "empty.log", "--nat-ip", "10.0.0.300"]),
         ("interface", vec!["analyze", "empty.log", "--nat-interface", "i-0123"]),
         ("stdin_twice", vec!["analyze", "-", "-"]),
+        ("too_many_threads", vec!["analyze", "empty.log", "--threads", "20000"]),
         (
             "nine_nat_ips",
             vec![

@@ -20,7 +20,15 @@ pub enum LineError {
     /// A header line of another format in the middle of an input: files joined into one (`cat`).
     #[error("is the header line of another log format (files joined into one? give them as separate files)")]
     OtherHeader,
+    /// Longer than any record (binary data, or text without line breaks).
+    #[error("is longer than {} KiB: not a flow-log record", MAX_LINE >> 10)]
+    TooLong,
 }
+
+/// The longest line a record can be, in bytes before its `\n`: a custom format with every field
+/// and IPv6 addresses takes under 1 KiB. A longer line is bad ([`LineError::TooLong`]) and only its
+/// length is kept, so that a file without line breaks (binary data) is not held in memory whole.
+pub const MAX_LINE: usize = 64 << 10;
 
 /// A skipped line: where and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -221,7 +229,10 @@ pub struct StreamParser {
     fields: Option<Vec<Field>>,
     /// The stream starts at the top of an input, so its first line may be a header.
     header_allowed: bool,
+    /// The start of a line the last chunk ended in (at most [`MAX_LINE`] bytes).
     carry: Vec<u8>,
+    /// That line is longer than [`MAX_LINE`]: its bytes are dropped up to its end.
+    overlong: bool,
     stats: ParseStats,
 }
 
@@ -236,6 +247,7 @@ impl StreamParser {
             fields: None,
             header_allowed: true,
             carry: Vec::new(),
+            overlong: false,
             stats: ParseStats::default(),
         }
     }
@@ -269,11 +281,17 @@ impl StreamParser {
 
     /// Feeds a chunk; complete lines are parsed and passed to `on_record`.
     pub fn feed(&mut self, mut chunk: &[u8], on_record: &mut dyn FnMut(&Record<'_>)) {
-        if !self.carry.is_empty() {
+        if self.overlong || !self.carry.is_empty() {
             match memchr(b'\n', chunk) {
                 None => {
-                    self.carry.extend_from_slice(chunk);
+                    self.carry_on(chunk);
                     return;
+                }
+                Some(i) if self.overlong || self.carry.len() + i > MAX_LINE => {
+                    self.overlong = false;
+                    self.carry.clear();
+                    self.too_long();
+                    chunk = &chunk[i + 1..];
                 }
                 Some(i) => {
                     let mut line = std::mem::take(&mut self.carry);
@@ -301,12 +319,40 @@ impl StreamParser {
             self.line(&chunk[at..at + i], on_record);
             at += i + 1;
         }
-        self.carry.extend_from_slice(&chunk[at..]);
+        self.carry_on(&chunk[at..]);
+    }
+
+    /// Keeps the start of a line that goes on in the next chunk, unless it is too long already.
+    fn carry_on(&mut self, bytes: &[u8]) {
+        if self.overlong {
+            return;
+        }
+        if self.carry.len() + bytes.len() > MAX_LINE {
+            self.overlong = true;
+            self.carry = Vec::new();
+            return;
+        }
+        self.carry.extend_from_slice(bytes);
+    }
+
+    /// Counts a line longer than [`MAX_LINE`] as bad.
+    fn too_long(&mut self) {
+        self.stats.lines += 1;
+        self.skip(LineError::TooLong);
+    }
+
+    fn skip(&mut self, error: LineError) {
+        self.stats.skipped += 1;
+        if self.stats.bad_lines.len() < MAX_BAD_LINES_KEPT {
+            self.stats.bad_lines.push(BadLine { line: self.stats.lines, error });
+        }
     }
 
     /// Ends the stream (parsing a last line without a newline) and returns its counts.
     pub fn finish(mut self, on_record: &mut dyn FnMut(&Record<'_>)) -> ParseStats {
-        if !self.carry.is_empty() {
+        if self.overlong {
+            self.too_long();
+        } else if !self.carry.is_empty() {
             let line = std::mem::take(&mut self.carry);
             self.line(&line, on_record);
         }
@@ -324,6 +370,10 @@ impl StreamParser {
     }
 
     fn line(&mut self, mut line: &[u8], on_record: &mut dyn FnMut(&Record<'_>)) {
+        if line.len() > MAX_LINE {
+            self.too_long();
+            return;
+        }
         let may_be_header = self.header_next();
         self.stats.lines += 1;
         if let [rest @ .., b'\r'] = line {
@@ -356,10 +406,7 @@ impl StreamParser {
                     Some(_) => LineError::OtherHeader,
                     None => error,
                 };
-                self.stats.skipped += 1;
-                if self.stats.bad_lines.len() < MAX_BAD_LINES_KEPT {
-                    self.stats.bad_lines.push(BadLine { line: self.stats.lines, error });
-                }
+                self.skip(error);
             }
         }
     }
@@ -450,6 +497,43 @@ mod tests {
         let exported = format!("2026-05-28T20:30:00.000Z {line}").repeat(3);
         let (recs, stats) = collect(exported.as_bytes(), LogFormat::default());
         assert_eq!((recs, stats.records, stats.skipped), (plain.0, 3, 0));
+    }
+
+    /// A line longer than [`MAX_LINE`] is one bad line however the stream is cut into chunks, and
+    /// the parser does not keep it: a file without line breaks is not held in memory.
+    #[test]
+    fn overlong_lines_are_bad_lines_whatever_the_chunks() {
+        let record = b"2 123456789012 eni-0a1b 10.0.1.5 10.0.0.7 40000 443 6 3 180 1700000000 1700000010 ACCEPT OK";
+        let mut text = Vec::new();
+        for (fill, end) in [(MAX_LINE, &b"\n"[..]), (MAX_LINE + 1, b"\n"), (MAX_LINE, b"\r\n"), (3 * MAX_LINE, b"\n")] {
+            text.extend_from_slice(record);
+            text.extend_from_slice(b"\n");
+            text.extend(std::iter::repeat_n(b'x', fill));
+            text.extend_from_slice(end);
+        }
+        text.extend_from_slice(record);
+        text.extend_from_slice(b"\n");
+        text.extend(std::iter::repeat_n(0u8, 2 * MAX_LINE));
+        let whole = {
+            let mut n = 0;
+            let stats = parse_all(&text, LogFormat::default(), false, &mut |_| n += 1);
+            (n, stats)
+        };
+        let lines: Vec<(u64, String)> = whole.1.bad_lines.iter().map(|b| (b.line, b.error.to_string())).collect();
+        let long = "is longer than 64 KiB: not a flow-log record".to_owned();
+        let count = "has 1 fields, the log format has 14".to_owned();
+        // The fill of exactly MAX_LINE bytes is a line (of one field); with its `\r`, one byte more.
+        assert_eq!(lines, [(2, count), (4, long.clone()), (6, long.clone()), (8, long.clone()), (10, long)]);
+        assert_eq!((whole.0, whole.1.lines, whole.1.records, whole.1.skipped), (5, 10, 5, 5));
+        for size in [1, 7, 4096, MAX_LINE - 1, MAX_LINE, MAX_LINE + 1, MAX_LINE + 90] {
+            let mut p = StreamParser::new(LogFormat::default(), false);
+            let mut n = 0;
+            for chunk in text.chunks(size) {
+                p.feed(chunk, &mut |_| n += 1);
+                assert!(p.carry.capacity() <= 2 * MAX_LINE + size, "chunks of {size}: {}", p.carry.capacity());
+            }
+            assert_eq!((n, p.finish(&mut |_| n += 1)), whole, "chunks of {size}");
+        }
     }
 
     #[test]

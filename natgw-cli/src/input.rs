@@ -72,6 +72,8 @@ struct Input {
     starts_at: Option<u64>,
     /// A plain file's chunks are mapped into memory, not read ([`mapped`]).
     map: bool,
+    /// Found under a directory given, not named: an unusable one is skipped ([`read_all`]).
+    found: bool,
 }
 
 #[derive(Debug)]
@@ -135,7 +137,7 @@ fn pipe_node(_: &Path) -> Option<(u64, u64)> {
 impl Input {
     /// An input not yet [`probe`]d: its own fields, allocated before any probe runs. A stream kept
     /// whole in a file is read like a file given by path.
-    fn named(path: &Path, given: &LogFormat, kept: Option<&Arc<Kept>>, map: bool) -> Input {
+    fn named(path: &Path, given: &LogFormat, kept: Option<&Arc<Kept>>, map: bool, found: bool) -> Input {
         let from_stdin = is_stdin(path);
         let mut input = Input {
             path: path.to_owned(),
@@ -146,6 +148,7 @@ impl Input {
             header: false,
             starts_at: None,
             map,
+            found,
         };
         if (from_stdin || input.kept.is_some()) && input.spooled().is_none() {
             input.source = Source::Stream;
@@ -216,6 +219,8 @@ pub struct Inputs {
     repeated: Vec<PathBuf>,
     /// Plain files are mapped into memory, not read ([`mapped`]; `--no-mmap` turns it off).
     map: bool,
+    /// The paths found under a directory given (not named themselves).
+    found: BTreeSet<PathBuf>,
 }
 
 impl Inputs {
@@ -226,6 +231,7 @@ impl Inputs {
     /// left out ([`once`], [`Inputs::repeated`]).
     pub fn gather(args: &[PathBuf]) -> Result<Inputs, InputError> {
         let (paths, repeated) = once(expand(args)?);
+        let found = paths.iter().filter(|p| !args.contains(p)).cloned().collect();
         let mut kept: Vec<(PathBuf, Arc<Kept>)> = Vec::new();
         let mut pipes: Vec<((u64, u64), Arc<Kept>)> = Vec::new();
         for path in &paths {
@@ -255,7 +261,7 @@ impl Inputs {
             };
             kept.push((path.clone(), stream));
         }
-        let inputs = Inputs { paths, kept, repeated, map: true };
+        let inputs = Inputs { paths, kept, repeated, map: true, found };
         inputs.named_once_if_partial()?;
         Ok(inputs)
     }
@@ -279,7 +285,7 @@ impl Inputs {
     /// Files only (standard input, if named, is read as it comes).
     #[cfg(test)]
     fn files(paths: &[PathBuf]) -> Inputs {
-        Inputs { paths: paths.to_vec(), kept: Vec::new(), repeated: Vec::new(), map: true }
+        Inputs { paths: paths.to_vec(), kept: Vec::new(), repeated: Vec::new(), map: true, found: BTreeSet::new() }
     }
 
     /// Reads plain files with `read(2)` instead of mapping them: for a file that may be truncated
@@ -787,17 +793,22 @@ fn run_task(
 }
 
 /// What a [`read_all`] did, beyond the analyzer's records.
-#[derive(Debug, Clone, Copy)]
-#[cfg_attr(not(test), expect(dead_code, reason = "the tests hold what streaming keeps in memory to it"))]
+#[derive(Debug, Clone)]
 pub struct ReadStats {
     /// The most parts that waited at once for a lane of the streams: what streaming held in memory
     /// besides the streams themselves (0 without them).
+    #[cfg_attr(not(test), expect(dead_code, reason = "the tests hold what streaming keeps in memory to it"))]
     pub peak_waiting: usize,
     /// Parts handed over to the streams in all.
+    #[cfg_attr(not(test), expect(dead_code, reason = "the tests hold what streaming keeps in memory to it"))]
     pub parts: usize,
     /// Passes over the records: 1, or 2 when a first pass found the NAT gateway or the guessed one
     /// was not confirmed.
+    #[cfg_attr(not(test), expect(dead_code, reason = "the tests count them"))]
     pub passes: usize,
+    /// Files found under a directory given that were left out, each with why: empty, not flow-log
+    /// text, or without a record (a README, say).
+    pub skipped: Vec<String>,
 }
 
 /// Reads every input into the analyzer with `threads` workers.
@@ -808,14 +819,28 @@ pub fn read_all(
     analyzer: &mut Analyzer,
     stream: bool,
 ) -> Result<ReadStats, InputError> {
-    let mut inputs: Vec<Input> = all.paths.iter().map(|p| Input::named(p, given, all.kept(p), all.map)).collect();
+    let inputs: Vec<Input> =
+        all.paths.iter().map(|p| Input::named(p, given, all.kept(p), all.map, all.found.contains(p))).collect();
     let mut peek = Peek::new();
     let rereadable = !inputs.iter().any(|i| matches!(i.source, Source::Stream));
     // The records read at the inputs' heads, tails and cuts: a sample to guess the NAT gateway from.
     let mut sample = analyzer.nat_evidence().filter(|_| rereadable);
-    for input in &mut inputs {
-        probe(input, given, &mut peek, sample.as_mut())?;
+    // A file found under a directory given that is not a flow log (empty, a README, an archive) is
+    // left out, and said so; one named is an error. With none left, the problem of the first in the
+    // order given is.
+    let mut skipped = Skipped::default();
+    let mut usable = Vec::with_capacity(inputs.len());
+    for (at, mut input) in inputs.into_iter().enumerate() {
+        match probe(&mut input, given, &mut peek, sample.as_mut()) {
+            Ok(()) => usable.push((at, input)),
+            Err(e) if input.found => skipped.add(at, e),
+            Err(e) => return Err(e),
+        }
     }
+    if usable.is_empty() {
+        return Err(skipped.first());
+    }
+    let (places, inputs): (Vec<usize>, Vec<Input>) = usable.into_iter().unzip();
     let cannot_read =
         |input: &Input, e: io::Error| InputError(format!("cannot read {}: {}", input.name, io_reason(&e)));
     // The time each input covers, as far as its ends tell (a gzip file: its start only).
@@ -972,7 +997,8 @@ pub fn read_all(
             *format = Some(d.format);
         }
     }
-    for (input, (stats, format)) in inputs.iter().zip(per_input) {
+    let mut added = 0;
+    for ((input, (stats, format)), at) in inputs.iter().zip(per_input).zip(places) {
         let format = format.unwrap_or_else(|| input.format.clone());
         check_format(&format).map_err(|e| InputError(format!("{}: {e}", input.name)))?;
         if stats.records == 0 {
@@ -987,9 +1013,18 @@ pub fn read_all(
                 }
                 _ => "",
             };
-            return Err(InputError(format!("{}: no flow-log records{reason}{hint}", input.name)));
+            let problem = InputError(format!("{}: no flow-log records{reason}{hint}", input.name));
+            if !input.found {
+                return Err(problem);
+            }
+            skipped.add(at, problem);
+            continue;
         }
         analyzer.add_input(input.name.clone(), &format, stats);
+        added += 1;
+    }
+    if added == 0 {
+        return Err(skipped.first());
     }
     for shard in shards {
         match shard {
@@ -1001,7 +1036,23 @@ pub fn read_all(
     if let Some(streams) = streams {
         analyzer.absorb_streams(streams);
     }
-    Ok(ReadStats { peak_waiting, parts, passes })
+    Ok(ReadStats { peak_waiting, parts, passes, skipped: skipped.0.into_iter().map(|(_, e)| e.0).collect() })
+}
+
+/// The inputs left out ([`read_all`]), by their place among the inputs given, in the order found.
+#[derive(Default)]
+struct Skipped(Vec<(usize, InputError)>);
+
+impl Skipped {
+    fn add(&mut self, at: usize, problem: InputError) {
+        self.0.push((at, problem));
+    }
+
+    /// The problem of the first input given among them (there is one when no input is left).
+    fn first(self) -> InputError {
+        let first = self.0.into_iter().min_by_key(|(at, _)| *at);
+        first.map_or_else(|| InputError("no input".into()), |(_, e)| e)
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -1649,6 +1700,7 @@ mod tests {
                     kept: vec![(PathBuf::from("-"), Arc::new(Kept::Whole(Spooled::of(file))))],
                     repeated: Vec::new(),
                     map: true,
+                    found: BTreeSet::new(),
                 };
                 let (parts, got) = json(&stdin);
                 let (file_parts, want) = json(&Inputs::files(std::slice::from_ref(&path)));
@@ -1733,6 +1785,7 @@ mod tests {
             kept: vec![(stdin.clone(), partial("no room"))],
             repeated: Vec::new(),
             map: true,
+            found: BTreeSet::new(),
         };
         assert!(once.named_once_if_partial().is_ok());
         let twice = Inputs {
@@ -1740,6 +1793,7 @@ mod tests {
             kept: vec![(stdin.clone(), partial("no room"))],
             repeated: Vec::new(),
             map: true,
+            found: BTreeSet::new(),
         };
         let err = twice.named_once_if_partial().unwrap_err().0;
         assert_eq!(
@@ -1753,6 +1807,7 @@ mod tests {
             kept: vec![(pipe.clone(), Arc::clone(&s)), (PathBuf::from("/proc/self/fd/63"), s)],
             repeated: Vec::new(),
             map: true,
+            found: BTreeSet::new(),
         };
         assert!(aliases.named_once_if_partial().unwrap_err().0.starts_with("/dev/fd/63 is named 2 times"));
     }

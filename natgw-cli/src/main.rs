@@ -120,16 +120,20 @@ fn analyze(a: AnalyzeArgs) -> Result<u8, Failure> {
     }
     let analyse = |stream: bool| {
         let mut analyzer = Analyzer::new(config.clone());
-        input::read_all(&files, &format, threads, &mut analyzer, stream).map_err(|e| Failure::new(exit::INPUT, e.0))?;
-        Ok::<_, Failure>(analyzer.finish())
+        let read = input::read_all(&files, &format, threads, &mut analyzer, stream)
+            .map_err(|e| Failure::new(exit::INPUT, e.0))?;
+        Ok::<_, Failure>((analyzer.finish(), read.skipped))
     };
     // Streaming keeps memory flat; records that still come out of time order (a file far out of order
     // within, say) are read again and kept in memory. Same report either way.
-    let report = match analyse(true)? {
-        Err(AnalyzeError::StreamOrder) => analyse(false)?,
+    let (report, skipped) = match analyse(true)? {
+        (Err(AnalyzeError::StreamOrder), _) => analyse(false)?,
         other => other,
+    };
+    for why in skipped {
+        let _ = writeln!(io::stderr(), "aws-natgw: not a flow-log file, left out: {why}");
     }
-    .map_err(|e| Failure::new(exit::INPUT, e.to_string()))?;
+    let report = report.map_err(|e| Failure::new(exit::INPUT, e.to_string()))?;
     emit(live::status_code(report.verdict.status), |out| render::report(&report, a.output, out))
 }
 

@@ -167,6 +167,56 @@ fn bad_values_are_usage_errors_with_exit_code_2() {
     }
 }
 
+/// Under a directory given, a file that is not a flow log (empty, a README, only a header) is left
+/// out with a warning, and the rest is analysed; named, it is an error, and so is a directory with
+/// nothing else.
+#[test]
+fn files_under_a_directory_that_are_not_flow_logs_are_left_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    std::fs::copy(root().join(SAMPLE), logs.join("a.log.gz")).unwrap();
+    std::fs::write(logs.join("b.log"), b"").unwrap();
+    std::fs::write(logs.join("README.txt"), b"Flow logs of the NAT gateway, from S3.\n").unwrap();
+    let header = "version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end \
+                  action log-status\n";
+    std::fs::write(logs.join("c.log"), header).unwrap();
+    let json = |out: &std::process::Output| {
+        let mut r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        r["input"]["sources"] = serde_json::Value::Null;
+        r
+    };
+    let want = natgw().args(["analyze", SAMPLE, "-o", "json"]).output().unwrap();
+    for threads in ["1", "2"] {
+        let out = in_dir(dir.path()).args(["analyze", "logs", "-o", "json", "--threads", threads]).output().unwrap();
+        assert_eq!(out.status.code(), Some(5), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(json(&out), json(&want));
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr).lines().collect::<Vec<_>>(),
+            [
+                "aws-natgw: not a flow-log file, left out: logs/b.log is empty",
+                "aws-natgw: not a flow-log file, left out: logs/README.txt: no flow-log records: line 1 has 8 fields, \
+                 the log format has 14 (if this flow log uses a custom format, pass it with --log-format)",
+                "aws-natgw: not a flow-log file, left out: logs/c.log: no flow-log records: only a header line",
+            ]
+        );
+    }
+    let named = in_dir(dir.path()).args(["analyze", "logs/a.log.gz", "logs/c.log"]).output().unwrap();
+    assert_eq!(named.status.code(), Some(3));
+    assert_eq!(
+        String::from_utf8_lossy(&named.stderr),
+        "aws-natgw: logs/c.log: no flow-log records: only a header line\n"
+    );
+    std::fs::remove_file(logs.join("a.log.gz")).unwrap();
+    let none = in_dir(dir.path()).args(["analyze", "logs"]).output().unwrap();
+    assert_eq!(none.status.code(), Some(3));
+    // The first file's (in name order, as the directory is read) whatever the step it was found at.
+    let readme = "aws-natgw: logs/README.txt: no flow-log records: line 1 has 8 fields, the log format has 14 (if \
+                  this flow log uses a custom format, pass it with --log-format)\n";
+    assert_eq!(String::from_utf8_lossy(&none.stderr), readme);
+    assert!(none.stdout.is_empty());
+}
+
 #[test]
 fn a_file_with_some_bad_lines_is_analysed_and_the_lines_counted() {
     let dir = tempfile::tempdir().unwrap();

@@ -455,12 +455,19 @@ fn head_times(text: &[u8], given: &LogFormat, mut sample: Option<&mut NatEvidenc
 
 /// The paths with each file (or pipe) once, in the order they came, and the paths left out: a file
 /// named twice (as itself and in a directory given, say) would have its records counted twice.
+///
+/// Standard input redirected from a file that is named too is the one left out, wherever it comes:
+/// it may start past the file's beginning (`(head -c 100 >/dev/null; aws-natgw analyze - x.log) <
+/// x.log`), so the file by name holds all of it, and the result does not depend on the order.
 fn once(paths: Vec<PathBuf>) -> (Vec<PathBuf>, Vec<PathBuf>) {
+    let named: BTreeSet<_> = paths.iter().filter(|p| !is_stdin(p)).filter_map(|p| file_identity(p)).collect();
     let mut seen = BTreeSet::new();
     paths.into_iter().partition(|p| {
+        if !is_stdin(p) {
+            return file_identity(p).is_none_or(|id| seen.insert(id));
+        }
         // Standard input is the file or pipe it was given.
-        let named = if is_stdin(p) { Path::new("/dev/stdin") } else { p.as_path() };
-        file_identity(named).is_none_or(|id| seen.insert(id))
+        file_identity(Path::new("/dev/stdin")).is_none_or(|id| !named.contains(&id) && seen.insert(id))
     })
 }
 

@@ -112,8 +112,11 @@ fn analyze(a: AnalyzeArgs) -> Result<u8, Failure> {
         files = files.without_mmap();
     }
     for path in files.repeated() {
-        let name = if input::is_stdin(path) { "standard input".into() } else { path.display().to_string() };
-        let _ = writeln!(io::stderr(), "aws-natgw: {name} is a file named before; it is read once");
+        let _ = if input::is_stdin(path) {
+            writeln!(io::stderr(), "aws-natgw: standard input is a file named too; the file is read, whole")
+        } else {
+            writeln!(io::stderr(), "aws-natgw: {} is a file named before; it is read once", path.display())
+        };
     }
     for (name, why) in files.in_memory() {
         let _ = writeln!(io::stderr(), "aws-natgw: reading {name} into memory: {why}");

@@ -217,6 +217,34 @@ fn files_under_a_directory_that_are_not_flow_logs_are_left_out() {
     assert!(none.stdout.is_empty());
 }
 
+/// Standard input redirected from a file that is named too is left out wherever it comes, even
+/// when it starts past the file's beginning: the file is read whole, once.
+#[test]
+fn standard_input_from_a_file_named_too_is_read_as_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Simulation::run(&Scenario::builtin("healthy").unwrap().with_duration(300)).unwrap();
+    let path = dir.path().join("nat.log");
+    std::fs::write(&path, sim.nat_v2()).unwrap();
+    let run = |args: &[&str], skip: u64| {
+        let mut stdin = std::fs::File::open(&path).unwrap();
+        std::io::Seek::seek(&mut stdin, std::io::SeekFrom::Start(skip)).unwrap();
+        in_dir(dir.path()).arg("analyze").args(args).args(["-o", "json"]).stdin(stdin).output().unwrap()
+    };
+    let want = run(&["nat.log"], 0);
+    assert_eq!(want.status.code(), Some(0), "{}", String::from_utf8_lossy(&want.stderr));
+    for args in [["-", "nat.log"], ["nat.log", "-"]] {
+        for skip in [0, 1000] {
+            let got = run(&args, skip);
+            assert_eq!(got.stdout, want.stdout, "{args:?} from byte {skip}");
+            assert_eq!(
+                String::from_utf8_lossy(&got.stderr),
+                "aws-natgw: standard input is a file named too; the file is read, whole\n",
+                "{args:?} from byte {skip}"
+            );
+        }
+    }
+}
+
 #[test]
 fn a_file_with_some_bad_lines_is_analysed_and_the_lines_counted() {
     let dir = tempfile::tempdir().unwrap();

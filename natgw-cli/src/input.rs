@@ -99,6 +99,14 @@ struct Done {
     format: LogFormat,
 }
 
+/// A stream that could not be kept: it could not be read, or it is not text ([`spool::keep`]).
+fn unreadable(name: &str, e: &io::Error) -> InputError {
+    match e.kind() {
+        io::ErrorKind::InvalidData => InputError(format!("{name}: {e}")),
+        _ => InputError(format!("cannot read {name}: {}", io_reason(e))),
+    }
+}
+
 fn io_reason(e: &io::Error) -> String {
     match e.kind() {
         io::ErrorKind::NotFound => "no such file".into(),
@@ -239,8 +247,7 @@ impl Inputs {
                 continue;
             }
             let stream = if is_stdin(path) {
-                let s =
-                    spool::keep_stdin().map_err(|e| InputError(format!("cannot read <stdin>: {}", io_reason(&e))))?;
+                let s = spool::keep_stdin().map_err(|e| unreadable("<stdin>", &e))?;
                 Arc::new(s)
             } else if let Some(node) = pipe_node(path) {
                 match pipes.iter().find(|(n, _)| *n == node) {
@@ -249,8 +256,7 @@ impl Inputs {
                         let name = path.display();
                         let file = File::open(path)
                             .map_err(|e| InputError(format!("cannot open {name}: {}", io_reason(&e))))?;
-                        let s = spool::keep(file)
-                            .map_err(|e| InputError(format!("cannot read {name}: {}", io_reason(&e))))?;
+                        let s = spool::keep(file).map_err(|e| unreadable(&name.to_string(), &e))?;
                         let s = Arc::new(s);
                         pipes.push((node, Arc::clone(&s)));
                         s

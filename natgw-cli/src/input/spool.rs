@@ -13,6 +13,8 @@ use std::fs::File;
 use std::io::{self, Cursor, Read, Seek, SeekFrom, Write};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use super::LINELESS;
+
 /// A stream, as [`keep`] or [`keep_stdin`] kept it.
 #[derive(Debug)]
 pub(super) enum Kept {
@@ -206,9 +208,15 @@ struct Full {
 
 /// Copies `from` into `to` to its end: `None` when all of it is there, the bytes the file did not
 /// take when a write failed, an error when a read failed.
+///
+/// A stream that is not gzip and has no line break in its first [`LINELESS`] bytes is not a flow log
+/// (`/dev/zero`, a binary): the copy stops there with an error of kind `InvalidData`, instead of
+/// filling the disk with it.
 fn copy(from: &mut impl Read, to: &mut impl Write) -> io::Result<Option<Full>> {
     let mut buf = vec![0u8; COPY_PIECE];
     let mut written = 0u64;
+    // Bytes without a line break so far; `None` once one came, or for gzip data.
+    let mut lineless = Some(0u64);
     loop {
         let n = match from.read(&mut buf) {
             Ok(0) => break,
@@ -216,6 +224,14 @@ fn copy(from: &mut impl Read, to: &mut impl Write) -> io::Result<Option<Full>> {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         };
+        if let Some(seen) = lineless {
+            let gzip = seen == 0 && buf[..n].starts_with(&[0x1f, 0x8b]);
+            lineless = (!gzip && memchr::memchr(b'\n', &buf[..n]).is_none()).then_some(seen + n as u64);
+            if lineless.is_some_and(|seen| seen > LINELESS) {
+                let why = format!("no line break in the first {} MiB: not a flow-log file", LINELESS >> 20);
+                return Err(io::Error::new(io::ErrorKind::InvalidData, why));
+            }
+        }
         let mut done = 0;
         while done < n {
             match to.write(&buf[done..n]) {

@@ -376,6 +376,32 @@ fn records_out_of_time_order_give_the_same_report_from_files_or_stdin() {
     }
 }
 
+/// Endless bytes without a line break on standard input (`< /dev/zero`) are refused after 4 MiB,
+/// not kept in a temporary file until the disk is full.
+#[test]
+fn endless_binary_input_is_refused_early() {
+    let mut child = natgw()
+        .args(["analyze", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut pipe = child.stdin.take().unwrap();
+    // Writes until the reader goes away (or 1 GiB, if it never does).
+    let writer = std::thread::spawn(move || {
+        let zeros = vec![0u8; 1 << 20];
+        (0..1024).take_while(|_| pipe.write_all(&zeros).is_ok()).count()
+    });
+    let out = child.wait_with_output().unwrap();
+    assert!(writer.join().unwrap() < 64, "the input was read on");
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "aws-natgw: <stdin>: no line break in the first 4 MiB: not a flow-log file\n"
+    );
+}
+
 #[test]
 fn a_closed_pipe_is_a_clean_exit_that_keeps_the_verdict() {
     // Output far larger than a pipe's buffer (5,000 destinations as JSON), so the tool is still

@@ -6,8 +6,6 @@
 //! The IAM actions called are [`ACTIONS`], granted by `docs/iam-policy.json`.
 //!
 //! Times are Unix seconds (`u64`), like natgw-core's; ranges are inclusive except `get_metric_data`'s end.
-// The workspace denies unsafe code; only natgw-cli maps files (`input/mapped.rs`). Never here.
-#![forbid(unsafe_code)]
 
 pub mod actions;
 mod convert;

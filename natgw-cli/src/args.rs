@@ -201,11 +201,6 @@ pub struct AnalyzeArgs {
     /// Worker threads for reading and parsing, at most 256 (default: one per core).
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=i64::from(MAX_THREADS)))]
     pub threads: Option<u16>,
-    /// Read plain files with read(2) instead of mapping them into memory: for a file that another
-    /// program may truncate while it is analysed (a mapped file's lost pages end the process with
-    /// SIGBUS). Mapping saves the kernel's copy: about 5-10 % of the time.
-    #[arg(long)]
-    pub no_mmap: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -18,7 +18,6 @@ use natgw_core::analyze::{
 use natgw_core::flowlog::{LineError, LogFormat, ParseStats, StreamParser};
 
 mod ahead;
-mod mapped;
 mod spool;
 
 use ahead::DecodeAhead;
@@ -70,8 +69,6 @@ struct Input {
     /// The data's time at its beginning, if known: a plain file's latest start among its first
     /// records ([`head_start`]), a gzip file's earliest ([`head_times`]).
     starts_at: Option<u64>,
-    /// A plain file's chunks are mapped into memory, not read ([`mapped`]).
-    map: bool,
     /// Found under a directory given, not named: an unusable one is skipped ([`read_all`]).
     found: bool,
 }
@@ -145,7 +142,7 @@ fn pipe_node(_: &Path) -> Option<(u64, u64)> {
 impl Input {
     /// An input not yet [`probe`]d: its own fields, allocated before any probe runs. A stream kept
     /// whole in a file is read like a file given by path.
-    fn named(path: &Path, given: &LogFormat, kept: Option<&Arc<Kept>>, map: bool, found: bool) -> Input {
+    fn named(path: &Path, given: &LogFormat, kept: Option<&Arc<Kept>>, found: bool) -> Input {
         let from_stdin = is_stdin(path);
         let mut input = Input {
             path: path.to_owned(),
@@ -155,7 +152,6 @@ impl Input {
             format: given.clone(),
             header: false,
             starts_at: None,
-            map,
             found,
         };
         if (from_stdin || input.kept.is_some()) && input.spooled().is_none() {
@@ -225,8 +221,6 @@ pub struct Inputs {
     kept: Vec<(PathBuf, Arc<Kept>)>,
     /// Paths left out because they name a file named before ([`once`]).
     repeated: Vec<PathBuf>,
-    /// Plain files are mapped into memory, not read ([`mapped`]; `--no-mmap` turns it off).
-    map: bool,
     /// The paths found under a directory given (not named themselves).
     found: BTreeSet<PathBuf>,
 }
@@ -267,7 +261,7 @@ impl Inputs {
             };
             kept.push((path.clone(), stream));
         }
-        let inputs = Inputs { paths, kept, repeated, map: true, found };
+        let inputs = Inputs { paths, kept, repeated, found };
         inputs.named_once_if_partial()?;
         Ok(inputs)
     }
@@ -291,14 +285,7 @@ impl Inputs {
     /// Files only (standard input, if named, is read as it comes).
     #[cfg(test)]
     fn files(paths: &[PathBuf]) -> Inputs {
-        Inputs { paths: paths.to_vec(), kept: Vec::new(), repeated: Vec::new(), map: true, found: BTreeSet::new() }
-    }
-
-    /// Reads plain files with `read(2)` instead of mapping them: for a file that may be truncated
-    /// while it is read (a map's lost pages would end the process).
-    pub fn without_mmap(mut self) -> Inputs {
-        self.map = false;
-        self
+        Inputs { paths: paths.to_vec(), kept: Vec::new(), repeated: Vec::new(), found: BTreeSet::new() }
     }
 
     /// Paths left out because they name a file (or pipe) named before: directly, through a
@@ -720,24 +707,14 @@ fn run_task(
     if let (Source::Plain(_), Some((a, b))) = (&input.source, task.range) {
         let mut parser = task_parser(input, task, given);
         let mut file = input.open().map_err(|e| format!("cannot open {}: {}", input.name, io_reason(&e)))?;
-        let (whole, base) = match &file {
-            Opened::File(f) => (f, 0),
-            Opened::At(at) => at.file(),
-        };
-        // Mapped a piece at a time (a chunk is one piece unless its lines are longer than a chunk:
-        // the map's pages count in the RSS); what cannot be mapped is read.
-        let mut at = a;
-        while input.map && at < b {
-            let to = b.min(at + CHUNK);
-            let Some(map) = mapped::map(whole, base + at, base + to) else { break };
-            parser.feed(&map, &mut |r| shard.push(r));
-            at = to;
-        }
-        file.seek(SeekFrom::Start(at)).map_err(|e| format!("{}: {}", input.name, io_reason(&e)))?;
+        file.seek(SeekFrom::Start(a)).map_err(|e| format!("{}: {}", input.name, io_reason(&e)))?;
         // One small buffer per worker, reused, read into and parsed piece by piece: the kernel's
-        // copy and the parser then both work in the core's cache, not in memory.
+        // copy and the parser then both work in the core's cache, not in memory. (Mapping the
+        // chunks instead saved the copy's system time but cost as much or more in the parser and
+        // the shards, whose data then shared the TLB with the map's pages: measured at 0.98-1.25 of
+        // reading's time on two threads, and left out.)
         scratch.resize(READ_PIECE, 0);
-        let mut left = b - at;
+        let mut left = b - a;
         while left > 0 {
             let piece = &mut scratch[..READ_PIECE.min(left as usize)];
             file.read_exact(piece).map_err(|e| match e.kind() {
@@ -833,7 +810,7 @@ pub fn read_all(
     stream: bool,
 ) -> Result<ReadStats, InputError> {
     let inputs: Vec<Input> =
-        all.paths.iter().map(|p| Input::named(p, given, all.kept(p), all.map, all.found.contains(p))).collect();
+        all.paths.iter().map(|p| Input::named(p, given, all.kept(p), all.found.contains(p))).collect();
     let mut peek = Peek::new();
     let rereadable = !inputs.iter().any(|i| matches!(i.source, Source::Stream));
     // The records read at the inputs' heads, tails and cuts: a sample to guess the NAT gateway from.
@@ -1685,7 +1662,7 @@ mod tests {
 
     /// Standard input kept in a file is read like a file: a plain text in chunks on every worker, a
     /// gzip stream in parts; both stream (with the NAT gateway given or guessed and confirmed), and
-    /// the report is the file's, whether plain text is mapped or read.
+    /// the report is the file's.
     #[test]
     fn standard_input_kept_in_a_file_streams() {
         let dir = tempfile::tempdir().unwrap();
@@ -1712,7 +1689,6 @@ mod tests {
                     paths: vec![PathBuf::from("-")],
                     kept: vec![(PathBuf::from("-"), Arc::new(Kept::Whole(Spooled::of(file))))],
                     repeated: Vec::new(),
-                    map: true,
                     found: BTreeSet::new(),
                 };
                 let (parts, got) = json(&stdin);
@@ -1720,10 +1696,6 @@ mod tests {
                 assert_eq!(got, want, "plain {plain}, NAT {nat:?}");
                 assert_eq!(parts, file_parts, "plain {plain}, NAT {nat:?}");
                 assert!(parts > 1, "plain {plain}, NAT {nat:?}: {parts}");
-                // Read with read(2) instead of mapped: the same parts and report, file or stdin.
-                for inputs in [stdin.without_mmap(), Inputs::files(std::slice::from_ref(&path)).without_mmap()] {
-                    assert_eq!(json(&inputs), (parts, want.clone()), "plain {plain}, NAT {nat:?}, not mapped");
-                }
             }
         }
     }
@@ -1797,7 +1769,6 @@ mod tests {
             paths: vec![stdin.clone()],
             kept: vec![(stdin.clone(), partial("no room"))],
             repeated: Vec::new(),
-            map: true,
             found: BTreeSet::new(),
         };
         assert!(once.named_once_if_partial().is_ok());
@@ -1805,7 +1776,6 @@ mod tests {
             paths: vec![stdin.clone(), stdin.clone()],
             kept: vec![(stdin.clone(), partial("no room"))],
             repeated: Vec::new(),
-            map: true,
             found: BTreeSet::new(),
         };
         let err = twice.named_once_if_partial().unwrap_err().0;
@@ -1819,7 +1789,6 @@ mod tests {
             paths: vec![pipe.clone(), PathBuf::from("/proc/self/fd/63")],
             kept: vec![(pipe.clone(), Arc::clone(&s)), (PathBuf::from("/proc/self/fd/63"), s)],
             repeated: Vec::new(),
-            map: true,
             found: BTreeSet::new(),
         };
         assert!(aliases.named_once_if_partial().unwrap_err().0.starts_with("/dev/fd/63 is named 2 times"));

@@ -107,10 +107,7 @@ fn analyze(a: AnalyzeArgs) -> Result<u8, Failure> {
     let format = a.log_format.clone().unwrap_or_default();
     let cores = || std::thread::available_parallelism().map_or(1, |n| n.get()).min(usize::from(args::MAX_THREADS));
     let threads = a.threads.map_or_else(cores, usize::from);
-    let mut files = input::Inputs::gather(&a.files).map_err(|e| Failure::new(exit::INPUT, e.0))?;
-    if a.no_mmap {
-        files = files.without_mmap();
-    }
+    let files = input::Inputs::gather(&a.files).map_err(|e| Failure::new(exit::INPUT, e.0))?;
     for path in files.repeated() {
         let _ = if input::is_stdin(path) {
             writeln!(io::stderr(), "aws-natgw: standard input is a file named too; the file is read, whole")

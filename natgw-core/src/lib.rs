@@ -3,8 +3,6 @@
 //! Limits and thresholds, flow-log parsing, Logs Insights query builders, the simultaneous-connection
 //! estimator, attribution, findings and the report model. No IO, no async runtime, no AWS SDK: the
 //! local analyzer and the live AWS path both feed this crate and render its report.
-// The workspace denies unsafe code; only natgw-cli maps files (`input/mapped.rs`). Never here.
-#![forbid(unsafe_code)]
 
 pub mod analyze;
 pub mod estimate;

@@ -144,8 +144,6 @@ def main():
     tools = {
         "aws-natgw": [natgw, "analyze", plain, *common],
         "aws-natgw --threads 1": [natgw, "analyze", plain, *common, "--threads", "1"],
-        # The file read with read(2), not mapped: what mapping it saves.
-        "aws-natgw --no-mmap": [natgw, "analyze", plain, *common, "--no-mmap"],
         "polars": [py, "-c", POLARS, plain, nat, prefix],
         "DuckDB": [py, "-c", DUCKDB, plain, nat, prefix, "2"],
         "mawk": ["mawk", "-v", f"nat={nat}", "-v", f"prefix={prefix}", MAWK, plain],

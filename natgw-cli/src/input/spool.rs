@@ -71,11 +71,6 @@ pub(super) struct At {
 }
 
 impl At {
-    /// The file it reads, and where in it what it reads starts.
-    pub(super) fn file(&self) -> (&File, u64) {
-        (&self.file, self.base)
-    }
-
     /// The size of what it reads (the file from its base).
     pub(super) fn len(&self) -> io::Result<u64> {
         Ok(self.file.metadata()?.len().saturating_sub(self.base))

@@ -115,7 +115,7 @@ fn bad_inputs_get_one_clear_message_and_exit_code_3() {
         ("utf32", vec!["analyze", "utf32.log"]),
         ("tar_archive", vec!["analyze", "flows.tar"]),
         ("no_line_breaks", vec!["analyze", "no-breaks.log"]),
-        ("no_line_breaks_read", vec!["analyze", "no-breaks.log", "--no-mmap", "--threads", "1"]),
+        ("no_line_breaks_one_thread", vec!["analyze", "no-breaks.log", "--threads", "1"]),
         ("zeros", vec!["analyze", "zeros.log"]),
     ] {
         let mut settings = insta::Settings::clone_current();
@@ -319,10 +319,8 @@ fn records_out_of_time_order_give_the_same_report_from_files_or_stdin() {
     // The log after some text that the shell (say) has read already.
     let read_already = b"2 1 eni-0a 10.0.0.7 203.0.0.1 2000 443 6 1 100 1780000000 1780000001 ACCEPT OK\n";
     std::fs::write(dir.path().join("after.log"), [&read_already[..], &text].concat()).unwrap();
-    // Plain files and standard input kept in a file are mapped into memory, or read (--no-mmap).
-    let ways = [(&["--nat-ip", "10.0.0.142"][..], &[][..]), (&[], &[]), (&["--nat-ip", "10.0.0.142"], &["--no-mmap"])];
-    for (nat, how) in ways {
-        let args = [nat, how, &["--vpc-cidr", "10.0.0.0/16", "--vpc-cidr", "100.64.0.0/16", "-o", "json"]].concat();
+    for nat in [&["--nat-ip", "10.0.0.142"][..], &[]] {
+        let args = [nat, &["--vpc-cidr", "10.0.0.0/16", "--vpc-cidr", "100.64.0.0/16", "-o", "json"]].concat();
         let report = |file: &str, stdin: Given<'_>| {
             let mut cmd = in_dir(dir.path());
             cmd.arg("analyze").arg(file).args(&args).stdout(Stdio::piped()).stderr(Stdio::piped());
@@ -360,15 +358,15 @@ fn records_out_of_time_order_give_the_same_report_from_files_or_stdin() {
             (out.status.code(), r, String::from_utf8_lossy(&out.stderr).into_owned())
         };
         let want = report("in-order.log", Given::Nothing);
-        assert_eq!(want.0, Some(5), "{nat:?} {how:?}");
-        assert_eq!(want.2, "", "{nat:?} {how:?}");
-        assert_eq!(report("reversed.log", Given::Nothing), want, "{nat:?} {how:?}");
-        assert_eq!(report("-", Given::Piped(&text)), want, "{nat:?} {how:?}");
-        assert_eq!(report("-", Given::Piped(&reversed)), want, "{nat:?} {how:?}");
+        assert_eq!(want.0, Some(5), "{nat:?}");
+        assert_eq!(want.2, "", "{nat:?}");
+        assert_eq!(report("reversed.log", Given::Nothing), want, "{nat:?}");
+        assert_eq!(report("-", Given::Piped(&text)), want, "{nat:?}");
+        assert_eq!(report("-", Given::Piped(&reversed)), want, "{nat:?}");
         let after = dir.path().join("after.log");
-        assert_eq!(report("-", Given::File(&after, read_already.len() as u64)), want, "{nat:?} {how:?}");
+        assert_eq!(report("-", Given::File(&after, read_already.len() as u64)), want, "{nat:?}");
         let (code, r, stderr) = report("-", Given::PipedNoTmp(&text));
-        assert_eq!((code, r), (want.0, want.1.clone()), "{nat:?} {how:?}");
+        assert_eq!((code, r), (want.0, want.1.clone()), "{nat:?}");
         assert!(
             stderr.starts_with("aws-natgw: reading standard input into memory: cannot keep it in a temporary file in "),
             "{stderr}"

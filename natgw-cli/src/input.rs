@@ -796,8 +796,8 @@ pub struct ReadStats {
     /// was not confirmed.
     #[cfg_attr(not(test), expect(dead_code, reason = "the tests count them"))]
     pub passes: usize,
-    /// Files found under a directory given that were left out, each with why: empty, not flow-log
-    /// text, or without a record (a README, say).
+    /// Files found under a directory given that were left out, in the order given, each with why:
+    /// empty, not flow-log text, or without a record (a README, say).
     pub skipped: Vec<String>,
 }
 
@@ -1026,16 +1026,22 @@ pub fn read_all(
     if let Some(streams) = streams {
         analyzer.absorb_streams(streams);
     }
-    Ok(ReadStats { peak_waiting, parts, passes, skipped: skipped.0.into_iter().map(|(_, e)| e.0).collect() })
+    Ok(ReadStats { peak_waiting, parts, passes, skipped: skipped.in_order() })
 }
 
-/// The inputs left out ([`read_all`]), by their place among the inputs given, in the order found.
+/// The inputs left out ([`read_all`]), by their place among the inputs given.
 #[derive(Default)]
 struct Skipped(Vec<(usize, InputError)>);
 
 impl Skipped {
     fn add(&mut self, at: usize, problem: InputError) {
         self.0.push((at, problem));
+    }
+
+    /// Each one's problem, in the order given (whichever step found it).
+    fn in_order(mut self) -> Vec<String> {
+        self.0.sort_by_key(|(at, _)| *at);
+        self.0.into_iter().map(|(_, e)| e.0).collect()
     }
 
     /// The problem of the first input given among them (there is one when no input is left).

@@ -40,7 +40,9 @@ const CHUNK_SECS: u64 = 30;
 const MIN_CHUNK: u64 = 16 << 10;
 /// Compressed data (or a stream's text) read at a time.
 const RAW_BUF: usize = 64 << 10;
-/// Text without a line break after which an input is not a flow log.
+/// Text without a line break after which a stream (one read as it comes, or one being kept in a
+/// file) is not a flow log: it may be endless. A file's is read through, a line over 64 KiB being a
+/// bad line (`natgw_core::flowlog::MAX_LINE`), as plain text or gzip alike.
 const LINELESS: u64 = 4 << 20;
 /// What a plain file's task reads at a time: small enough to stay in a core's cache while it is parsed.
 const READ_PIECE: usize = 256 << 10;
@@ -362,7 +364,11 @@ fn probe(
     if head.starts_with(&[0x1f, 0x8b]) {
         // The text of the compressed bytes at hand (the read may end mid-stream: what came is enough).
         peek.text.clear();
-        let _ = MultiGzDecoder::new(head).take(PEEK as u64).read_to_end(&mut peek.text);
+        let decoded = MultiGzDecoder::new(head).take(PEEK as u64).read_to_end(&mut peek.text);
+        if size <= n as u64 && matches!(decoded, Ok(0)) {
+            // The whole file, decoded without error, to nothing.
+            return Err(InputError(format!("{name}: the gzip stream holds no data")));
+        }
         not_text(name, &peek.text)?;
         input.source = Source::Gzip;
         let first_line = peek.text.split(|&b| b == b'\n').next().unwrap_or(&peek.text);
@@ -761,7 +767,7 @@ fn run_task(
             at += piece.len();
             s.total += piece.len() as u64;
             s.parser.feed(piece, &mut |r| shard.push(r));
-            if s.parser.stats().lines == 0 && s.total > LINELESS {
+            if matches!(input.source, Source::Stream) && s.parser.stats().lines == 0 && s.total > LINELESS {
                 return Err(format!(
                     "{}: no line break in the first {} MiB: not a flow-log file",
                     input.name,

@@ -181,6 +181,12 @@ fn files_under_a_directory_that_are_not_flow_logs_are_left_out() {
     let header = "version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end \
                   action log-status\n";
     std::fs::write(logs.join("c.log"), header).unwrap();
+    // Gzip: of nothing, and of 5 MiB of zeros (read through, as plain text is: one line too long).
+    for (name, text) in [("d.log.gz", vec![]), ("e.log.gz", vec![0u8; 5 << 20])] {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&text).unwrap();
+        std::fs::write(logs.join(name), gz.finish().unwrap()).unwrap();
+    }
     let json = |out: &std::process::Output| {
         let mut r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         r["input"]["sources"] = serde_json::Value::Null;
@@ -199,6 +205,9 @@ fn files_under_a_directory_that_are_not_flow_logs_are_left_out() {
                  the log format has 14 (if this flow log uses a custom format, pass it with --log-format)",
                 "aws-natgw: not a flow-log file, left out: logs/b.log is empty",
                 "aws-natgw: not a flow-log file, left out: logs/c.log: no flow-log records: only a header line",
+                "aws-natgw: not a flow-log file, left out: logs/d.log.gz: the gzip stream holds no data",
+                "aws-natgw: not a flow-log file, left out: logs/e.log.gz: no flow-log records: line 1 is longer than \
+                 64 KiB: not a flow-log record",
             ]
         );
     }

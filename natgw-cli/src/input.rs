@@ -101,7 +101,7 @@ struct Done {
 /// A stream that could not be kept: it could not be read, or it is not text ([`spool::keep`]).
 fn unreadable(name: &str, e: &io::Error) -> InputError {
     match e.kind() {
-        io::ErrorKind::InvalidData => InputError(format!("{name}: {e}")),
+        io::ErrorKind::InvalidData => InputError(format!("{name} {e}")),
         _ => InputError(format!("cannot read {name}: {}", io_reason(e))),
     }
 }
@@ -400,6 +400,11 @@ fn probe(
 /// their ASCII characters' NUL bytes: the same places in every character of the head, and only
 /// those; a tar archive by `ustar` at byte 257.
 fn not_text(name: &str, text: &[u8]) -> Result<(), InputError> {
+    not_text_reason(text).map_or(Ok(()), |why| Err(InputError(format!("{name} {why}"))))
+}
+
+/// Why text that starts with `text` is not a flow log ([`not_text`]), if it says.
+fn not_text_reason(text: &[u8]) -> Option<String> {
     let head = &text[..text.len().min(512)];
     // Each character of `width` bytes has its ASCII byte at `at` and NULs elsewhere.
     let wide = |width: usize, at: usize| {
@@ -412,16 +417,14 @@ fn not_text(name: &str, text: &[u8]) -> Result<(), InputError> {
     let utf16 = text.starts_with(&[0xFF, 0xFE]) || text.starts_with(&[0xFE, 0xFF]) || wide(2, 0) || wide(2, 1);
     let encoding = if utf32 { "UTF-32" } else { "UTF-16" };
     if utf32 || utf16 {
-        return Err(InputError(format!(
-            "{name} is {encoding} text; flow logs are ASCII: convert it first (iconv -f {encoding} -t UTF-8)"
-        )));
+        return Some(format!(
+            "is {encoding} text; flow logs are ASCII: convert it first (iconv -f {encoding} -t UTF-8)"
+        ));
     }
     if text.get(257..262) == Some(b"ustar") {
-        return Err(InputError(format!(
-            "{name} is a tar archive: extract it first (tar -xf), then analyse the flow-log files in it"
-        )));
+        return Some("is a tar archive: extract it first (tar -xf), then analyse the flow-log files in it".into());
     }
-    Ok(())
+    None
 }
 
 /// Bytes of an input's text looked at for its first records' time.

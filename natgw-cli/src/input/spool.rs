@@ -13,7 +13,7 @@ use std::fs::File;
 use std::io::{self, Cursor, Read, Seek, SeekFrom, Write};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use super::LINELESS;
+use super::{LINELESS, not_text_reason};
 
 /// A stream, as [`keep`] or [`keep_stdin`] kept it.
 #[derive(Debug)]
@@ -204,9 +204,10 @@ struct Full {
 /// Copies `from` into `to` to its end: `None` when all of it is there, the bytes the file did not
 /// take when a write failed, an error when a read failed.
 ///
-/// A stream that is not gzip and has no line break in its first [`LINELESS`] bytes is not a flow log
-/// (`/dev/zero`, a binary): the copy stops there with an error of kind `InvalidData`, instead of
-/// filling the disk with it.
+/// A stream that is not gzip and is plainly not flow-log text stops the copy with an error of kind
+/// `InvalidData` that says why, instead of filling the disk with it: wide text or an archive
+/// ([`not_text_reason`]), a NUL byte before its first line break (`/dev/urandom`), or no line
+/// break in its first [`LINELESS`] bytes (`/dev/zero`).
 fn copy(from: &mut impl Read, to: &mut impl Write) -> io::Result<Option<Full>> {
     let mut buf = vec![0u8; COPY_PIECE];
     let mut written = 0u64;
@@ -221,11 +222,22 @@ fn copy(from: &mut impl Read, to: &mut impl Write) -> io::Result<Option<Full>> {
         };
         if let Some(seen) = lineless {
             let gzip = seen == 0 && buf[..n].starts_with(&[0x1f, 0x8b]);
-            lineless = (!gzip && memchr::memchr(b'\n', &buf[..n]).is_none()).then_some(seen + n as u64);
-            if lineless.is_some_and(|seen| seen > LINELESS) {
-                let why = format!("no line break in the first {} MiB: not a flow-log file", LINELESS >> 20);
+            let first_line_end = memchr::memchr(b'\n', &buf[..n]);
+            let why = if gzip {
+                None
+            } else if let Some(why) = not_text_reason(&buf[..n]).filter(|_| seen == 0) {
+                Some(why)
+            } else if buf[..first_line_end.unwrap_or(n)].contains(&0) {
+                Some("is binary data, not flow-log text".to_owned())
+            } else if first_line_end.is_none() && seen + n as u64 > LINELESS {
+                Some(format!("has no line break in the first {} MiB: not a flow-log file", LINELESS >> 20))
+            } else {
+                None
+            };
+            if let Some(why) = why {
                 return Err(io::Error::new(io::ErrorKind::InvalidData, why));
             }
+            lineless = (!gzip && first_line_end.is_none()).then_some(seen + n as u64);
         }
         let mut done = 0;
         while done < n {
@@ -278,7 +290,9 @@ mod tests {
     /// stream are the input, byte for byte.
     #[test]
     fn a_copy_that_runs_out_of_room_loses_nothing() {
-        let input: Vec<u8> = (0..700_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        // Text (a stream that is plainly not text stops the copy): lines of 100 bytes.
+        let input: Vec<u8> =
+            (0..700_000u32).map(|i| if i % 100 == 99 { b'\n' } else { b'!' + (i * 7 % 94) as u8 }).collect();
         for room in [0, 1, 999, 1000, 300_000, COPY_PIECE, 699_999, 700_000, 800_000] {
             let mut from = Cursor::new(&input);
             let mut to = Small { file: tempfile::tempfile().unwrap(), room };

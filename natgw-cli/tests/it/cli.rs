@@ -384,30 +384,40 @@ fn records_out_of_time_order_give_the_same_report_from_files_or_stdin() {
     }
 }
 
-/// Endless bytes without a line break on standard input (`< /dev/zero`) are refused after 4 MiB,
-/// not kept in a temporary file until the disk is full.
+/// Endless input on standard input that is plainly not flow-log text is refused early, not kept
+/// in a temporary file until the disk is full: without a line break (`< /dev/zero`, after 4 MiB),
+/// with a NUL byte before its first line break (`/dev/urandom`), in a wide encoding.
 #[test]
 fn endless_binary_input_is_refused_early() {
-    let mut child = natgw()
-        .args(["analyze", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut pipe = child.stdin.take().unwrap();
-    // Writes until the reader goes away (or 1 GiB, if it never does).
-    let writer = std::thread::spawn(move || {
-        let zeros = vec![0u8; 1 << 20];
-        (0..1024).take_while(|_| pipe.write_all(&zeros).is_ok()).count()
-    });
-    let out = child.wait_with_output().unwrap();
-    assert!(writer.join().unwrap() < 64, "the input was read on");
-    assert_eq!(out.status.code(), Some(3));
-    assert_eq!(
-        String::from_utf8_lossy(&out.stderr),
-        "aws-natgw: <stdin>: no line break in the first 4 MiB: not a flow-log file\n"
-    );
+    let random: Vec<u8> = (0..1u32 << 20).map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8).collect();
+    let spaces = vec![b' '; 1 << 20];
+    let utf16: Vec<u8> = "2 1 eni-0a 10.0.1.5 10.0.0.7 40000 443 6 1 100 1780000000 1780000010 ACCEPT OK\n"
+        .encode_utf16()
+        .flat_map(u16::to_le_bytes)
+        .cycle()
+        .take(1 << 20)
+        .collect();
+    for (what, block, why) in [
+        ("spaces", spaces, "has no line break in the first 4 MiB: not a flow-log file"),
+        ("random", random, "is binary data, not flow-log text"),
+        ("utf16", utf16, "is UTF-16 text; flow logs are ASCII: convert it first (iconv -f UTF-16 -t UTF-8)"),
+    ] {
+        let mut child = natgw()
+            .args(["analyze", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut pipe = child.stdin.take().unwrap();
+        // Writes until the reader goes away (or 1 GiB, if it never does).
+        let writer = std::thread::spawn(move || (0..1024).take_while(|_| pipe.write_all(&block).is_ok()).count());
+        let out = child.wait_with_output().unwrap();
+        assert!(writer.join().unwrap() < 64, "{what}: the input was read on");
+        assert_eq!(out.status.code(), Some(3), "{what}");
+        assert_eq!(String::from_utf8_lossy(&out.stderr), format!("aws-natgw: <stdin> {why}\n"), "{what}");
+        assert!(out.stdout.is_empty(), "{what}");
+    }
 }
 
 #[test]

@@ -44,6 +44,11 @@ const RAW_BUF: usize = 64 << 10;
 /// file) is not a flow log: it may be endless. A file's is read through, a line over 64 KiB being a
 /// bad line (`natgw_core::flowlog::MAX_LINE`), as plain text or gzip alike.
 const LINELESS: u64 = 4 << 20;
+/// Why a stream with no line break in its first [`LINELESS`] bytes is not read on.
+fn lineless_reason() -> String {
+    format!("has no line break in the first {} MiB: not a flow-log file", LINELESS >> 20)
+}
+
 /// What a plain file's task reads at a time: small enough to stay in a core's cache while it is parsed.
 const READ_PIECE: usize = 256 << 10;
 /// What a gzip file's or a stream's task reads at a time.
@@ -235,7 +240,8 @@ impl Inputs {
     /// left out ([`once`], [`Inputs::repeated`]).
     pub fn gather(args: &[PathBuf]) -> Result<Inputs, InputError> {
         let (paths, repeated) = once(expand(args)?);
-        let found = paths.iter().filter(|p| !args.contains(p)).cloned().collect();
+        let named: BTreeSet<&PathBuf> = args.iter().collect();
+        let found = paths.iter().filter(|p| !named.contains(p)).cloned().collect();
         let mut kept: Vec<(PathBuf, Arc<Kept>)> = Vec::new();
         let mut pipes: Vec<((u64, u64), Arc<Kept>)> = Vec::new();
         for path in &paths {
@@ -462,15 +468,17 @@ fn head_times(text: &[u8], given: &LogFormat, mut sample: Option<&mut NatEvidenc
 /// it may start past the file's beginning (`(head -c 100 >/dev/null; aws-natgw analyze - x.log) <
 /// x.log`), so the file by name holds all of it, and the result does not depend on the order.
 fn once(paths: Vec<PathBuf>) -> (Vec<PathBuf>, Vec<PathBuf>) {
-    let named: BTreeSet<_> = paths.iter().filter(|p| !is_stdin(p)).filter_map(|p| file_identity(p)).collect();
+    // Each path's file, once (standard input is the file or pipe it was given).
+    let ids: Vec<_> =
+        paths.iter().map(|p| file_identity(if is_stdin(p) { Path::new("/dev/stdin") } else { p })).collect();
+    let named: BTreeSet<_> =
+        paths.iter().zip(&ids).filter(|(p, _)| !is_stdin(p)).filter_map(|(_, id)| id.as_ref()).collect();
     let mut seen = BTreeSet::new();
-    paths.into_iter().partition(|p| {
-        if !is_stdin(p) {
-            return file_identity(p).is_none_or(|id| seen.insert(id));
-        }
-        // Standard input is the file or pipe it was given.
-        file_identity(Path::new("/dev/stdin")).is_none_or(|id| !named.contains(&id) && seen.insert(id))
-    })
+    let (kept, repeated): (Vec<_>, Vec<_>) = paths
+        .into_iter()
+        .zip(&ids)
+        .partition(|(p, id)| id.as_ref().is_none_or(|id| (!is_stdin(p) || !named.contains(id)) && seen.insert(id)));
+    (kept.into_iter().map(|(p, _)| p).collect(), repeated.into_iter().map(|(p, _)| p).collect())
 }
 
 /// The file a path names, whatever the name: its device and inode.
@@ -771,11 +779,7 @@ fn run_task(
             s.total += piece.len() as u64;
             s.parser.feed(piece, &mut |r| shard.push(r));
             if matches!(input.source, Source::Stream) && s.parser.stats().lines == 0 && s.total > LINELESS {
-                return Err(format!(
-                    "{}: no line break in the first {} MiB: not a flow-log file",
-                    input.name,
-                    s.total >> 20
-                ));
+                return Err(format!("{} {}", input.name, lineless_reason()));
             }
             if part_done(shard) {
                 s.rest.extend_from_slice(&scratch[at..n]);

@@ -13,7 +13,7 @@ use std::fs::File;
 use std::io::{self, Cursor, Read, Seek, SeekFrom, Write};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use super::{LINELESS, not_text_reason};
+use super::{LINELESS, lineless_reason, not_text_reason};
 
 /// A stream, as [`keep`] or [`keep_stdin`] kept it.
 #[derive(Debug)]
@@ -225,12 +225,12 @@ fn copy(from: &mut impl Read, to: &mut impl Write) -> io::Result<Option<Full>> {
             let first_line_end = memchr::memchr(b'\n', &buf[..n]);
             let why = if gzip {
                 None
-            } else if let Some(why) = not_text_reason(&buf[..n]).filter(|_| seen == 0) {
+            } else if let Some(why) = (seen == 0).then(|| not_text_reason(&buf[..n])).flatten() {
                 Some(why)
             } else if buf[..first_line_end.unwrap_or(n)].contains(&0) {
                 Some("is binary data, not flow-log text".to_owned())
             } else if first_line_end.is_none() && seen + n as u64 > LINELESS {
-                Some(format!("has no line break in the first {} MiB: not a flow-log file", LINELESS >> 20))
+                Some(lineless_reason())
             } else {
                 None
             };

@@ -1022,10 +1022,11 @@ impl Analysis {
         // Those given that carried nothing, each with where it sends out of the VPC instead, if
         // anywhere: the interface with most such records (the first by name on a tie).
         let names = |i: u32| g.iface_names.get(&i).cloned();
+        let given = !cfg.nat_addresses.is_empty() && cfg.live.is_none();
         let unused_nat_addresses: Vec<UnusedAddress> = g
             .nat_addrs
             .iter()
-            .filter(|a| !cfg.nat_addresses.is_empty() && cfg.live.is_none() && !spans.iter().any(|s| s.address == **a))
+            .filter(|a| given && !spans.iter().any(|s| s.address == **a))
             .map(|&address| {
                 let best = g
                     .egress_elsewhere

@@ -230,6 +230,8 @@ pub struct Inputs {
     repeated: Vec<PathBuf>,
     /// The paths found under a directory given (not named themselves).
     found: BTreeSet<PathBuf>,
+    /// Those found that cannot be read, with why ([`expand_noting`]).
+    cannot_read: BTreeMap<PathBuf, String>,
 }
 
 impl Inputs {
@@ -239,7 +241,8 @@ impl Inputs {
     /// in it, standard input redirected from a file named too) is read once: the later names are
     /// left out ([`once`], [`Inputs::repeated`]).
     pub fn gather(args: &[PathBuf]) -> Result<Inputs, InputError> {
-        let (paths, repeated) = once(expand(args)?);
+        let mut cannot_read = BTreeMap::new();
+        let (paths, repeated) = once(expand_noting(args, &mut cannot_read)?);
         let named: BTreeSet<&PathBuf> = args.iter().collect();
         let found = paths.iter().filter(|p| !named.contains(p)).cloned().collect();
         let mut kept: Vec<(PathBuf, Arc<Kept>)> = Vec::new();
@@ -269,7 +272,7 @@ impl Inputs {
             };
             kept.push((path.clone(), stream));
         }
-        let inputs = Inputs { paths, kept, repeated, found };
+        let inputs = Inputs { paths, kept, repeated, found, cannot_read };
         inputs.named_once_if_partial()?;
         Ok(inputs)
     }
@@ -293,7 +296,13 @@ impl Inputs {
     /// Files only (standard input, if named, is read as it comes).
     #[cfg(test)]
     fn files(paths: &[PathBuf]) -> Inputs {
-        Inputs { paths: paths.to_vec(), kept: Vec::new(), repeated: Vec::new(), found: BTreeSet::new() }
+        Inputs {
+            paths: paths.to_vec(),
+            kept: Vec::new(),
+            repeated: Vec::new(),
+            found: BTreeSet::new(),
+            cannot_read: BTreeMap::new(),
+        }
     }
 
     /// Paths left out because they name a file (or pipe) named before: directly, through a
@@ -495,7 +504,18 @@ fn file_identity(path: &Path) -> Option<PathBuf> {
 
 /// The inputs the paths name: files as given and, for a directory, the flow-log files under it
 /// (`*.log`, `*.gz`, `*.txt`; hidden ones skipped), recursively, in name order.
-pub fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, InputError> {
+#[cfg(test)]
+fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, InputError> {
+    expand_noting(paths, &mut BTreeMap::new())
+}
+
+/// [`expand`], noting in `cannot_read` the entries under a directory that cannot be read, with why:
+/// a broken symbolic link or a link loop named like a flow-log file, a directory that cannot be
+/// listed. They are in the paths too, in their place, to be left out there with the files that are
+/// not flow logs ([`read_all`]): a directory given is what can be read under it. (A link back to a
+/// directory above is passed over: its files are found where they are.) A path named that cannot
+/// be read is an error, as before.
+fn expand_noting(paths: &[PathBuf], cannot_read: &mut BTreeMap<PathBuf, String>) -> Result<Vec<PathBuf>, InputError> {
     let mut out = Vec::new();
     for path in paths {
         if is_stdin(path) || !path.is_dir() {
@@ -505,14 +525,29 @@ pub fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, InputError> {
         let before = out.len();
         let hidden = |e: &walkdir::DirEntry| e.depth() > 0 && e.file_name().to_string_lossy().starts_with('.');
         let walk = walkdir::WalkDir::new(path).follow_links(true).sort_by_file_name();
+        let flow_log_name = |name: &str| [".log", ".gz", ".txt"].iter().any(|x| name.ends_with(x));
         for entry in walk.into_iter().filter_entry(|e| !hidden(e)) {
-            let entry = entry.map_err(|e| {
-                let at = e.path().unwrap_or(path).display().to_string();
-                let why = e.io_error().map_or_else(|| e.to_string(), io_reason);
-                InputError(format!("cannot read {at}: {why}"))
-            })?;
-            let name = entry.file_name().to_string_lossy();
-            if entry.file_type().is_file() && [".log", ".gz", ".txt"].iter().any(|x| name.ends_with(x)) {
+            let entry = match entry {
+                Ok(entry) => entry,
+                Err(e) if e.loop_ancestor().is_some() => continue,
+                Err(e) => {
+                    let at = e.path().unwrap_or(path);
+                    let why = e.io_error().map_or_else(|| e.to_string(), io_reason);
+                    let problem = format!("cannot read {}: {why}", at.display());
+                    if e.depth() == 0 {
+                        return Err(InputError(problem));
+                    }
+                    let link = at.symlink_metadata().is_ok_and(|m| m.file_type().is_symlink());
+                    let dir = at.metadata().is_ok_and(|m| m.is_dir());
+                    if dir || flow_log_name(&at.file_name().unwrap_or_default().to_string_lossy()) {
+                        let broken = if link && !dir { " (a broken symbolic link)" } else { "" };
+                        cannot_read.insert(at.to_owned(), format!("{problem}{broken}"));
+                        out.push(at.to_owned());
+                    }
+                    continue;
+                }
+            };
+            if entry.file_type().is_file() && flow_log_name(&entry.file_name().to_string_lossy()) {
                 out.push(entry.into_path());
             }
         }
@@ -834,6 +869,10 @@ pub fn read_all(
     let mut skipped = Skipped::default();
     let mut usable = Vec::with_capacity(inputs.len());
     for (at, mut input) in inputs.into_iter().enumerate() {
+        if let Some(why) = all.paths.get(at).and_then(|p| all.cannot_read.get(p)) {
+            skipped.add(at, InputError(why.clone()));
+            continue;
+        }
         match probe(&mut input, given, &mut peek, sample.as_mut()) {
             Ok(()) => usable.push((at, input)),
             Err(e) if input.found => skipped.add(at, e),
@@ -1565,9 +1604,13 @@ fn run_pool(
         seq.start_workers(workers);
     }
     std::thread::scope(|scope| {
+        let mut started = 0;
+        let mut spawn_error = None;
         for worker in 0..workers {
             let mut shard = sink();
-            scope.spawn(move || {
+            // A thread the system will not start (a process limit, no memory for its stack) is one
+            // worker fewer, as if it found no task; with none, the read fails with why.
+            let spawned = std::thread::Builder::new().spawn_scoped(scope, move || {
                 let _abort = sequencer.map(AbortOnPanic);
                 let mut scratch = Vec::new();
                 loop {
@@ -1621,6 +1664,18 @@ fn run_pool(
                 }
                 lock(shards_ref).push(shard);
             });
+            match spawned {
+                Ok(_) => started += 1,
+                Err(e) => {
+                    if let Some(seq) = sequencer {
+                        seq.stop_claiming();
+                    }
+                    spawn_error.get_or_insert(e);
+                }
+            }
+        }
+        if let (0, Some(e)) = (started, spawn_error) {
+            lock(done_ref).push(Err((0, format!("cannot start a thread to read with: {}", io_reason(&e)))));
         }
     });
     (done.into_inner().unwrap_or_else(|p| p.into_inner()), shards.into_inner().unwrap_or_else(|p| p.into_inner()))
@@ -1709,6 +1764,7 @@ mod tests {
                     kept: vec![(PathBuf::from("-"), Arc::new(Kept::Whole(Spooled::of(file))))],
                     repeated: Vec::new(),
                     found: BTreeSet::new(),
+                    cannot_read: BTreeMap::new(),
                 };
                 let (parts, got) = json(&stdin);
                 let (file_parts, want) = json(&Inputs::files(std::slice::from_ref(&path)));
@@ -1789,6 +1845,7 @@ mod tests {
             kept: vec![(stdin.clone(), partial("no room"))],
             repeated: Vec::new(),
             found: BTreeSet::new(),
+            cannot_read: BTreeMap::new(),
         };
         assert!(once.named_once_if_partial().is_ok());
         let twice = Inputs {
@@ -1796,6 +1853,7 @@ mod tests {
             kept: vec![(stdin.clone(), partial("no room"))],
             repeated: Vec::new(),
             found: BTreeSet::new(),
+            cannot_read: BTreeMap::new(),
         };
         let err = twice.named_once_if_partial().unwrap_err().0;
         assert_eq!(
@@ -1809,6 +1867,7 @@ mod tests {
             kept: vec![(pipe.clone(), Arc::clone(&s)), (PathBuf::from("/proc/self/fd/63"), s)],
             repeated: Vec::new(),
             found: BTreeSet::new(),
+            cannot_read: BTreeMap::new(),
         };
         assert!(aliases.named_once_if_partial().unwrap_err().0.starts_with("/dev/fd/63 is named 2 times"));
     }

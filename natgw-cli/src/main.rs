@@ -131,7 +131,7 @@ fn analyze(a: AnalyzeArgs) -> Result<u8, Failure> {
         other => other,
     };
     for why in skipped {
-        let _ = writeln!(io::stderr(), "aws-natgw: not a flow-log file, left out: {why}");
+        let _ = writeln!(io::stderr(), "aws-natgw: left out: {why}");
     }
     let report = report.map_err(|e| Failure::new(exit::INPUT, e.to_string()))?;
     emit(live::status_code(report.verdict.status), |out| render::report(&report, a.output, out))

@@ -201,12 +201,12 @@ fn files_under_a_directory_that_are_not_flow_logs_are_left_out() {
             String::from_utf8_lossy(&out.stderr).lines().collect::<Vec<_>>(),
             // In name order, as the directory is read.
             [
-                "aws-natgw: not a flow-log file, left out: logs/README.txt: no flow-log records: line 1 has 8 fields, \
+                "aws-natgw: left out: logs/README.txt: no flow-log records: line 1 has 8 fields, \
                  the log format has 14 (if this flow log uses a custom format, pass it with --log-format)",
-                "aws-natgw: not a flow-log file, left out: logs/b.log is empty",
-                "aws-natgw: not a flow-log file, left out: logs/c.log: no flow-log records: only a header line",
-                "aws-natgw: not a flow-log file, left out: logs/d.log.gz: the gzip stream holds no data",
-                "aws-natgw: not a flow-log file, left out: logs/e.log.gz: no flow-log records: line 1 is longer than \
+                "aws-natgw: left out: logs/b.log is empty",
+                "aws-natgw: left out: logs/c.log: no flow-log records: only a header line",
+                "aws-natgw: left out: logs/d.log.gz: the gzip stream holds no data",
+                "aws-natgw: left out: logs/e.log.gz: no flow-log records: line 1 is longer than \
                  64 KiB: not a flow-log record",
             ]
         );
@@ -225,6 +225,106 @@ fn files_under_a_directory_that_are_not_flow_logs_are_left_out() {
                   this flow log uses a custom format, pass it with --log-format)\n";
     assert_eq!(String::from_utf8_lossy(&none.stderr), readme);
     assert!(none.stdout.is_empty());
+}
+
+/// Under a directory given, a broken link or a link loop named like a flow-log file is left out
+/// with why, like a file that is not a flow log; a link back to a directory above is passed over
+/// (its files are read where they are, once). A broken link named is an error.
+#[cfg(unix)]
+#[test]
+fn links_under_a_directory_that_lead_nowhere_are_left_out() {
+    use std::os::unix::fs::symlink;
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir_all(logs.join("sub")).unwrap();
+    std::fs::copy(root().join(SAMPLE), logs.join("a.log.gz")).unwrap();
+    symlink("missing.log", logs.join("b.log")).unwrap();
+    symlink("c.log", logs.join("c.log")).unwrap();
+    symlink("..", logs.join("sub/up")).unwrap();
+    symlink("missing", logs.join("d-not-a-log")).unwrap();
+    let want = natgw().args(["analyze", SAMPLE, "-o", "json"]).output().unwrap();
+    let json = |out: &std::process::Output| {
+        let mut r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        r["input"]["sources"] = serde_json::Value::Null;
+        r
+    };
+    let out = in_dir(dir.path()).args(["analyze", "logs", "-o", "json"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{stderr}");
+    assert_eq!(json(&out), json(&want));
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 2, "{stderr}");
+    assert_eq!(lines[0], "aws-natgw: left out: cannot read logs/b.log: no such file (a broken symbolic link)");
+    assert!(
+        lines[1].starts_with("aws-natgw: left out: cannot read logs/c.log: ")
+            && lines[1].ends_with("(a broken symbolic link)"),
+        "{stderr}"
+    );
+    let named = in_dir(dir.path()).args(["analyze", "logs/b.log"]).output().unwrap();
+    assert_eq!(named.status.code(), Some(3));
+    assert!(
+        String::from_utf8_lossy(&named.stderr).contains("logs/b.log"),
+        "{}",
+        String::from_utf8_lossy(&named.stderr)
+    );
+    std::fs::remove_file(logs.join("a.log.gz")).unwrap();
+    let none = in_dir(dir.path()).args(["analyze", "logs"]).output().unwrap();
+    assert_eq!(none.status.code(), Some(3));
+    assert_eq!(
+        String::from_utf8_lossy(&none.stderr),
+        "aws-natgw: cannot read logs/b.log: no such file (a broken symbolic link)\n"
+    );
+}
+
+/// A worker thread the system will not start (here: a limit of one or two processes for the user) is
+/// one worker fewer, with the same report; with none, the read fails with why, not a panic. Needs
+/// root to run as another user with the limit (`setpriv`, `prlimit`): elsewhere it says so and checks nothing.
+#[cfg(target_os = "linux")]
+#[test]
+fn threads_the_system_will_not_start_are_done_without() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let root_user = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.trim_ascii() == b"0");
+    let tools = ["setpriv", "prlimit"]
+        .iter()
+        .all(|t| Command::new(t).arg("--version").output().is_ok_and(|o| o.status.success()));
+    if !(root_user && tools) {
+        eprintln!("skipped: needs root, setpriv and prlimit to run as another user under a process limit");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let bin = dir.path().join("aws-natgw");
+    std::fs::copy(get_cargo_bin("aws-natgw"), &bin).unwrap();
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let sample = dir.path().join("sample.log.gz");
+    std::fs::copy(root().join(SAMPLE), &sample).unwrap();
+    std::fs::set_permissions(&sample, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let want = natgw().args(["analyze", SAMPLE, "-o", "json"]).output().unwrap();
+    let json = |out: &std::process::Output| {
+        let mut r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        r["input"]["sources"] = serde_json::Value::Null;
+        r
+    };
+    // As nobody, with at most `procs` processes and threads (this one counts).
+    let run = |procs: u32, threads: &str| {
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "prlimit", &format!("--nproc={procs}"), "--"])
+            .arg(&bin)
+            .args(["analyze".as_ref(), sample.as_os_str(), "-o".as_ref(), "json".as_ref(), "--threads".as_ref()])
+            .arg(threads)
+            .output()
+            .unwrap()
+    };
+    for threads in ["2", "4"] {
+        let fewer = run(2, threads);
+        assert_eq!(fewer.status.code(), Some(5), "{}", String::from_utf8_lossy(&fewer.stderr));
+        assert_eq!(json(&fewer), json(&want));
+        let none = run(1, threads);
+        assert_eq!(none.status.code(), Some(3), "{}", String::from_utf8_lossy(&none.stderr));
+        let stderr = String::from_utf8_lossy(&none.stderr);
+        assert!(stderr.starts_with("aws-natgw: cannot start a thread to read with: "), "{stderr}");
+        assert!(none.stdout.is_empty());
+    }
 }
 
 /// Standard input redirected from a file that is named too is left out wherever it comes, even

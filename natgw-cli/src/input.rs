@@ -870,12 +870,12 @@ pub fn read_all(
     let mut usable = Vec::with_capacity(inputs.len());
     for (at, mut input) in inputs.into_iter().enumerate() {
         if let Some(why) = all.paths.get(at).and_then(|p| all.cannot_read.get(p)) {
-            skipped.add(at, InputError(why.clone()));
+            skipped.add(at, &input.name, InputError(why.clone()));
             continue;
         }
         match probe(&mut input, given, &mut peek, sample.as_mut()) {
             Ok(()) => usable.push((at, input)),
-            Err(e) if input.found => skipped.add(at, e),
+            Err(e) if input.found => skipped.add(at, &input.name, e),
             Err(e) => return Err(e),
         }
     }
@@ -1059,7 +1059,7 @@ pub fn read_all(
             if !input.found {
                 return Err(problem);
             }
-            skipped.add(at, problem);
+            skipped.add(at, &input.name, problem);
             continue;
         }
         analyzer.add_input(input.name.clone(), &format, stats);
@@ -1078,28 +1078,33 @@ pub fn read_all(
     if let Some(streams) = streams {
         analyzer.absorb_streams(streams);
     }
-    Ok(ReadStats { peak_waiting, parts, passes, skipped: skipped.in_order() })
+    let skipped = skipped.in_order();
+    for (name, why) in &skipped {
+        analyzer.leave_out(name.clone(), why.clone());
+    }
+    let skipped = skipped.into_iter().map(|(_, why)| why).collect();
+    Ok(ReadStats { peak_waiting, parts, passes, skipped })
 }
 
 /// The inputs left out ([`read_all`]), by their place among the inputs given.
 #[derive(Default)]
-struct Skipped(Vec<(usize, InputError)>);
+struct Skipped(Vec<(usize, String, InputError)>);
 
 impl Skipped {
-    fn add(&mut self, at: usize, problem: InputError) {
-        self.0.push((at, problem));
+    fn add(&mut self, at: usize, name: &str, problem: InputError) {
+        self.0.push((at, name.to_owned(), problem));
     }
 
-    /// Each one's problem, in the order given (whichever step found it).
-    fn in_order(mut self) -> Vec<String> {
-        self.0.sort_by_key(|(at, _)| *at);
-        self.0.into_iter().map(|(_, e)| e.0).collect()
+    /// Each one's name and problem, in the order given (whichever step found it).
+    fn in_order(mut self) -> Vec<(String, String)> {
+        self.0.sort_by_key(|(at, ..)| *at);
+        self.0.into_iter().map(|(_, name, e)| (name, e.0)).collect()
     }
 
     /// The problem of the first input given among them (there is one when no input is left).
     fn first(self) -> InputError {
-        let first = self.0.into_iter().min_by_key(|(at, _)| *at);
-        first.map_or_else(|| InputError("no input".into()), |(_, e)| e)
+        let first = self.0.into_iter().min_by_key(|(at, ..)| *at);
+        first.map_or_else(|| InputError("no input".into()), |(.., e)| e)
     }
 }
 

@@ -19,8 +19,8 @@ use crate::metrics::ErrorWindow;
 use crate::net::{CidrSet, Destination, InterfaceId, Protocol};
 use crate::prefixes::ServicePrefixes;
 use crate::report::{
-    AddressPeak, Attribution, AttributionMethod, BadLineReport, DestinationReport, Evidence, InputSummary, Report,
-    SCHEMA_VERSION, SourceReport, Status, Verdict,
+    AddressPeak, Attribution, AttributionMethod, BadLineReport, DestinationReport, Evidence, InputSummary, LeftOut,
+    Report, SCHEMA_VERSION, SourceReport, Status, Verdict,
 };
 use crate::time::Timestamp;
 use crate::topology::VpcEndpointInfo;
@@ -299,6 +299,7 @@ pub struct Analyzer {
     streams: Option<FlowStreams>,
     inputs: Vec<(String, ParseStats)>,
     formats: Vec<String>,
+    left_out: Vec<LeftOut>,
 }
 
 impl Analyzer {
@@ -321,6 +322,7 @@ impl Analyzer {
             streams: None,
             inputs: Vec::new(),
             formats: Vec::new(),
+            left_out: Vec::new(),
         }
     }
 
@@ -422,9 +424,16 @@ impl Analyzer {
         self.inputs.push((name.into(), stats));
     }
 
+    /// Notes an input that was left out (found under a directory given, but not a flow-log file or
+    /// not readable), and why: the report lists it.
+    pub fn leave_out(&mut self, source: impl Into<String>, reason: impl Into<String>) {
+        self.left_out.push(LeftOut { source: source.into(), reason: reason.into() });
+    }
+
     /// Runs the analysis.
     pub fn finish(mut self) -> Result<Report, AnalyzeError> {
-        match self.fast.take() {
+        let left_out = std::mem::take(&mut self.left_out);
+        let mut report = match self.fast.take() {
             None => Analysis::run(self),
             Some(mut fast) => {
                 // Records pushed the reference way join the fast path's.
@@ -432,7 +441,12 @@ impl Analyzer {
                 let gathered = fast.gather(&self.config, self.inferred.as_ref(), self.streams.take())?;
                 Analysis::report(&self.config, &self.inputs, &self.formats, gathered)
             }
+        }?;
+        if let Some(note) = left_out_note(&left_out) {
+            report.notes.push(note);
         }
+        report.input.left_out = left_out;
+        Ok(report)
     }
 
     /// Runs the analysis on the fast path when the configuration allows it (the NAT addresses are
@@ -1319,6 +1333,7 @@ impl Analysis {
             records: g.counts.records,
             start: (g.t_min != u64::MAX).then_some(Timestamp(g.t_min)),
             end: (g.t_max > 0).then_some(Timestamp(g.t_max)),
+            left_out: Vec::new(),
         };
         let fctx = FindingContext {
             nat_gateway_id: cfg.nat_gateway_id.as_deref(),
@@ -1430,6 +1445,26 @@ impl DestinationReport {
 }
 
 /// `55000` → `55,000`.
+/// The report's note on the inputs left out, if any: why for the first few (the JSON report's
+/// `input.left_out` lists every one).
+fn left_out_note(left_out: &[LeftOut]) -> Option<String> {
+    const SAID: usize = 3;
+    let first = left_out.first()?;
+    if left_out.len() == 1 {
+        return Some(format!("Left out, found under a directory given: {}", first.reason));
+    }
+    let said: Vec<&str> = left_out.iter().take(SAID).map(|l| l.reason.as_str()).collect();
+    let more = match left_out.len() - said.len() {
+        0 => String::new(),
+        n => format!("; and {} more (the JSON report's input.left_out lists every one)", thousands(n as u64)),
+    };
+    Some(format!(
+        "Left out {} inputs found under the directories given: {}{more}",
+        thousands(left_out.len() as u64),
+        said.join("; ")
+    ))
+}
+
 pub fn thousands(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::with_capacity(s.len() + s.len() / 3);
@@ -1819,6 +1854,43 @@ mod tests {
     use super::*;
     use crate::flowlog::{LogFormat, parse_all};
     use crate::report::{Finding, Severity};
+
+    /// The inputs left out are listed in the report, in the order noted, and a note gives why for
+    /// the first three.
+    #[test]
+    fn inputs_left_out_are_listed_and_noted() {
+        let text = b"2 1 eni-0a 10.0.1.9 10.0.0.7 40000 443 6 1 100 1780000000 1780000001 ACCEPT OK
+2 1 eni-0a 10.0.0.7 52.216.1.2 2000 443 6 1 100 1780000000 1780000001 ACCEPT OK
+";
+        let report = |left_out: usize| {
+            let mut a = Analyzer::new(vpc_config());
+            let stats = parse_all(text, LogFormat::default(), false, &mut |r| a.push(r));
+            a.add_input("nat.log", &LogFormat::default(), stats);
+            for k in 0..left_out {
+                a.leave_out(format!("d/{k}.log"), format!("d/{k}.log is empty"));
+            }
+            a.finish().unwrap()
+        };
+        let none = report(0);
+        assert!(none.input.left_out.is_empty());
+        assert!(none.notes.iter().all(|n| !n.contains("Left out")), "{:?}", none.notes);
+        let one = report(1);
+        assert_eq!(one.input.left_out, [LeftOut { source: "d/0.log".into(), reason: "d/0.log is empty".into() }]);
+        assert_eq!(one.notes.last().unwrap(), "Left out, found under a directory given: d/0.log is empty");
+        assert_eq!(
+            report(3).notes.last().unwrap(),
+            "Left out 3 inputs found under the directories given: d/0.log is empty; d/1.log is empty; d/2.log is empty"
+        );
+        let many = report(1200);
+        assert_eq!(many.input.left_out.len(), 1200);
+        assert_eq!(many.input.left_out[1199].source, "d/1199.log");
+        assert_eq!(
+            many.notes.last().unwrap(),
+            "Left out 1,200 inputs found under the directories given: d/0.log is empty; d/1.log is empty; d/2.log is \
+             empty; and 1,197 more (the JSON report's input.left_out lists every one)"
+        );
+        assert_eq!(none.notes, many.notes[..many.notes.len() - 1]);
+    }
 
     /// A guess from the first records is confirmed only by evidence over every record: the fast
     /// shards' (which must have collected it over all theirs) and the records pushed the reference way.

@@ -124,6 +124,18 @@ pub struct InputSummary {
     /// First and last second the records cover.
     pub start: Option<Timestamp>,
     pub end: Option<Timestamp>,
+    /// Inputs found under a directory given that were left out: not flow-log files (empty, a
+    /// README) or not readable (a broken link).
+    pub left_out: Vec<LeftOut>,
+}
+
+/// An input left out of the analysis, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+pub struct LeftOut {
+    /// The input's name, as in `sources`.
+    pub source: String,
+    /// Why, as the warning said it.
+    pub reason: String,
 }
 
 /// One unique destination (IP, port, protocol).

@@ -193,23 +193,41 @@ fn files_under_a_directory_that_are_not_flow_logs_are_left_out() {
         r
     };
     let want = natgw().args(["analyze", SAMPLE, "-o", "json"]).output().unwrap();
+    // In name order, as the directory is read.
+    let left_out = [
+        (
+            "logs/README.txt",
+            "logs/README.txt: no flow-log records: line 1 has 8 fields, the log format has 14 (if this flow log \
+             uses a custom format, pass it with --log-format)",
+        ),
+        ("logs/b.log", "logs/b.log is empty"),
+        ("logs/c.log", "logs/c.log: no flow-log records: only a header line"),
+        ("logs/d.log.gz", "logs/d.log.gz: the gzip stream holds no data"),
+        ("logs/e.log.gz", "logs/e.log.gz: no flow-log records: line 1 is longer than 64 KiB: not a flow-log record"),
+    ];
     for threads in ["1", "2"] {
         let out = in_dir(dir.path()).args(["analyze", "logs", "-o", "json", "--threads", threads]).output().unwrap();
         assert_eq!(out.status.code(), Some(5), "{}", String::from_utf8_lossy(&out.stderr));
-        assert_eq!(json(&out), json(&want));
+        // The report lists them, and a note says why for the first three.
+        let mut got = json(&out);
+        let listed = got["input"]["left_out"].take();
+        let want_listed: Vec<serde_json::Value> =
+            left_out.iter().map(|(source, reason)| serde_json::json!({"source": source, "reason": reason})).collect();
+        assert_eq!(listed, serde_json::Value::Array(want_listed));
+        let note = got["notes"].as_array_mut().unwrap().pop().unwrap();
         assert_eq!(
-            String::from_utf8_lossy(&out.stderr).lines().collect::<Vec<_>>(),
-            // In name order, as the directory is read.
-            [
-                "aws-natgw: left out: logs/README.txt: no flow-log records: line 1 has 8 fields, \
-                 the log format has 14 (if this flow log uses a custom format, pass it with --log-format)",
-                "aws-natgw: left out: logs/b.log is empty",
-                "aws-natgw: left out: logs/c.log: no flow-log records: only a header line",
-                "aws-natgw: left out: logs/d.log.gz: the gzip stream holds no data",
-                "aws-natgw: left out: logs/e.log.gz: no flow-log records: line 1 is longer than \
-                 64 KiB: not a flow-log record",
-            ]
+            note,
+            format!(
+                "Left out 5 inputs found under the directories given: {}; {}; {}; and 2 more (the JSON report's \
+                 input.left_out lists every one)",
+                left_out[0].1, left_out[1].1, left_out[2].1
+            )
         );
+        let mut want = json(&want);
+        want["input"]["left_out"].take();
+        assert_eq!(got, want);
+        let warnings: Vec<String> = left_out.iter().map(|(_, why)| format!("aws-natgw: left out: {why}")).collect();
+        assert_eq!(String::from_utf8_lossy(&out.stderr).lines().collect::<Vec<_>>(), warnings);
     }
     let named = in_dir(dir.path()).args(["analyze", "logs/a.log.gz", "logs/c.log"]).output().unwrap();
     assert_eq!(named.status.code(), Some(3));
@@ -251,7 +269,14 @@ fn links_under_a_directory_that_lead_nowhere_are_left_out() {
     let out = in_dir(dir.path()).args(["analyze", "logs", "-o", "json"]).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(5), "{stderr}");
-    assert_eq!(json(&out), json(&want));
+    let mut got = json(&out);
+    let sources: Vec<serde_json::Value> =
+        got["input"]["left_out"].take().as_array().unwrap().iter().map(|l| l["source"].clone()).collect();
+    assert_eq!(sources, ["logs/b.log", "logs/c.log"]);
+    got["notes"].as_array_mut().unwrap().pop();
+    let mut want = json(&want);
+    want["input"]["left_out"].take();
+    assert_eq!(got, want);
     let lines: Vec<&str> = stderr.lines().collect();
     assert_eq!(lines.len(), 2, "{stderr}");
     assert_eq!(lines[0], "aws-natgw: left out: cannot read logs/b.log: no such file (a broken symbolic link)");

@@ -8,7 +8,7 @@
 
 use std::net::IpAddr;
 
-use rustc_hash::FxHashMap as HashMap;
+use rustc_hash::{FxHashMap as HashMap, FxHashSet};
 
 use crate::estimate::stream::DestStream;
 use crate::estimate::{self, AddressSpan, Estimate, EstimateContext, HoldModel, NatFlowObs, ReuseStats};
@@ -806,6 +806,11 @@ struct Gathered {
     /// Records the NAT gateway's interface sends out of the VPC from a private address that is not
     /// among its NAT addresses, by that address ([`Unlisted`]).
     unlisted: Unlisted,
+    /// The same, from records without an interface ID ([`unnamed_egress`]): clients among them
+    /// are taken out in the report.
+    unnamed: Unlisted,
+    /// The client addresses of the streamed client flows, when `unnamed` is not empty.
+    streamed_clients: Vec<IpAddr>,
     /// Records other interfaces send out of the VPC from a NAT address: (address, interface, records).
     egress_elsewhere: Vec<(IpAddr, u32, u64)>,
 }
@@ -816,7 +821,7 @@ struct Gathered {
 /// are the NAT interface's client legs as classified for a client's own interface (records without
 /// an interface ID could be anyone's), counted off the hot path: from those legs in memory, or as
 /// the streams leave them out.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 struct Unlisted(HashMap<IpAddr, u64>);
 
 impl Unlisted {
@@ -825,6 +830,11 @@ impl Unlisted {
         if request && NAT_PORT_RANGE.contains(&k.client_port) {
             *self.0.entry(k.client).or_default() += 1;
         }
+    }
+
+    /// Counts a record sent out of the VPC from `a` ([`unnamed_egress`]).
+    fn count(&mut self, a: IpAddr) {
+        *self.0.entry(a).or_default() += 1;
     }
 
     fn merge(&mut self, other: Unlisted) {
@@ -840,6 +850,17 @@ impl Unlisted {
     fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+}
+
+/// The private address a record without an interface ID sends out of the VPC from, when it is not
+/// among the NAT addresses and sends from a port a NAT gateway translates to: [`Unlisted`]'s rule,
+/// for records that cannot say which interface logged them. On a NAT gateway's interface only its
+/// own addresses do so: its secondary addresses (its clients send to its primary), or its primary
+/// when only a secondary is given. An instance that reaches outside another way (a public address)
+/// does too, on its own interface, so the report takes out the addresses that are the gateway's
+/// clients and words its warning for both.
+fn unnamed_egress(o: &Obs, sides: Sides) -> Option<IpAddr> {
+    (sides.src_in && !sides.src_nat && !sides.dst_in && NAT_PORT_RANGE.contains(&o.sport)).then_some(o.src)
 }
 
 fn no_records(c: Counts) -> AnalyzeError {
@@ -947,6 +968,7 @@ impl Analysis {
         // 2. Classify legs and aggregate.
         let mut legs = Legs::default();
         let mut unlisted = Unlisted::default();
+        let mut unnamed = Unlisted::default();
         let mut elsewhere: HashMap<(IpAddr, u32), u64> = HashMap::default();
         let (mut t_min, mut t_max) = (u64::MAX, 0u64);
         for o in &a.main.obs {
@@ -964,6 +986,11 @@ impl Analysis {
             {
                 unlisted.add(&k, request);
             }
+            if o.iface == 0
+                && let Some(a) = unnamed_egress(o, sides)
+            {
+                unnamed.count(a);
+            }
         }
         let gathered = Gathered {
             counts: a.main.counts,
@@ -980,6 +1007,8 @@ impl Analysis {
             from_client_ifaces: a.main.obs.iter().any(|o| nat_iface.is_some_and(|i| i != o.iface && o.iface != 0)),
             client_flows: None,
             unlisted,
+            unnamed,
+            streamed_clients: Vec::new(),
             egress_elsewhere: elsewhere.into_iter().map(|((a, i), n)| (a, i, n)).collect(),
         };
         Analysis::report(cfg, &a.inputs, &a.formats, gathered)
@@ -999,6 +1028,15 @@ impl Analysis {
             return Err(AnalyzeError::NatAddressesTalk { a, b, records });
         }
         let Legs { mut dests, replied, clients, .. } = g.legs;
+        // Addresses sending out of the VPC in records without an interface ID that are not the
+        // gateway's clients: the busiest first.
+        let mut unlisted_unnamed: Vec<(IpAddr, u64)> = Vec::new();
+        if !g.unnamed.is_empty() {
+            let seen: FxHashSet<IpAddr> =
+                g.streamed_clients.iter().copied().chain(clients.iter().map(|(k, _)| k.client)).collect();
+            unlisted_unnamed = g.unnamed.into_iter().filter(|(a, _)| !seen.contains(a)).collect();
+            unlisted_unnamed.sort_unstable_by_key(|&(a, n)| (std::cmp::Reverse(n), a));
+        }
         let clients = match g.client_flows {
             Some(streamed) => streamed,
             None => ClientAgg::of_records(clients),
@@ -1062,8 +1100,11 @@ impl Analysis {
         // own interface): a NAT gateway's interface logs its clients' legs. Unless another private
         // address sends out from it: the gateway's, not given, which the clients send to
         // (`nat-address-not-given` says so).
-        let no_nat_clients =
-            !cfg.nat_addresses.is_empty() && cfg.live.is_none() && clients.minutes.is_empty() && g.unlisted.is_empty();
+        let no_nat_clients = !cfg.nat_addresses.is_empty()
+            && cfg.live.is_none()
+            && clients.minutes.is_empty()
+            && g.unlisted.is_empty()
+            && unlisted_unnamed.is_empty();
         let attribution = if !known_host {
             let note = if clients.elsewhere > 0 {
                 // Clients' own records were read, but none of their connections shows on the NAT
@@ -1354,6 +1395,7 @@ impl Analysis {
             other_nats: &g.other_nats,
             unused_nat_addresses: &unused_nat_addresses,
             unlisted_nat_addresses: &unlisted_nat_addresses,
+            unlisted_without_interface: &unlisted_unnamed,
             no_nat_clients,
             pkt_dstaddr_logged: g.any_pkt_dst,
         };
@@ -1854,6 +1896,58 @@ mod tests {
     use super::*;
     use crate::flowlog::{LogFormat, parse_all};
     use crate::report::{Finding, Severity};
+
+    /// In records without an interface ID, a private address that sends out of the VPC from NAT
+    /// ports and is neither a NAT address analysed nor a client of one is named in one warning: a
+    /// secondary address not given, the primary when only a secondary is given (no false
+    /// `nat-without-clients` then), or an instance's own way out. Both paths alike.
+    #[test]
+    fn addresses_sending_out_without_an_interface_id_are_named() {
+        let text =
+            "version account-id srcaddr dstaddr srcport dstport protocol packets bytes start end action log-status
+2 1 10.0.1.9 10.0.0.7 40000 443 6 1 100 1780000000 1780000001 ACCEPT OK
+2 1 10.0.0.7 52.216.1.2 2000 443 6 1 100 1780000000 1780000001 ACCEPT OK
+2 1 52.216.1.2 10.0.0.7 443 2000 6 1 100 1780000000 1780000001 ACCEPT OK
+2 1 10.0.0.7 10.0.1.9 443 40000 6 1 100 1780000000 1780000001 ACCEPT OK
+2 1 10.0.0.8 52.216.1.3 2001 443 6 1 100 1780000002 1780000003 ACCEPT OK
+2 1 10.0.0.8 52.216.1.3 2002 443 6 1 100 1780000002 1780000003 ACCEPT OK
+2 1 52.216.1.3 10.0.0.8 443 2001 6 1 100 1780000002 1780000003 ACCEPT OK
+2 1 10.0.1.9 52.216.1.4 40001 443 6 1 100 1780000004 1780000005 ACCEPT OK
+";
+        let run = |nat: &[&str]| {
+            let config = AnalyzeConfig {
+                nat_addresses: nat.iter().map(|a| a.parse().unwrap_or_else(|_| unreachable!())).collect(),
+                ..vpc_config()
+            };
+            let [reference, fast] = both_paths(text, &config);
+            let json = |r: &Report| serde_json::to_string(r).unwrap_or_default();
+            assert_eq!(json(&reference), json(&fast), "{nat:?}");
+            let ids: Vec<String> = reference.findings.iter().map(|f| f.id.clone()).collect();
+            assert!(!ids.contains(&"nat-without-clients".to_owned()), "{nat:?}: {ids:?}");
+            let warned: Vec<Finding> =
+                reference.findings.into_iter().filter(|f| f.id == "nat-address-not-given").collect();
+            (reference.input.nat_addresses, warned)
+        };
+        let tail = "to outside the VPC from ports a NAT gateway translates to";
+        // The primary given: the secondary named; the client's own way out is not (it is a client).
+        let (_, warned) = run(&["10.0.0.7"]);
+        assert_eq!(warned.len(), 1);
+        assert!(warned[0].summary.starts_with(&format!("Address 10.0.0.8 sends 2 records {tail}, and is neither")));
+        assert!(warned[0].summary.contains("limit is 55,000 per destination for 1 address"), "{}", warned[0].summary);
+        let command = warned[0].remedies[0].command.as_deref();
+        assert_eq!(command, Some("aws-natgw analyze <files> --nat-ip 10.0.0.7 --nat-ip 10.0.0.8"));
+        // Inferred: the primary (which its clients send to), and the same warning.
+        let (inferred, warned) = run(&[]);
+        assert_eq!(inferred, ["10.0.0.7".parse::<IpAddr>().unwrap_or_else(|_| unreachable!())]);
+        assert!(warned[0].summary.starts_with("Address 10.0.0.8 sends 2 records"), "{}", warned[0].summary);
+        // The secondary alone: the primary, and the client (not a client of the secondary).
+        let (_, warned) = run(&["10.0.0.8"]);
+        assert_eq!(warned.len(), 1);
+        let want = format!("Addresses 10.0.0.7 (1 record), 10.0.1.9 (1 record) send records {tail}, and are neither");
+        assert!(warned[0].summary.starts_with(&want), "{}", warned[0].summary);
+        // Both given: nothing to say.
+        assert!(run(&["10.0.0.7", "10.0.0.8"]).1.is_empty());
+    }
 
     /// The inputs left out are listed in the report, in the order noted, and a note gives why for
     /// the first three.

@@ -47,11 +47,26 @@ pub struct FindingContext<'a> {
     /// Private addresses that send out of the VPC from the NAT gateway's interface but are not among
     /// its NAT addresses (an address of the gateway not given), with their records, busiest first.
     pub unlisted_nat_addresses: &'a [(IpAddr, u64)],
+    /// Private addresses that send out of the VPC from a NAT port in records without an interface
+    /// ID, are not among the NAT addresses analysed and are none of their clients: another address
+    /// of the gateway, or an instance with its own way out. With their records.
+    pub unlisted_without_interface: &'a [(IpAddr, u64)],
     /// NAT addresses were given, and no client inside the VPC sends to them on the interface
     /// analysed, as a NAT gateway's clients do (a client's address given as the gateway's, say).
     pub no_nat_clients: bool,
     /// Some record has pkt-dstaddr (client legs on the NAT interface can name their destination).
     pub pkt_dstaddr_logged: bool,
+}
+
+/// The remedy for an address that may be the gateway's but was not analysed: the command with it too.
+fn analyse_too(ctx: &FindingContext<'_>, a: IpAddr) -> Remedy {
+    Remedy {
+        summary: format!("If {a} is the gateway's, analyse it too"),
+        command: Some(format!(
+            "aws-natgw analyze <files>{} --nat-ip {a}",
+            ctx.nat_addresses.iter().map(|n| format!(" --nat-ip {n}")).collect::<String>()
+        )),
+    }
 }
 
 /// A NAT address given that carries no connection on the interface analysed.
@@ -283,13 +298,37 @@ pub fn evaluate(rows: &[DestinationReport], ctx: &FindingContext<'_>) -> Vec<Fin
                 ctx.interface_named(),
             ),
             destination: None,
-            remedies: vec![Remedy {
-                summary: format!("If {a} is the gateway's, analyse it too"),
-                command: Some(format!(
-                    "aws-natgw analyze <files>{} --nat-ip {a}",
-                    ctx.nat_addresses.iter().map(|n| format!(" --nat-ip {n}")).collect::<String>()
-                )),
-            }],
+            remedies: vec![analyse_too(ctx, a)],
+        });
+    }
+    // One finding for them all (busiest first): in logs of many interfaces without their IDs, every
+    // instance with its own way out shows here.
+    if let Some(&(a, records)) = ctx.unlisted_without_interface.first() {
+        const NAMED: usize = 5;
+        let n = ctx.unlisted_without_interface.len();
+        let named: Vec<String> = ctx
+            .unlisted_without_interface
+            .iter()
+            .take(NAMED)
+            .map(|&(a, r)| format!("{a} ({} record{})", thousands(r), if r == 1 { "" } else { "s" }))
+            .collect();
+        let who = match n {
+            1 => format!("Address {a} sends {} record{}", thousands(records), if records == 1 { "" } else { "s" }),
+            _ if n <= NAMED => format!("Addresses {} send records", named.join(", ")),
+            _ => format!("Addresses {} and {} more send records", named.join(", "), thousands((n - NAMED) as u64)),
+        };
+        let (are, each) = if n == 1 { ("is", "it") } else { ("are", "each") };
+        out.push(Finding {
+            id: "nat-address-not-given".into(),
+            severity: Severity::Warning,
+            summary: format!(
+                "{who} to outside the VPC from ports a NAT gateway translates to, and {are} neither among the NAT \
+                 addresses analysed nor their clients. The records have no interface ID, so {each} is either an \
+                 address of the gateway not given (its connections are then not counted, and the limit is {limit} \
+                 for {addresses}) or the address of an instance with its own way out of the VPC (a public address)"
+            ),
+            destination: None,
+            remedies: vec![analyse_too(ctx, a)],
         });
     }
     for o in ctx.other_nats {
@@ -580,6 +619,7 @@ mod tests {
             no_nat_clients: false,
             pkt_dstaddr_logged: false,
             unlisted_nat_addresses: &[],
+            unlisted_without_interface: &[],
         };
         endpoint_remedy(GatewayService::S3, &ctx)
     }

@@ -330,10 +330,13 @@ fn threads_the_system_will_not_start_are_done_without() {
         r["input"]["sources"] = serde_json::Value::Null;
         r
     };
-    // As nobody, with at most `procs` processes and threads (this one counts).
+    // As a user of its own (the limit counts every process of the user: nobody's could be running
+    // beside), with at most `procs` processes and threads (this one counts).
+    let uid = 2_000_000_000 + std::process::id();
     let run = |procs: u32, threads: &str| {
         Command::new("setpriv")
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "prlimit", &format!("--nproc={procs}"), "--"])
+            .args([&format!("--reuid={uid}"), &format!("--regid={uid}"), "--clear-groups", "prlimit"])
+            .args([&format!("--nproc={procs}"), "--"])
             .arg(&bin)
             .args(["analyze".as_ref(), sample.as_os_str(), "-o".as_ref(), "json".as_ref(), "--threads".as_ref()])
             .arg(threads)

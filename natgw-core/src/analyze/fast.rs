@@ -21,7 +21,7 @@ use super::clients::{ClientAgg, ClientKey, ClientRec, ClientTracker};
 use super::{
     ASSUMED_CIDRS_NOTE, AnalyzeConfig, AnalyzeError, Counts, Gathered, IfaceCount, IfaceNames, Legs, NatScores, NatSet,
     Obs, OtherNat, Shard, Sides, Unlisted, inferred_note, intern, internal_ranges, nat_not_seen, no_records, observe,
-    remap_ifaces,
+    remap_ifaces, unnamed_egress,
 };
 use crate::estimate::stream::DestStream;
 use crate::estimate::{self, NatFlowObs, PAGE_SECS};
@@ -108,6 +108,9 @@ struct IfaceLegs {
     touch_nat: u64,
     /// Records that send out of the VPC, by the NAT address they send from.
     egress_from: Vec<(IpAddr, u64)>,
+    /// Records without an interface ID (interface 0) that send out of the VPC from another private
+    /// address ([`super::unnamed_egress`]).
+    unnamed: Unlisted,
 }
 
 impl IfaceLegs {
@@ -119,6 +122,7 @@ impl IfaceLegs {
         for (a, n) in other.egress_from {
             count_egress(&mut self.egress_from, a, n);
         }
+        self.unnamed.merge(other.unnamed);
     }
 }
 
@@ -224,6 +228,8 @@ impl FastShard {
         // Records without an interface ID count as the NAT gateway's whatever it turns out to be.
         if i != 0 {
             legs.off_nat.add(o, false, sides, &self.nat, &self.internal);
+        } else if let Some(a) = unnamed_egress(o, sides) {
+            legs.unnamed.count(a);
         }
     }
 
@@ -372,6 +378,7 @@ impl FastShard {
         let mut legs = Legs::default();
         let mut from_client_ifaces = false;
         let mut unlisted = Unlisted::default();
+        let mut unnamed = Unlisted::default();
         let mut egress_elsewhere = Vec::new();
         for (i, l) in self.per_iface.into_iter().enumerate() {
             let i = i as u32;
@@ -383,9 +390,11 @@ impl FastShard {
             if on_nat && i != 0 {
                 l.off_nat.clients.iter().for_each(|(k, r)| unlisted.add(k, r.request));
             }
+            unnamed.merge(l.unnamed);
             legs.merge(if on_nat { l.on_nat } else { l.off_nat });
         }
         let mut client_flows = None;
+        let mut streamed_clients = Vec::new();
         if let Some(mut streams) = streams {
             // The client legs were classified for the interface the first NAT flows came on; it must be
             // the one chosen now (else read again without streaming).
@@ -401,6 +410,9 @@ impl FastShard {
             let mut flows = ClientAgg::default();
             for lane in streams.clients {
                 unlisted.merge(lane.unlisted);
+                if !unnamed.is_empty() {
+                    streamed_clients.extend(lane.owners.keys().copied());
+                }
                 lane.trackers.into_iter().for_each(|t| flows.merge(t.finish()));
             }
             client_flows = Some(flows);
@@ -438,6 +450,8 @@ impl FastShard {
             from_client_ifaces,
             client_flows,
             unlisted,
+            unnamed,
+            streamed_clients,
             egress_elsewhere,
         })
     }

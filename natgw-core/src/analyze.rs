@@ -12,7 +12,7 @@ use rustc_hash::{FxHashMap as HashMap, FxHashSet};
 
 use crate::estimate::stream::DestStream;
 use crate::estimate::{self, AddressSpan, Estimate, EstimateContext, HoldModel, NatFlowObs, ReuseStats};
-use crate::findings::{self, FindingContext, UnusedAddress};
+use crate::findings::{self, FindingContext, SameAddressElsewhere, UnusedAddress};
 use crate::flowlog::{Action, Field, LogFormat, LogStatus, ParseStats, Record, TcpFlags};
 use crate::limits::{IDLE_TIMEOUT_SECS, NAT_PORT_RANGE, Thresholds, destination_limit};
 use crate::metrics::ErrorWindow;
@@ -1089,6 +1089,32 @@ impl Analysis {
                 UnusedAddress { address, elsewhere }
             })
             .collect();
+        // Other interfaces that send out from addresses in use here (the unused ones are named with
+        // theirs above), unless already named as another gateway's: the same private address on two
+        // gateways (two VPCs' logs in one place), whose connections this report leaves out.
+        let mut same_address_elsewhere: Vec<SameAddressElsewhere> = Vec::new();
+        for &(address, i, n) in &g.egress_elsewhere {
+            let Some(interface) = names(i) else { continue };
+            if !spans.iter().any(|s| s.address == address)
+                || g.other_nats.iter().any(|o| o.interface.as_ref() == Some(&interface))
+            {
+                continue;
+            }
+            match same_address_elsewhere.iter_mut().find(|o| o.interface == interface) {
+                Some(o) => {
+                    o.records += n;
+                    o.addresses.push(address);
+                }
+                None => same_address_elsewhere.push(SameAddressElsewhere {
+                    interface,
+                    addresses: vec![address],
+                    records: n,
+                }),
+            }
+        }
+        same_address_elsewhere.iter_mut().for_each(|o| o.addresses.sort_unstable());
+        same_address_elsewhere
+            .sort_unstable_by(|a, b| b.records.cmp(&a.records).then_with(|| a.interface.cmp(&b.interface)));
         let counted_addresses = (g.nat_addrs.len() - unused_nat_addresses.len()) as u32;
         // The greatest limit, all the addresses counted.
         let limit = destination_limit(counted_addresses);
@@ -1393,6 +1419,7 @@ impl Analysis {
             client_route_tables: &cfg.client_route_tables,
             records: g.counts.records,
             other_nats: &g.other_nats,
+            same_address_elsewhere: &same_address_elsewhere,
             unused_nat_addresses: &unused_nat_addresses,
             unlisted_nat_addresses: &unlisted_nat_addresses,
             unlisted_without_interface: &unlisted_unnamed,
@@ -1947,6 +1974,43 @@ mod tests {
         assert!(warned[0].summary.starts_with(&want), "{}", warned[0].summary);
         // Both given: nothing to say.
         assert!(run(&["10.0.0.7", "10.0.0.8"]).1.is_empty());
+    }
+
+    /// The same NAT address sending out of the VPC on another interface too (two VPCs' logs in one
+    /// place) is named once, with the command that analyses that interface; its connections are not
+    /// counted here. Both paths alike, the address given or inferred.
+    #[test]
+    fn the_same_nat_address_on_another_interface_is_named() {
+        let text = "2 1 eni-0b 10.0.1.9 10.0.0.7 40000 443 6 1 100 1780000000 1780000001 ACCEPT OK
+2 1 eni-0b 10.0.0.7 52.216.1.2 2000 443 6 1 100 1780000000 1780000001 ACCEPT OK
+2 1 eni-0b 10.0.0.7 52.216.1.2 2001 443 6 1 100 1780000000 1780000001 ACCEPT OK
+2 1 eni-0b 10.0.0.7 52.216.1.2 2002 443 6 1 100 1780000000 1780000001 ACCEPT OK
+2 1 eni-0b 52.216.1.2 10.0.0.7 443 2000 6 1 100 1780000000 1780000001 ACCEPT OK
+2 1 eni-0b 10.0.1.10 10.0.0.7 40001 80 6 1 100 1780000000 1780000001 ACCEPT OK
+2 1 eni-0b 10.0.0.7 52.216.1.4 2003 80 6 1 100 1780000000 1780000001 ACCEPT OK
+2 1 eni-0a 10.0.2.9 10.0.0.7 40000 443 6 1 100 1780000000 1780000001 ACCEPT OK
+2 1 eni-0a 10.0.0.7 52.216.1.3 3000 443 6 1 100 1780000000 1780000001 ACCEPT OK
+";
+        for nat in [vec!["10.0.0.7".parse().unwrap_or_else(|_| unreachable!())], Vec::new()] {
+            let config = AnalyzeConfig { nat_addresses: nat.clone(), ..vpc_config() };
+            let [reference, fast] = both_paths(text, &config);
+            let json = |r: &Report| serde_json::to_string(r).unwrap_or_default();
+            assert_eq!(json(&reference), json(&fast), "{nat:?}");
+            assert_eq!(reference.input.nat_interface.as_deref(), Some("eni-0b"), "{nat:?} {:?}", reference.notes);
+            assert_eq!(reference.destinations.iter().map(|d| d.records).sum::<u64>(), 4, "{nat:?}");
+            let named: Vec<&Finding> = reference.findings.iter().filter(|f| f.summary.contains("eni-0a")).collect();
+            assert_eq!(named.len(), 1, "{nat:?}: {:?}", reference.findings);
+            assert_eq!(named[0].id, "other-nat-gateway");
+            if !nat.is_empty() {
+                assert!(
+                    named[0].summary.starts_with("Interface eni-0a also sends 1 record out of the VPC from 10.0.0.7, the NAT address this report analyses on interface eni-0b"),
+                    "{}",
+                    named[0].summary
+                );
+                let command = named[0].remedies[0].command.as_deref();
+                assert_eq!(command, Some("aws-natgw analyze <files> --nat-interface eni-0a --nat-ip 10.0.0.7"));
+            }
+        }
     }
 
     /// The inputs left out are listed in the report, in the order noted, and a note gives why for

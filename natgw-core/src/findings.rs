@@ -42,6 +42,8 @@ pub struct FindingContext<'a> {
     pub records: u64,
     /// Other interfaces that look like a NAT gateway's, left out (when the gateway was inferred).
     pub other_nats: &'a [OtherNat],
+    /// Other interfaces that send out of the VPC from NAT addresses in use here, busiest first.
+    pub same_address_elsewhere: &'a [SameAddressElsewhere],
     /// NAT addresses given that carried no connection to any destination.
     pub unused_nat_addresses: &'a [UnusedAddress],
     /// Private addresses that send out of the VPC from the NAT gateway's interface but are not among
@@ -67,6 +69,18 @@ fn analyse_too(ctx: &FindingContext<'_>, a: IpAddr) -> Remedy {
             ctx.nat_addresses.iter().map(|n| format!(" --nat-ip {n}")).collect::<String>()
         )),
     }
+}
+
+/// Another interface that sends out of the VPC from NAT addresses the interface analysed carries
+/// connections from: the same private addresses on another gateway (another VPC's), or another
+/// interface of a regional one. Its connections are not counted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SameAddressElsewhere {
+    pub interface: String,
+    /// The addresses, in order.
+    pub addresses: Vec<IpAddr>,
+    /// Its records out of the VPC from them.
+    pub records: u64,
 }
 
 /// A NAT address given that carries no connection on the interface analysed.
@@ -329,6 +343,32 @@ pub fn evaluate(rows: &[DestinationReport], ctx: &FindingContext<'_>) -> Vec<Fin
             ),
             destination: None,
             remedies: vec![analyse_too(ctx, a)],
+        });
+    }
+    for o in ctx.same_address_elsewhere {
+        let iface = &o.interface;
+        let (addrs, records) = (crate::analyze::addresses(&o.addresses), thousands(o.records));
+        let plural = o.addresses.len() > 1;
+        out.push(Finding {
+            id: "other-nat-gateway".into(),
+            severity: Severity::Warning,
+            summary: format!(
+                "Interface {iface} also sends {records} record{} out of the VPC from {addrs}, the NAT address{} this \
+                 report analyses on {}: another NAT gateway with the same private address{} (another VPC's), or \
+                 another interface of a regional one. Its connections are not counted here",
+                if o.records == 1 { "" } else { "s" },
+                if plural { "es" } else { "" },
+                ctx.interface_named(),
+                if plural { "es" } else { "" },
+            ),
+            destination: None,
+            remedies: vec![Remedy {
+                summary: format!("Analyse interface {iface} on its own: its gateway has its own ports"),
+                command: Some(format!(
+                    "aws-natgw analyze <files> --nat-interface {iface}{}",
+                    o.addresses.iter().map(|a| format!(" --nat-ip {a}")).collect::<String>()
+                )),
+            }],
         });
     }
     for o in ctx.other_nats {
@@ -615,6 +655,7 @@ mod tests {
             client_route_tables: tables,
             records: 0,
             other_nats: &[],
+            same_address_elsewhere: &[],
             unused_nat_addresses: &[],
             no_nat_clients: false,
             pkt_dstaddr_logged: false,

@@ -93,7 +93,7 @@ pub struct DiagnoseArgs {
     pub time: TimeArgs,
     #[arg(long, value_enum, default_value_t = EngineArg::Insights)]
     pub engine: EngineArg,
-    /// How many destinations to list.
+    /// How many destinations to list, nearest their limit first (every one near it is listed).
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..))]
     pub top: u16,
     /// With --engine local: stop after this many log events.
@@ -193,7 +193,7 @@ pub struct AnalyzeArgs {
     /// The NAT gateway's ID, used in remedy commands.
     #[arg(long, value_name = "NAT_ID")]
     pub nat_gateway_id: Option<String>,
-    /// How many destinations to list.
+    /// How many destinations to list, nearest their limit first (every one near it is listed).
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..))]
     pub top: u16,
     #[arg(long, short, value_enum, default_value_t = Output::Table)]

@@ -61,7 +61,8 @@ pub struct AnalyzeConfig {
     pub nat_interface: Option<InterfaceId>,
     /// The VPC's CIDR blocks (all of them). Empty: the private ranges are assumed.
     pub vpc_cidrs: CidrSet,
-    /// How many destinations the report lists (0 means 10).
+    /// How many destinations the report lists (0 means 10), nearest their limit first; every one
+    /// at the warning level or above is listed whatever this.
     pub top: usize,
     /// How many source clients per destination (0 means 10).
     pub top_sources: usize,
@@ -1360,9 +1361,13 @@ impl Analysis {
                 }
             })
             .collect();
+        // Nearest their limit first (as the verdict ranks them), then the busiest: destinations' limits
+        // differ with the addresses in use at their peaks, so the greatest peak may not be the
+        // nearest its limit.
         rows.sort_by(|x, y| {
-            y.peak_connections
-                .cmp(&x.peak_connections)
+            at_risk(y)
+                .cmp(&at_risk(x))
+                .then(y.peak_connections.cmp(&x.peak_connections))
                 .then(y.records.cmp(&x.records))
                 .then(x.address.cmp(&y.address))
                 .then(x.port.cmp(&y.port))
@@ -1371,7 +1376,10 @@ impl Analysis {
         // Busiest first.
         let mut unlisted_nat_addresses: Vec<(IpAddr, u64)> = g.unlisted.into_iter().collect();
         unlisted_nat_addresses.sort_unstable_by_key(|&(a, n)| (std::cmp::Reverse(n), a));
-        rows.truncate(top);
+        // The top N, and every destination at its limit or near it whatever N: the verdict, the
+        // findings and the exit code never depend on how many are listed.
+        let hot = rows.iter().take_while(|d| d.saturated || d.level >= crate::limits::Level::Warning).count();
+        rows.truncate(top.max(hot));
 
         let mut skipped_lines = 0;
         let mut bad_lines = Vec::new();
@@ -1453,19 +1461,36 @@ impl Analysis {
     }
 }
 
+/// How near its limit a destination is, for ordering: saturated, then by level, then by its exact
+/// share of its limit (the report's utilisation is rounded).
+fn at_risk(d: &DestinationReport) -> impl Ord + use<> {
+    /// A share of a limit, compared exactly: peak₁ / limit₁ against peak₂ / limit₂.
+    struct Share(u64, u64);
+    impl PartialEq for Share {
+        fn eq(&self, other: &Share) -> bool {
+            self.cmp(other).is_eq()
+        }
+    }
+    impl Eq for Share {}
+    impl PartialOrd for Share {
+        fn partial_cmp(&self, other: &Share) -> Option<std::cmp::Ordering> {
+            Some(self.cmp(other))
+        }
+    }
+    impl Ord for Share {
+        fn cmp(&self, other: &Share) -> std::cmp::Ordering {
+            (u128::from(self.0) * u128::from(other.1)).cmp(&(u128::from(other.0) * u128::from(self.1)))
+        }
+    }
+    (d.saturated, d.level, Share(d.peak_connections, d.limit.max(1)))
+}
+
 /// The overall verdict from the destinations.
 pub fn verdict(rows: &[DestinationReport]) -> Verdict {
     use crate::limits::Level;
-    // The most saturated, then the highest level, then the highest exact utilisation (the report's
-    // is rounded); on a tie, the first in the rows' order.
-    let worse = |a: &DestinationReport, b: &DestinationReport| {
-        let share = |d: &DestinationReport, other: &DestinationReport| {
-            u128::from(d.peak_connections) * u128::from(other.limit.max(1))
-        };
-        (a.saturated, a.level).cmp(&(b.saturated, b.level)).then(share(a, b).cmp(&share(b, a))).is_gt()
-    };
+    // The most at risk ([`at_risk`]); on a tie, the first in the rows' order.
     let worst = rows.iter().fold(None, |best: Option<&DestinationReport>, d| match best {
-        Some(b) if !worse(d, b) => Some(b),
+        Some(b) if at_risk(d) <= at_risk(b) => Some(b),
         _ => Some(d),
     });
     match worst {
@@ -2011,6 +2036,57 @@ mod tests {
                 assert_eq!(command, Some("aws-natgw analyze <files> --nat-interface eni-0a --nat-ip 10.0.0.7"));
             }
         }
+    }
+
+    /// Destinations are listed nearest their limit first, and `top` never hides one at risk: a
+    /// destination with a smaller peak but a smaller limit (one address in use at its peak, two at
+    /// the other's) comes first, and the verdict does not depend on how many are listed.
+    #[test]
+    fn top_lists_the_nearest_their_limit_and_never_hides_one_at_risk() {
+        let mut text = String::new();
+        let line = |text: &mut String, src: &str, dst: &str, port: u16, t: u64| {
+            text.push_str(&format!("2 1 eni-0a {src} {dst} {port} 443 6 1 100 {t} {} ACCEPT OK\n", t + 5));
+        };
+        let t0 = 1_780_000_000;
+        for port in 2000..2003 {
+            line(&mut text, "10.0.0.7", "52.216.1.2", port, t0);
+        }
+        for port in 3000..3002 {
+            line(&mut text, "10.0.0.7", "52.216.1.3", port, t0 + 1000);
+            line(&mut text, "10.0.0.8", "52.216.1.3", port, t0 + 1000);
+        }
+        line(&mut text, "10.0.1.9", "10.0.0.7", 40000, t0);
+        let run = |top: usize, warning: f64| {
+            let config = AnalyzeConfig {
+                nat_addresses: vec![
+                    "10.0.0.7".parse().unwrap_or_else(|_| unreachable!()),
+                    "10.0.0.8".parse().unwrap_or_else(|_| unreachable!()),
+                ],
+                top,
+                thresholds: Thresholds { warning, critical: 1.0 },
+                ..vpc_config()
+            };
+            let [reference, fast] = both_paths(&text, &config);
+            let json = |r: &Report| serde_json::to_string(r).unwrap_or_default();
+            assert_eq!(json(&reference), json(&fast));
+            reference
+        };
+        let all = run(10, 1.0);
+        let [a, b] = &all.destinations[..] else { panic!("{:?}", all.destinations) };
+        assert_eq!((a.address.to_string().as_str(), b.address.to_string().as_str()), ("52.216.1.2", "52.216.1.3"));
+        // The precondition: the first has the smaller peak, and the smaller limit.
+        assert!(a.peak_connections < b.peak_connections && a.limit < b.limit, "{a:?} {b:?}");
+        // Only the first at risk: listed alone with --top 1, and the verdict is at risk either way.
+        let warning = (a.utilization + b.utilization) / 2.0;
+        let (one, ten) = (run(1, warning), run(10, warning));
+        assert_eq!(one.destinations.len(), 1);
+        assert_eq!(one.destinations[0].address, a.address);
+        assert_eq!((one.verdict.status, &one.verdict.summary), (ten.verdict.status, &ten.verdict.summary));
+        assert_eq!(one.verdict.status, Status::AtRisk);
+        // Both at risk: both listed with --top 1.
+        let both = run(1, b.utilization / 2.0);
+        assert_eq!(both.destinations.len(), 2);
+        assert_eq!(both.findings.iter().filter(|f| f.id == "near-limit").count(), 2);
     }
 
     /// The inputs left out are listed in the report, in the order noted, and a note gives why for

@@ -1608,79 +1608,83 @@ fn run_pool(
     if let Some(seq) = sequencer {
         seq.start_workers(workers);
     }
+    // One worker's work, on whichever thread runs it.
+    let work = |worker: usize, mut shard: Sink| {
+        let _abort = sequencer.map(AbortOnPanic);
+        let mut scratch = Vec::new();
+        loop {
+            let (t, resume) = match sequencer {
+                Some(seq) => match seq.claim(next, tasks.len(), ahead) {
+                    Some(work) => work,
+                    None => break,
+                },
+                None => (next.fetch_add(1, Ordering::Relaxed), None),
+            };
+            let Some(task) = tasks.get(t) else { break };
+            let (streaming, mut turn) = match resume {
+                Some(p) => (Some(p.streaming), p.turn),
+                None => {
+                    let start = sequencer.map_or(0, |seq| seq.start(t));
+                    (None, Turn { part: 0, time: start, part_from: start })
+                }
+            };
+            let moves = by_time && task.range.is_none();
+            let mut part_done = |shard: &mut Sink, last: bool| match (sequencer, shard) {
+                (Some(seq), Sink::Fast(s)) => hand_over(seq, t, moves, &mut turn, s, last, worker),
+                _ => false,
+            };
+            let outcome = run_task(&inputs[task.input], task, given, &mut shard, &mut scratch, streaming, &mut |s| {
+                part_done(s, false)
+            });
+            let result = match outcome {
+                Ok(Outcome::Paused(streaming)) => {
+                    if let Some(seq) = sequencer {
+                        seq.pause(Paused { task: t, streaming, turn });
+                    }
+                    continue;
+                }
+                Ok(Outcome::Done(stats, format)) => Ok(Done { task: t, stats, format }),
+                Err(e) => Err((t, e)),
+            };
+            let failed = result.is_err();
+            part_done(&mut shard, true);
+            lock(done_ref).push(result);
+            if failed {
+                break;
+            }
+        }
+        if let Some(seq) = sequencer {
+            seq.stop_claiming();
+            seq.help();
+        }
+        if let Sink::Fast(s) = &mut shard {
+            s.sort();
+        }
+        lock(shards_ref).push(shard);
+    };
+    let work = &work;
     std::thread::scope(|scope| {
         let mut started = 0;
-        let mut spawn_error = None;
         for worker in 0..workers {
-            let mut shard = sink();
+            let shard = sink();
             // A thread the system will not start (a process limit, no memory for its stack) is one
-            // worker fewer, as if it found no task; with none, the read fails with why.
-            let spawned = std::thread::Builder::new().spawn_scoped(scope, move || {
-                let _abort = sequencer.map(AbortOnPanic);
-                let mut scratch = Vec::new();
-                loop {
-                    let (t, resume) = match sequencer {
-                        Some(seq) => match seq.claim(next, tasks.len(), ahead) {
-                            Some(work) => work,
-                            None => break,
-                        },
-                        None => (next.fetch_add(1, Ordering::Relaxed), None),
-                    };
-                    let Some(task) = tasks.get(t) else { break };
-                    let (streaming, mut turn) = match resume {
-                        Some(p) => (Some(p.streaming), p.turn),
-                        None => {
-                            let start = sequencer.map_or(0, |seq| seq.start(t));
-                            (None, Turn { part: 0, time: start, part_from: start })
-                        }
-                    };
-                    let moves = by_time && task.range.is_none();
-                    let mut part_done = |shard: &mut Sink, last: bool| match (sequencer, shard) {
-                        (Some(seq), Sink::Fast(s)) => hand_over(seq, t, moves, &mut turn, s, last, worker),
-                        _ => false,
-                    };
-                    let outcome =
-                        run_task(&inputs[task.input], task, given, &mut shard, &mut scratch, streaming, &mut |s| {
-                            part_done(s, false)
-                        });
-                    let result = match outcome {
-                        Ok(Outcome::Paused(streaming)) => {
-                            if let Some(seq) = sequencer {
-                                seq.pause(Paused { task: t, streaming, turn });
-                            }
-                            continue;
-                        }
-                        Ok(Outcome::Done(stats, format)) => Ok(Done { task: t, stats, format }),
-                        Err(e) => Err((t, e)),
-                    };
-                    let failed = result.is_err();
-                    part_done(&mut shard, true);
-                    lock(done_ref).push(result);
-                    if failed {
-                        break;
-                    }
-                }
-                if let Some(seq) = sequencer {
-                    seq.stop_claiming();
-                    seq.help();
-                }
-                if let Sink::Fast(s) = &mut shard {
-                    s.sort();
-                }
-                lock(shards_ref).push(shard);
-            });
-            match spawned {
+            // worker fewer, as if it found no task.
+            match std::thread::Builder::new().spawn_scoped(scope, move || work(worker, shard)) {
                 Ok(_) => started += 1,
-                Err(e) => {
+                Err(_) => {
                     if let Some(seq) = sequencer {
                         seq.stop_claiming();
                     }
-                    spawn_error.get_or_insert(e);
                 }
             }
         }
-        if let (0, Some(e)) = (started, spawn_error) {
-            lock(done_ref).push(Err((0, format!("cannot start a thread to read with: {}", io_reason(&e)))));
+        if started == 0 {
+            // None would start (the last pool's threads may not have left the process's count yet):
+            // this thread does the work, as the one worker.
+            if let Some(seq) = sequencer {
+                seq.start_workers(1);
+            }
+            work(0, sink());
         }
     });
     (done.into_inner().unwrap_or_else(|p| p.into_inner()), shards.into_inner().unwrap_or_else(|p| p.into_inner()))

@@ -254,7 +254,7 @@ impl Inputs {
             let stream = if is_stdin(path) {
                 let s = spool::keep_stdin().map_err(|e| unreadable("<stdin>", &e))?;
                 Arc::new(s)
-            } else if let Some(node) = pipe_node(path) {
+            } else if let Some(node) = pipe_node(path).filter(|_| !cannot_read.contains_key(path)) {
                 match pipes.iter().find(|(n, _)| *n == node) {
                     Some((_, s)) => Arc::clone(s),
                     None => {
@@ -359,7 +359,15 @@ fn probe(
         return Ok(());
     }
     let name = &input.name;
-    let mut file = input.open().map_err(|e| InputError(format!("cannot open {name}: {}", io_reason(&e))))?;
+    let mut file = input.open().map_err(|e| {
+        let broken = e.kind() == io::ErrorKind::NotFound
+            && Path::new(name).symlink_metadata().is_ok_and(|m| m.file_type().is_symlink());
+        InputError(format!(
+            "cannot open {name}: {}{}",
+            io_reason(&e),
+            if broken { " (a broken symbolic link)" } else { "" }
+        ))
+    })?;
     let (is_dir, size) =
         file.kind_and_size().map_err(|e| InputError(format!("cannot read {name}: {}", io_reason(&e))))?;
     if is_dir {
@@ -490,11 +498,12 @@ fn once(paths: Vec<PathBuf>) -> (Vec<PathBuf>, Vec<PathBuf>) {
     (kept.into_iter().map(|(p, _)| p).collect(), repeated.into_iter().map(|(p, _)| p).collect())
 }
 
-/// The file a path names, whatever the name: its device and inode.
+/// The file a path names, whatever the name: its device and inode (a link that leads nowhere: its
+/// own, so that it is named once too).
 #[cfg(unix)]
 fn file_identity(path: &Path) -> Option<(u64, u64)> {
     use std::os::unix::fs::MetadataExt as _;
-    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+    std::fs::metadata(path).or_else(|_| std::fs::symlink_metadata(path)).ok().map(|m| (m.dev(), m.ino()))
 }
 
 #[cfg(not(unix))]
@@ -539,7 +548,10 @@ fn expand_noting(paths: &[PathBuf], cannot_read: &mut BTreeMap<PathBuf, String>)
                     }
                     let link = at.symlink_metadata().is_ok_and(|m| m.file_type().is_symlink());
                     let dir = at.metadata().is_ok_and(|m| m.is_dir());
-                    if dir || flow_log_name(&at.file_name().unwrap_or_default().to_string_lossy()) {
+                    // A link to nothing not named like a flow log would not be read anyway; what
+                    // cannot be looked at (no permission, a path too long) might be a directory.
+                    let unknown = e.io_error().is_none_or(|io| io.kind() != io::ErrorKind::NotFound);
+                    if dir || unknown || flow_log_name(&at.file_name().unwrap_or_default().to_string_lossy()) {
                         let broken = if link && !dir { " (a broken symbolic link)" } else { "" };
                         cannot_read.insert(at.to_owned(), format!("{problem}{broken}"));
                         out.push(at.to_owned());
@@ -547,7 +559,13 @@ fn expand_noting(paths: &[PathBuf], cannot_read: &mut BTreeMap<PathBuf, String>)
                     continue;
                 }
             };
-            if entry.file_type().is_file() && flow_log_name(&entry.file_name().to_string_lossy()) {
+            let (kind, named) = (entry.file_type(), flow_log_name(&entry.file_name().to_string_lossy()));
+            if named && !kind.is_file() && !kind.is_dir() {
+                // A pipe, a device or a socket named like a flow log: it may never end.
+                let why = format!("{} is not a regular file (a pipe, a device or a socket)", entry.path().display());
+                cannot_read.insert(entry.path().to_owned(), why);
+                out.push(entry.into_path());
+            } else if named && kind.is_file() {
                 out.push(entry.into_path());
             }
         }
@@ -869,7 +887,9 @@ pub fn read_all(
     let mut skipped = Skipped::default();
     let mut usable = Vec::with_capacity(inputs.len());
     for (at, mut input) in inputs.into_iter().enumerate() {
-        if let Some(why) = all.paths.get(at).and_then(|p| all.cannot_read.get(p)) {
+        if input.found
+            && let Some(why) = all.paths.get(at).and_then(|p| all.cannot_read.get(p))
+        {
             skipped.add(at, &input.name, InputError(why.clone()));
             continue;
         }
@@ -1101,10 +1121,26 @@ impl Skipped {
         self.0.into_iter().map(|(_, name, e)| (name, e.0)).collect()
     }
 
-    /// The problem of the first input given among them (there is one when no input is left).
+    /// Why no input is left: the problem of the only one, or of the first few in the order given.
     fn first(self) -> InputError {
-        let first = self.0.into_iter().min_by_key(|(at, ..)| *at);
-        first.map_or_else(|| InputError("no input".into()), |(.., e)| e)
+        const SAID: usize = 3;
+        let all = self.in_order();
+        match &all[..] {
+            [] => InputError("no input".into()),
+            [(_, why)] => InputError(why.clone()),
+            _ => {
+                let said: Vec<&str> = all.iter().take(SAID).map(|(_, why)| why.as_str()).collect();
+                let more = match all.len() - said.len() {
+                    0 => String::new(),
+                    n => format!("; and {n} more"),
+                };
+                InputError(format!(
+                    "none of the {} files found under the directories given could be read as a flow log: {}{more}",
+                    all.len(),
+                    said.join("; ")
+                ))
+            }
+        }
     }
 }
 

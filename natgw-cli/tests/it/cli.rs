@@ -238,16 +238,21 @@ fn files_under_a_directory_that_are_not_flow_logs_are_left_out() {
     std::fs::remove_file(logs.join("a.log.gz")).unwrap();
     let none = in_dir(dir.path()).args(["analyze", "logs"]).output().unwrap();
     assert_eq!(none.status.code(), Some(3));
-    // The first file's (in name order, as the directory is read) whatever the step it was found at.
-    let readme = "aws-natgw: logs/README.txt: no flow-log records: line 1 has 8 fields, the log format has 14 (if \
-                  this flow log uses a custom format, pass it with --log-format)\n";
-    assert_eq!(String::from_utf8_lossy(&none.stderr), readme);
+    // The first few (in name order, as the directory is read) whatever the step each was found at.
+    let why = format!(
+        "aws-natgw: none of the 5 files found under the directories given could be read as a flow log: {}; {}; {}; \
+         and 2 more\n",
+        left_out[0].1, left_out[1].1, left_out[2].1
+    );
+    assert_eq!(String::from_utf8_lossy(&none.stderr), why);
     assert!(none.stdout.is_empty());
 }
 
 /// Under a directory given, a broken link or a link loop named like a flow-log file is left out
-/// with why, like a file that is not a flow log; a link back to a directory above is passed over
-/// (its files are read where they are, once). A broken link named is an error.
+/// with why, like a file that is not a flow log, and so is a pipe named like one (it may never end);
+/// a link back to a directory above is passed over (its files are read where they are, once). Each
+/// is left out once however often its directory is given; a broken link named is an error, also
+/// when its directory is given too. With nothing left, the error says why for the first few.
 #[cfg(unix)]
 #[test]
 fn links_under_a_directory_that_lead_nowhere_are_left_out() {
@@ -260,45 +265,55 @@ fn links_under_a_directory_that_lead_nowhere_are_left_out() {
     symlink("c.log", logs.join("c.log")).unwrap();
     symlink("..", logs.join("sub/up")).unwrap();
     symlink("missing", logs.join("d-not-a-log")).unwrap();
+    let fifo = Command::new("mkfifo").arg(logs.join("e.log")).status().unwrap();
+    assert!(fifo.success());
     let want = natgw().args(["analyze", SAMPLE, "-o", "json"]).output().unwrap();
     let json = |out: &std::process::Output| {
         let mut r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         r["input"]["sources"] = serde_json::Value::Null;
         r
     };
-    let out = in_dir(dir.path()).args(["analyze", "logs", "-o", "json"]).output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(5), "{stderr}");
-    let mut got = json(&out);
-    let sources: Vec<serde_json::Value> =
-        got["input"]["left_out"].take().as_array().unwrap().iter().map(|l| l["source"].clone()).collect();
-    assert_eq!(sources, ["logs/b.log", "logs/c.log"]);
-    got["notes"].as_array_mut().unwrap().pop();
-    let mut want = json(&want);
-    want["input"]["left_out"].take();
-    assert_eq!(got, want);
-    let lines: Vec<&str> = stderr.lines().collect();
-    assert_eq!(lines.len(), 2, "{stderr}");
-    assert_eq!(lines[0], "aws-natgw: left out: cannot read logs/b.log: no such file (a broken symbolic link)");
-    assert!(
-        lines[1].starts_with("aws-natgw: left out: cannot read logs/c.log: ")
-            && lines[1].ends_with("(a broken symbolic link)"),
-        "{stderr}"
-    );
-    let named = in_dir(dir.path()).args(["analyze", "logs/b.log"]).output().unwrap();
-    assert_eq!(named.status.code(), Some(3));
-    assert!(
-        String::from_utf8_lossy(&named.stderr).contains("logs/b.log"),
-        "{}",
-        String::from_utf8_lossy(&named.stderr)
-    );
+    let broken = "cannot read logs/b.log: no such file (a broken symbolic link)";
+    let pipe = "logs/e.log is not a regular file (a pipe, a device or a socket)";
+    for given in [&["logs"][..], &["logs", "logs", "./logs"]] {
+        let out = in_dir(dir.path()).args(["analyze", "-o", "json"]).args(given).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(5), "{stderr}");
+        let mut got = json(&out);
+        let sources: Vec<serde_json::Value> =
+            got["input"]["left_out"].take().as_array().unwrap().iter().map(|l| l["source"].clone()).collect();
+        assert_eq!(sources, ["logs/b.log", "logs/c.log", "logs/e.log"], "{given:?}");
+        got["notes"].as_array_mut().unwrap().pop();
+        let mut want = json(&want);
+        want["input"]["left_out"].take();
+        assert_eq!(got, want);
+        let left_out: Vec<&str> = stderr.lines().filter(|l| l.starts_with("aws-natgw: left out: ")).collect();
+        assert_eq!(left_out.len(), 3, "{stderr}");
+        assert_eq!(left_out[0], format!("aws-natgw: left out: {broken}"));
+        assert!(
+            left_out[1].starts_with("aws-natgw: left out: cannot read logs/c.log: ")
+                && left_out[1].ends_with("(a broken symbolic link)"),
+            "{stderr}"
+        );
+        assert_eq!(left_out[2], format!("aws-natgw: left out: {pipe}"));
+    }
+    // Named, alone or with its directory: an error.
+    for args in [&["logs/b.log"][..], &["logs", "logs/b.log"], &["logs/b.log", "logs"]] {
+        let named = in_dir(dir.path()).arg("analyze").args(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&named.stderr);
+        assert_eq!(named.status.code(), Some(3), "{args:?}: {stderr}");
+        let want = "aws-natgw: cannot open logs/b.log: no such file (a broken symbolic link)\n";
+        assert!(stderr.ends_with(want), "{args:?}: {stderr}");
+    }
     std::fs::remove_file(logs.join("a.log.gz")).unwrap();
     let none = in_dir(dir.path()).args(["analyze", "logs"]).output().unwrap();
     assert_eq!(none.status.code(), Some(3));
-    assert_eq!(
-        String::from_utf8_lossy(&none.stderr),
-        "aws-natgw: cannot read logs/b.log: no such file (a broken symbolic link)\n"
+    let stderr = String::from_utf8_lossy(&none.stderr);
+    let want = format!(
+        "aws-natgw: none of the 3 files found under the directories given could be read as a flow log: {broken}; \
+         cannot read logs/c.log: "
     );
+    assert!(stderr.starts_with(&want) && stderr.ends_with(&format!("; {pipe}\n")), "{stderr}");
 }
 
 /// A worker thread the system will not start (here: a limit of one or two processes for the user) is

@@ -101,6 +101,8 @@ struct Done {
     task: usize,
     stats: ParseStats,
     format: LogFormat,
+    /// Cut short: why ([`Outcome::Done`]).
+    cut: Option<String>,
 }
 
 /// A stream that could not be kept: it could not be read, or it is not text ([`spool::keep`]).
@@ -720,7 +722,9 @@ struct Streaming {
 
 /// How a task's reading ended.
 enum Outcome {
-    Done(ParseStats, LogFormat),
+    /// Read to its end, or cut short (why) where a file found under a directory given could not be
+    /// read further: what came before is counted.
+    Done(ParseStats, LogFormat, Option<String>),
     /// Paused after handing a part over; it goes on from here.
     Paused(Box<Streaming>),
 }
@@ -796,12 +800,22 @@ fn run_task(
         }
         let format = parser.format().clone();
         let stats = parser.finish(&mut |r| shard.push(r));
-        return Ok(Outcome::Done(stats, format));
+        return Ok(Outcome::Done(stats, format, None));
     }
+    // A file found under a directory given that cannot be read on (a truncated or corrupt gzip file,
+    // one gone since it was looked at) is cut short there, not the whole run: what came before is
+    // counted, and the report says so. A file named is an error.
+    let cut_short = |why: String, stats: ParseStats, format: LogFormat| {
+        if input.found { Ok(Outcome::Done(stats, format, Some(why))) } else { Err(why) }
+    };
     let mut s = match resume {
         Some(s) => s,
-        None => Box::new(open_stream(input, task, given)?),
+        None => match open_stream(input, task, given) {
+            Ok(s) => Box::new(s),
+            Err(why) => return cut_short(why, ParseStats::default(), input.format.clone()),
+        },
     };
+    let mut cut = None;
     // What it read before it paused.
     let mut rest = std::mem::take(&mut s.rest);
     // The worker's buffer again (a fresh one per file was allocated and zeroed per gzip file). A
@@ -816,7 +830,8 @@ fn run_task(
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     let what = if s.gzip { "gzip data is truncated or corrupt" } else { "read failed" };
-                    return Err(format!("{}: {what} after {} bytes of text: {}", input.name, s.total, io_reason(&e)));
+                    cut = Some(format!("{}: {what} after {} bytes of text: {}", input.name, s.total, io_reason(&e)));
+                    break;
                 }
             }
         } else {
@@ -840,12 +855,15 @@ fn run_task(
             }
         }
     }
-    if s.total == 0 {
+    if s.total == 0 && cut.is_none() {
         return Err(format!("{}: the gzip stream holds no data", input.name));
     }
     let format = s.parser.format().clone();
     let stats = s.parser.finish(&mut |r| shard.push(r));
-    Ok(Outcome::Done(stats, format))
+    match cut {
+        Some(why) => cut_short(why, stats, format),
+        None => Ok(Outcome::Done(stats, format, None)),
+    }
 }
 
 /// What a [`read_all`] did, beyond the analyzer's records.
@@ -1045,10 +1063,13 @@ pub fn read_all(
         return Err(InputError(e.clone()));
     }
     // Per input, in order: join its tasks' counts, offsetting line numbers.
-    let mut per_input: Vec<(ParseStats, Option<LogFormat>)> =
-        inputs.iter().map(|_| (ParseStats::default(), None)).collect();
+    let mut per_input: Vec<(ParseStats, Option<LogFormat>, Option<String>)> =
+        inputs.iter().map(|_| (ParseStats::default(), None, None)).collect();
     for d in results.into_iter().flatten() {
-        let (stats, format) = &mut per_input[tasks[d.task].input];
+        let (stats, format, cut) = &mut per_input[tasks[d.task].input];
+        if cut.is_none() {
+            *cut = d.cut;
+        }
         let offset = stats.lines;
         let mut s = d.stats;
         for b in &mut s.bad_lines {
@@ -1060,8 +1081,20 @@ pub fn read_all(
         }
     }
     let mut added = 0;
-    for ((input, (stats, format)), at) in inputs.iter().zip(per_input).zip(places) {
+    for ((input, (stats, format, cut)), at) in inputs.iter().zip(per_input).zip(places) {
         let format = format.unwrap_or_else(|| input.format.clone());
+        if let Some(why) = &cut {
+            // Cut short: left out whole when nothing came before, else what came before counts.
+            if stats.records == 0 {
+                skipped.add(at, &input.name, InputError(why.clone()));
+                continue;
+            }
+            let read = match stats.records {
+                1 => format!("{why} (the record before it is read)"),
+                n => format!("{why} (the {} records before it are read)", natgw_core::analyze::thousands(n)),
+            };
+            skipped.add(at, &input.name, InputError(read));
+        }
         check_format(&format).map_err(|e| InputError(format!("{}: {e}", input.name)))?;
         if stats.records == 0 {
             let reason = match stats.bad_lines.first() {
@@ -1679,7 +1712,7 @@ fn run_pool(
                     }
                     continue;
                 }
-                Ok(Outcome::Done(stats, format)) => Ok(Done { task: t, stats, format }),
+                Ok(Outcome::Done(stats, format, cut)) => Ok(Done { task: t, stats, format, cut }),
                 Err(e) => Err((t, e)),
             };
             let failed = result.is_err();

@@ -167,15 +167,21 @@ fn bad_values_are_usage_errors_with_exit_code_2() {
     }
 }
 
+/// A temporary directory with `logs/a.log.gz`, the bundled sample: the directory and `logs`.
+fn sample_under_logs() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    std::fs::copy(root().join(SAMPLE), logs.join("a.log.gz")).unwrap();
+    (dir, logs)
+}
+
 /// Under a directory given, a file that is not a flow log (empty, a README, only a header) is left
 /// out with a warning, and the rest is analysed; named, it is an error, and so is a directory with
 /// nothing else.
 #[test]
 fn files_under_a_directory_that_are_not_flow_logs_are_left_out() {
-    let dir = tempfile::tempdir().unwrap();
-    let logs = dir.path().join("logs");
-    std::fs::create_dir(&logs).unwrap();
-    std::fs::copy(root().join(SAMPLE), logs.join("a.log.gz")).unwrap();
+    let (dir, logs) = sample_under_logs();
     std::fs::write(logs.join("b.log"), b"").unwrap();
     std::fs::write(logs.join("README.txt"), b"Flow logs of the NAT gateway, from S3.\n").unwrap();
     let header = "version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end \
@@ -257,10 +263,8 @@ fn files_under_a_directory_that_are_not_flow_logs_are_left_out() {
 #[test]
 fn links_under_a_directory_that_lead_nowhere_are_left_out() {
     use std::os::unix::fs::symlink;
-    let dir = tempfile::tempdir().unwrap();
-    let logs = dir.path().join("logs");
-    std::fs::create_dir_all(logs.join("sub")).unwrap();
-    std::fs::copy(root().join(SAMPLE), logs.join("a.log.gz")).unwrap();
+    let (dir, logs) = sample_under_logs();
+    std::fs::create_dir(logs.join("sub")).unwrap();
     symlink("missing.log", logs.join("b.log")).unwrap();
     symlink("c.log", logs.join("c.log")).unwrap();
     symlink("..", logs.join("sub/up")).unwrap();
@@ -314,6 +318,68 @@ fn links_under_a_directory_that_lead_nowhere_are_left_out() {
          cannot read logs/c.log: "
     );
     assert!(stderr.starts_with(&want) && stderr.ends_with(&format!("; {pipe}\n")), "{stderr}");
+}
+
+/// Under a directory given, a gzip file cut short (a download that stopped) counts the records before
+/// the cut, and one corrupt from its start is left out; the report and stderr say which. Named, such
+/// a file is an error.
+#[test]
+fn gzip_files_cut_short_under_a_directory_count_what_came_before() {
+    let (dir, logs) = sample_under_logs();
+    // The sample's first 1,000 lines, gzipped, the second half of the bytes gone.
+    let mut text = String::new();
+    flate2::read::MultiGzDecoder::new(std::fs::File::open(root().join(SAMPLE)).unwrap())
+        .read_to_string(&mut text)
+        .unwrap();
+    let head: String = text.split_inclusive('\n').take(1001).collect();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(head.as_bytes()).unwrap();
+    let gz = gz.finish().unwrap();
+    std::fs::write(logs.join("t.log.gz"), &gz[..gz.len() / 2]).unwrap();
+    std::fs::write(logs.join("c.log.gz"), b"\x1f\x8b\x08\x00garbage").unwrap();
+    // What a reader gets of the cut file before its error: whole lines, less the header.
+    let mut got = Vec::new();
+    let mut decoder = flate2::read::MultiGzDecoder::new(&gz[..gz.len() / 2]);
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = decoder.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&buf[..n]);
+    }
+    let whole_lines = got.iter().filter(|b| **b == b'\n').count() as u64 - 1;
+    assert!(whole_lines > 100, "{whole_lines}");
+
+    let sample = natgw().args(["analyze", SAMPLE, "-o", "json"]).output().unwrap();
+    let sample: serde_json::Value = serde_json::from_slice(&sample.stdout).unwrap();
+    let out = in_dir(dir.path()).args(["analyze", "logs", "-o", "json"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["input"]["sources"], serde_json::json!(["logs/a.log.gz", "logs/t.log.gz"]));
+    let left_out = report["input"]["left_out"].as_array().unwrap();
+    let reasons: Vec<&str> = left_out.iter().map(|l| l["reason"].as_str().unwrap()).collect();
+    assert_eq!(
+        left_out.iter().map(|l| l["source"].as_str().unwrap()).collect::<Vec<_>>(),
+        ["logs/c.log.gz", "logs/t.log.gz"]
+    );
+    assert!(
+        reasons[0].starts_with("logs/c.log.gz: gzip data is truncated or corrupt after 0 bytes of text"),
+        "{reasons:?}"
+    );
+    assert!(reasons[1].starts_with("logs/t.log.gz: gzip data is truncated or corrupt after "), "{reasons:?}");
+    // The records before the cut: the whole lines (the cut one, a bad line, unless it was whole).
+    let read = report["input"]["records"].as_u64().unwrap() - sample["input"]["records"].as_u64().unwrap();
+    assert!(read == whole_lines || read == whole_lines + 1, "{read} of {whole_lines}");
+    let read_text = natgw_core::analyze::thousands(read);
+    assert!(reasons[1].ends_with(&format!("(the {read_text} records before it are read)")), "{reasons:?}");
+    let warned: Vec<&str> = stderr.lines().collect();
+    assert_eq!(warned, reasons.iter().map(|r| format!("aws-natgw: left out: {r}")).collect::<Vec<_>>());
+    // Named: an error.
+    let named = in_dir(dir.path()).args(["analyze", "logs/a.log.gz", "logs/t.log.gz"]).output().unwrap();
+    assert_eq!(named.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&named.stderr);
+    assert!(stderr.starts_with("aws-natgw: logs/t.log.gz: gzip data is truncated or corrupt after "), "{stderr}");
 }
 
 /// A worker thread the system will not start (here: a limit of one or two processes for the user) is

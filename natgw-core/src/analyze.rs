@@ -1506,21 +1506,21 @@ pub fn verdict(rows: &[DestinationReport]) -> Verdict {
         Some(d) if d.level >= Level::Warning => Verdict {
             status: Status::AtRisk,
             summary: format!(
-                "At risk: {} peaked at {} of {} simultaneous connections ({:.0}%)",
+                "At risk: {} peaked at {} of {} simultaneous connections ({})",
                 d.display_destination(),
                 thousands(d.peak_connections),
                 thousands(d.limit),
-                d.utilization * 100.0
+                d.percent(0)
             ),
         },
         Some(d) => Verdict {
             status: Status::Healthy,
             summary: format!(
-                "Healthy: the busiest destination, {}, peaked at {} of {} simultaneous connections ({:.0}%)",
+                "Healthy: the busiest destination, {}, peaked at {} of {} simultaneous connections ({})",
                 d.display_destination(),
                 thousands(d.peak_connections),
                 thousands(d.limit),
-                d.utilization * 100.0
+                d.percent(0)
             ),
         },
         None => Verdict { status: Status::Healthy, summary: "Healthy: no traffic through the NAT gateway".into() },
@@ -1528,6 +1528,17 @@ pub fn verdict(rows: &[DestinationReport]) -> Verdict {
 }
 
 impl DestinationReport {
+    /// Its peak's share of its limit in percent, `decimals` decimals, rounded down: one short of a
+    /// level's threshold never reads as at it (43,999 of 55,000 is 79%, 54,999 is 99%).
+    pub fn percent(&self, decimals: u32) -> String {
+        let scale = 10u128.pow(decimals);
+        let v = u128::from(self.peak_connections) * 100 * scale / u128::from(self.limit.max(1));
+        match decimals {
+            0 => format!("{v}%"),
+            d => format!("{}.{:0w$}%", v / scale, v % scale, w = d as usize),
+        }
+    }
+
     /// `ip:port/proto`, with the service when known.
     pub fn display_destination(&self) -> String {
         let d = Destination { address: self.address, port: self.port, protocol: self.protocol }.to_string();
@@ -2087,6 +2098,49 @@ mod tests {
         let both = run(1, b.utilization / 2.0);
         assert_eq!(both.destinations.len(), 2);
         assert_eq!(both.findings.iter().filter(|f| f.id == "near-limit").count(), 2);
+    }
+
+    /// Shares of a limit print rounded down: one short of a threshold never reads as at it.
+    #[test]
+    fn percents_of_the_limit_round_down() {
+        let row = |peak: u64, limit: u64| DestinationReport {
+            address: IpAddr::from([203, 0, 113, 45]),
+            port: 443,
+            protocol: Protocol::TCP,
+            service: None,
+            peak_connections: peak,
+            peak_connections_range: [peak, peak],
+            peak_at: None,
+            limit,
+            utilization: 0.0,
+            level: crate::limits::Level::Ok,
+            saturated: false,
+            records: 0,
+            bytes: 0,
+            connections: 0,
+            sources: Vec::new(),
+            per_address: Vec::new(),
+            evidence: Evidence {
+                hold_model: HoldModel::Unknown,
+                abandoned_share: None,
+                dropped_attempts: 0,
+                first_drop_at: None,
+                error_port_allocation: None,
+                max_ports_per_minute: 0,
+            },
+        };
+        let cases = [
+            (43_999, 55_000, "79%", "79.9%"),
+            (44_000, 55_000, "80%", "80.0%"),
+            (54_999, 55_000, "99%", "99.9%"),
+            (55_000, 55_000, "100%", "100.0%"),
+            (1_417, 55_000, "2%", "2.5%"),
+            (60_000, 110_000, "54%", "54.5%"),
+            (0, 0, "0%", "0.0%"),
+        ];
+        for (peak, limit, whole, tenths) in cases {
+            assert_eq!((row(peak, limit).percent(0), row(peak, limit).percent(1)), (whole.into(), tenths.into()));
+        }
     }
 
     /// The inputs left out are listed in the report, in the order noted, and a note gives why for

@@ -427,10 +427,10 @@ pub fn evaluate(rows: &[DestinationReport], ctx: &FindingContext<'_>) -> Vec<Fin
     if !hot && ctx.unexplained_errors == 0 {
         let summary = match rows.first() {
             Some(d) => format!(
-                "No destination above {:.0}% of its limit; the busiest, {}, peaked at {:.0}%",
+                "No destination above {:.0}% of its limit; the busiest, {}, peaked at {}",
                 ctx.thresholds.warning * 100.0,
                 d.display_destination(),
-                d.utilization * 100.0
+                d.percent(0)
             ),
             None => "No traffic through the NAT gateway".into(),
         };
@@ -532,10 +532,10 @@ fn hot_destination(d: &DestinationReport, ctx: &FindingContext<'_>) -> Finding {
         )
     } else {
         format!(
-            "{dest} peaked at {} of {} simultaneous connections ({:.0}%, range {}–{})",
+            "{dest} peaked at {} of {} simultaneous connections ({}, range {}–{})",
             thousands(d.peak_connections),
             thousands(d.limit),
-            d.utilization * 100.0,
+            d.percent(0),
             thousands(d.peak_connections_range[0]),
             thousands(d.peak_connections_range[1])
         )

@@ -106,7 +106,7 @@ pub fn html(r: &Report, out: &mut dyn Write) -> io::Result<()> {
         let _ = writeln!(
             h,
             "<tr><td><code>{}</code>{}</td><td class=\"n\">{}</td><td class=\"n\">{}–{}</td><td class=\"n\">{}</td>\
-             <td><span class=\"spark\">{}</span> {:.0}%</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
+             <td><span class=\"spark\">{}</span> {}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
             esc(&d.display_destination()),
             if d.saturated { " <strong class=\"critical\">saturated</strong>" } else { "" },
             thousands(d.peak_connections),
@@ -114,7 +114,7 @@ pub fn html(r: &Report, out: &mut dyn Write) -> io::Result<()> {
             thousands(d.peak_connections_range[1]),
             thousands(d.limit),
             bar(d.utilization),
-            d.utilization * 100.0,
+            d.percent(0),
             d.peak_at.map(|t| t.to_string()).unwrap_or_else(|| "-".into()),
             thousands(d.records),
             bytes(d.bytes)

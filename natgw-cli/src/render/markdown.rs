@@ -66,13 +66,13 @@ pub fn markdown(r: &Report, out: &mut dyn Write) -> io::Result<()> {
     for d in &r.destinations {
         writeln!(
             out,
-            "| `{}` | {} | {}–{} | {} | {:.1}% | {} | {} | {} | {} |",
+            "| `{}` | {} | {}–{} | {} | {} | {} | {} | {} | {} |",
             d.display_destination(),
             thousands(d.peak_connections),
             thousands(d.peak_connections_range[0]),
             thousands(d.peak_connections_range[1]),
             thousands(d.limit),
-            d.utilization * 100.0,
+            d.percent(1),
             d.peak_at.map(|t| t.to_string()).unwrap_or_else(|| "-".into()),
             thousands(d.records),
             bytes(d.bytes),

@@ -71,7 +71,7 @@ pub fn table(r: &Report, out: &mut dyn Write) -> io::Result<()> {
             pad(&range, 15),
             rpad(&thousands(d.limit), 7),
             bar(d.utilization),
-            rpad(&format!("{:.0}%", d.utilization * 100.0), 4),
+            rpad(&d.percent(0), 4),
             pad(&d.peak_at.map(|t| t.hh_mm()).unwrap_or_else(|| "-".into()), 8),
             rpad(&thousands(d.records), 9),
             rpad(&bytes(d.bytes), 10)

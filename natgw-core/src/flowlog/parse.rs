@@ -11,7 +11,7 @@ use crate::net::{Protocol, parse_ip};
 /// Why one line was skipped.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LineError {
-    #[error("has {found} fields, the log format has {expected}")]
+    #[error("has {found} field{}, the log format has {expected}", if *found == 1 { "" } else { "s" })]
     FieldCount { expected: usize, found: usize },
     #[error("field {field} has invalid value {value:?}")]
     BadValue { field: String, value: String },
@@ -529,7 +529,7 @@ mod tests {
         };
         let lines: Vec<(u64, String)> = whole.1.bad_lines.iter().map(|b| (b.line, b.error.to_string())).collect();
         let long = "is longer than 64 KiB: not a flow-log record".to_owned();
-        let count = "has 1 fields, the log format has 14".to_owned();
+        let count = "has 1 field, the log format has 14".to_owned();
         // A fill of exactly MAX_LINE bytes is a line (of one field), whether it ends in `\n` or `\r\n`.
         assert_eq!(lines, [(2, count.clone()), (4, long.clone()), (6, count), (8, long.clone()), (10, long)]);
         assert_eq!((whole.0, whole.1.lines, whole.1.records, whole.1.skipped), (5, 10, 5, 5));

@@ -2103,32 +2103,7 @@ mod tests {
     /// Shares of a limit print rounded down: one short of a threshold never reads as at it.
     #[test]
     fn percents_of_the_limit_round_down() {
-        let row = |peak: u64, limit: u64| DestinationReport {
-            address: IpAddr::from([203, 0, 113, 45]),
-            port: 443,
-            protocol: Protocol::TCP,
-            service: None,
-            peak_connections: peak,
-            peak_connections_range: [peak, peak],
-            peak_at: None,
-            limit,
-            utilization: 0.0,
-            level: crate::limits::Level::Ok,
-            saturated: false,
-            records: 0,
-            bytes: 0,
-            connections: 0,
-            sources: Vec::new(),
-            per_address: Vec::new(),
-            evidence: Evidence {
-                hold_model: HoldModel::Unknown,
-                abandoned_share: None,
-                dropped_attempts: 0,
-                first_drop_at: None,
-                error_port_allocation: None,
-                max_ports_per_minute: 0,
-            },
-        };
+        let row = |peak: u64, limit: u64| DestinationReport { limit, ..destination_row(443, peak) };
         let cases = [
             (43_999, 55_000, "79%", "79.9%"),
             (44_000, 55_000, "80%", "80.0%"),
@@ -2651,7 +2626,16 @@ mod tests {
     /// places), the first in the rows' order on a tie.
     #[test]
     fn the_verdict_names_the_busiest_destination() {
-        let row = |port: u16, peak: u64| DestinationReport {
+        let row = destination_row;
+        // 11 and 12 of 55,000 both round to 0.0002.
+        let rows = [row(1, 11), row(2, 12), row(3, 12)];
+        assert_eq!(rows[0].utilization, rows[1].utilization);
+        assert!(verdict(&rows).summary.starts_with("Healthy: the busiest destination, 192.0.2.99:2/tcp, peaked at 12"));
+    }
+
+    /// A row of the report for 192.0.2.99:`port`/tcp that peaked at `peak` of 55,000.
+    fn destination_row(port: u16, peak: u64) -> DestinationReport {
+        DestinationReport {
             address: [192, 0, 2, 99].into(),
             port,
             protocol: Protocol::TCP,
@@ -2676,11 +2660,7 @@ mod tests {
                 error_port_allocation: None,
                 max_ports_per_minute: 0,
             },
-        };
-        // 11 and 12 of 55,000 both round to 0.0002.
-        let rows = [row(1, 11), row(2, 12), row(3, 12)];
-        assert_eq!(rows[0].utilization, rows[1].utilization);
-        assert!(verdict(&rows).summary.starts_with("Healthy: the busiest destination, 192.0.2.99:2/tcp, peaked at 12"));
+        }
     }
 
     /// A config with the VPC block the tests' records use.

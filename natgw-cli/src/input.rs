@@ -778,10 +778,22 @@ fn run_task(
     resume: Option<Box<Streaming>>,
     part_done: &mut dyn FnMut(&mut Sink) -> bool,
 ) -> Result<Outcome, String> {
+    // A file found under a directory given that cannot be read on (a truncated or corrupt gzip file,
+    // one gone or shrunk since it was looked at) is cut short there, not the whole run: what came
+    // before is counted, and the report says so. A file named is an error.
+    let cut_short = |why: String, stats: ParseStats, format: LogFormat| {
+        if input.found { Ok(Outcome::Done(stats, format, Some(why))) } else { Err(why) }
+    };
     if let (Source::Plain(_), Some((a, b))) = (&input.source, task.range) {
         let mut parser = task_parser(input, task, given);
-        let mut file = input.open().map_err(|e| format!("cannot open {}: {}", input.name, io_reason(&e)))?;
-        file.seek(SeekFrom::Start(a)).map_err(|e| format!("{}: {}", input.name, io_reason(&e)))?;
+        let opened = input.open().and_then(|mut f| f.seek(SeekFrom::Start(a)).map(|_| f));
+        let mut file = match opened {
+            Ok(f) => f,
+            Err(e) => {
+                let why = format!("cannot open {}: {}", input.name, io_reason(&e));
+                return cut_short(why, ParseStats::default(), input.format.clone());
+            }
+        };
         // One small buffer per worker, reused, read into and parsed piece by piece: the kernel's
         // copy and the parser then both work in the core's cache, not in memory. (Mapping the
         // chunks instead saved the copy's system time but cost as much or more in the parser and
@@ -789,25 +801,26 @@ fn run_task(
         // reading's time on two threads, and left out.)
         scratch.resize(READ_PIECE, 0);
         let mut left = b - a;
+        let mut cut = None;
         while left > 0 {
             let piece = &mut scratch[..READ_PIECE.min(left as usize)];
-            file.read_exact(piece).map_err(|e| match e.kind() {
-                io::ErrorKind::UnexpectedEof => format!("{}: the file shrank while it was read", input.name),
-                _ => format!("{}: read failed: {}", input.name, io_reason(&e)),
-            })?;
+            if let Err(e) = file.read_exact(piece) {
+                cut = Some(match e.kind() {
+                    io::ErrorKind::UnexpectedEof => format!("{}: the file shrank while it was read", input.name),
+                    _ => format!("{}: read failed: {}", input.name, io_reason(&e)),
+                });
+                break;
+            }
             parser.feed(piece, &mut |r| shard.push(r));
             left -= piece.len() as u64;
         }
         let format = parser.format().clone();
         let stats = parser.finish(&mut |r| shard.push(r));
-        return Ok(Outcome::Done(stats, format, None));
+        return match cut {
+            Some(why) => cut_short(why, stats, format),
+            None => Ok(Outcome::Done(stats, format, None)),
+        };
     }
-    // A file found under a directory given that cannot be read on (a truncated or corrupt gzip file,
-    // one gone since it was looked at) is cut short there, not the whole run: what came before is
-    // counted, and the report says so. A file named is an error.
-    let cut_short = |why: String, stats: ParseStats, format: LogFormat| {
-        if input.found { Ok(Outcome::Done(stats, format, Some(why))) } else { Err(why) }
-    };
     let mut s = match resume {
         Some(s) => s,
         None => match open_stream(input, task, given) {
@@ -830,7 +843,13 @@ fn run_task(
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     let what = if s.gzip { "gzip data is truncated or corrupt" } else { "read failed" };
-                    cut = Some(format!("{}: {what} after {} bytes of text: {}", input.name, s.total, io_reason(&e)));
+                    let why = format!("{}: {what} after {} bytes of text: {}", input.name, s.total, io_reason(&e));
+                    // Only an end that comes early is a cut: data damaged inside decodes to garbage
+                    // before the error shows, so the run fails then unless nothing was read.
+                    if e.kind() != io::ErrorKind::UnexpectedEof && s.total > 0 {
+                        return Err(why);
+                    }
+                    cut = Some(why);
                     break;
                 }
             }
@@ -885,6 +904,11 @@ pub struct ReadStats {
     pub skipped: Vec<String>,
 }
 
+/// Why a file cannot be read.
+fn cannot_read(input: &Input, e: io::Error) -> InputError {
+    InputError(format!("cannot read {}: {}", input.name, io_reason(&e)))
+}
+
 /// Reads every input into the analyzer with `threads` workers.
 pub fn read_all(
     all: &Inputs,
@@ -911,8 +935,15 @@ pub fn read_all(
             skipped.add(at, &input.name, InputError(why.clone()));
             continue;
         }
-        match probe(&mut input, given, &mut peek, sample.as_mut()) {
-            Ok(()) => usable.push((at, input)),
+        // Probed, then the time it covers as far as its ends tell (a gzip file: its start only).
+        let probed = probe(&mut input, given, &mut peek, sample.as_mut()).and_then(|()| match input.source {
+            Source::Plain(size) => {
+                last_start(&input, size, &mut peek, sample.as_mut()).map_err(|e| cannot_read(&input, e))
+            }
+            _ => Ok(None),
+        });
+        match probed {
+            Ok(last) => usable.push((at, input, last)),
             Err(e) if input.found => skipped.add(at, &input.name, e),
             Err(e) => return Err(e),
         }
@@ -920,18 +951,11 @@ pub fn read_all(
     if usable.is_empty() {
         return Err(skipped.first());
     }
-    let (places, inputs): (Vec<usize>, Vec<Input>) = usable.into_iter().unzip();
-    let cannot_read =
-        |input: &Input, e: io::Error| InputError(format!("cannot read {}: {}", input.name, io_reason(&e)));
-    // The time each input covers, as far as its ends tell (a gzip file: its start only).
-    let mut lasts = Vec::with_capacity(inputs.len());
-    for input in &inputs {
-        lasts.push(match input.source {
-            Source::Plain(size) => {
-                last_start(input, size, &mut peek, sample.as_mut()).map_err(|e| cannot_read(input, e))?
-            }
-            _ => None,
-        });
+    let (mut places, mut inputs, mut lasts) = (Vec::new(), Vec::new(), Vec::new());
+    for (at, input, last) in usable {
+        places.push(at);
+        inputs.push(input);
+        lasts.push(last);
     }
     // Plain files that cover the same time as another input (a NAT gateway's and its clients'
     // interfaces, say) are cut finely in time and their chunks read in the order of their ends' times:
@@ -957,8 +981,13 @@ pub fn read_all(
             Source::Plain(size) => {
                 let interleave = overlaps[i];
                 let span = interleave.then_some(CHUNK_SECS);
-                let chunks = chunks(input, size, lasts[i], span, &mut peek, sample.as_mut())
-                    .map_err(|e| cannot_read(input, e))?;
+                // A file found under a directory that cannot be cut (gone since it was looked at) is
+                // one task, which its read leaves out ([`run_task`]).
+                let chunks = match chunks(input, size, lasts[i], span, &mut peek, sample.as_mut()) {
+                    Ok(chunks) => chunks,
+                    Err(_) if input.found => vec![((0, size), (input.starts_at, None))],
+                    Err(e) => return Err(cannot_read(input, e)),
+                };
                 let mut at = None;
                 for (k, (range, (starts, ends))) in chunks.into_iter().enumerate() {
                     let time = if interleave { ends.or(starts) } else { starts };
@@ -2167,6 +2196,42 @@ mod tests {
                 assert_eq!(report(paths, threads, true), want, "{paths:?} on {threads} threads");
             }
         }
+    }
+
+    /// A plain file found under a directory that is gone, or shrinks, after it was looked at is cut
+    /// short: left out, or the records before counted; named, it is an error.
+    #[test]
+    fn a_file_found_that_goes_or_shrinks_is_cut_short() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.log");
+        let sim = Simulation::run(&Scenario::builtin("healthy").unwrap().with_duration(300)).unwrap();
+        let text = sim.nat_v2();
+        let format = LogFormat::default();
+        // Looked at, then `change` done to it, then read.
+        let read = |found: bool, change: &dyn Fn()| {
+            std::fs::write(&path, &text).unwrap();
+            let mut input = Input::named(&path, &format, None, found);
+            probe(&mut input, &format, &mut Peek::new(), None).unwrap();
+            let Source::Plain(size) = input.source else { panic!("not plain") };
+            let task = Task { input: 0, range: Some((0, size)), first: true, starts_at: None, decode_ahead: false };
+            change();
+            let mut sink = Sink::Reference(Shard::default());
+            match run_task(&input, &task, &format, &mut sink, &mut Vec::new(), None, &mut |_| false) {
+                Ok(Outcome::Done(stats, _, cut)) => Ok((stats.records, cut)),
+                Ok(Outcome::Paused(_)) => panic!("paused"),
+                Err(e) => Err(e),
+            }
+        };
+        let gone = || std::fs::remove_file(&path).unwrap();
+        let shrunk = || File::options().write(true).open(&path).unwrap().set_len(text.len() as u64 / 2).unwrap();
+        let (records, cut) = read(true, &gone).unwrap();
+        assert_eq!(records, 0);
+        assert_eq!(cut.unwrap(), format!("cannot open {}: no such file", path.display()));
+        let (records, cut) = read(true, &shrunk).unwrap();
+        assert!(records > 0, "{records}");
+        assert_eq!(cut.unwrap(), format!("{}: the file shrank while it was read", path.display()));
+        assert!(read(false, &gone).unwrap_err().starts_with("cannot open"));
+        assert!(read(false, &shrunk).unwrap_err().ends_with("the file shrank while it was read"));
     }
 
     /// A worker that panics (a bug) wakes the workers that wait for it: the panic reaches the caller

@@ -1365,8 +1365,7 @@ impl Analysis {
         // differ with the addresses in use at their peaks, so the greatest peak may not be the
         // nearest its limit.
         rows.sort_by(|x, y| {
-            at_risk(y)
-                .cmp(&at_risk(x))
+            nearer_limit(y, x)
                 .then(y.peak_connections.cmp(&x.peak_connections))
                 .then(y.records.cmp(&x.records))
                 .then(x.address.cmp(&y.address))
@@ -1378,7 +1377,7 @@ impl Analysis {
         unlisted_nat_addresses.sort_unstable_by_key(|&(a, n)| (std::cmp::Reverse(n), a));
         // The top N, and every destination at its limit or near it whatever N: the verdict, the
         // findings and the exit code never depend on how many are listed.
-        let hot = rows.iter().take_while(|d| d.saturated || d.level >= crate::limits::Level::Warning).count();
+        let hot = rows.iter().take_while(|d| d.at_risk()).count();
         rows.truncate(top.max(hot));
 
         let mut skipped_lines = 0;
@@ -1461,36 +1460,21 @@ impl Analysis {
     }
 }
 
-/// How near its limit a destination is, for ordering: saturated, then by level, then by its exact
-/// share of its limit (the report's utilisation is rounded).
-fn at_risk(d: &DestinationReport) -> impl Ord + use<> {
-    /// A share of a limit, compared exactly: peak₁ / limit₁ against peak₂ / limit₂.
-    struct Share(u64, u64);
-    impl PartialEq for Share {
-        fn eq(&self, other: &Share) -> bool {
-            self.cmp(other).is_eq()
-        }
-    }
-    impl Eq for Share {}
-    impl PartialOrd for Share {
-        fn partial_cmp(&self, other: &Share) -> Option<std::cmp::Ordering> {
-            Some(self.cmp(other))
-        }
-    }
-    impl Ord for Share {
-        fn cmp(&self, other: &Share) -> std::cmp::Ordering {
-            (u128::from(self.0) * u128::from(other.1)).cmp(&(u128::from(other.0) * u128::from(self.1)))
-        }
-    }
-    (d.saturated, d.level, Share(d.peak_connections, d.limit.max(1)))
+/// Whether `a` is nearer its limit than `b`: saturated first, then by level, then by the exact share
+/// of its own limit (the report's utilisation is rounded).
+fn nearer_limit(a: &DestinationReport, b: &DestinationReport) -> std::cmp::Ordering {
+    let share = |d: &DestinationReport, other: &DestinationReport| {
+        u128::from(d.peak_connections) * u128::from(other.limit.max(1))
+    };
+    (a.saturated, a.level).cmp(&(b.saturated, b.level)).then_with(|| share(a, b).cmp(&share(b, a)))
 }
 
 /// The overall verdict from the destinations.
 pub fn verdict(rows: &[DestinationReport]) -> Verdict {
     use crate::limits::Level;
-    // The most at risk ([`at_risk`]); on a tie, the first in the rows' order.
+    // The nearest its limit ([`nearer_limit`]); on a tie, the first in the rows' order.
     let worst = rows.iter().fold(None, |best: Option<&DestinationReport>, d| match best {
-        Some(b) if at_risk(d) <= at_risk(b) => Some(b),
+        Some(b) if nearer_limit(d, b).is_le() => Some(b),
         _ => Some(d),
     });
     match worst {
@@ -1528,6 +1512,11 @@ pub fn verdict(rows: &[DestinationReport]) -> Verdict {
 }
 
 impl DestinationReport {
+    /// Saturated, or at the warning level or above: a finding names it, and every list shows it.
+    pub fn at_risk(&self) -> bool {
+        self.saturated || self.level >= crate::limits::Level::Warning
+    }
+
     /// Its peak's share of its limit in percent, `decimals` decimals, rounded down: one short of a
     /// level's threshold never reads as at it (43,999 of 55,000 is 79%, 54,999 is 99%).
     pub fn percent(&self, decimals: u32) -> String {

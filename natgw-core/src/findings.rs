@@ -127,7 +127,7 @@ pub fn create_flow_log_command(interface: Option<&str>) -> String {
 pub fn evaluate(rows: &[DestinationReport], ctx: &FindingContext<'_>) -> Vec<Finding> {
     let mut out = Vec::new();
     for d in rows {
-        if d.saturated || d.level >= Level::Warning {
+        if d.at_risk() {
             out.push(hot_destination(d, ctx));
         } else if idle_share(d) >= 0.3 && d.utilization >= 0.2 {
             out.push(Finding {
@@ -143,7 +143,7 @@ pub fn evaluate(rows: &[DestinationReport], ctx: &FindingContext<'_>) -> Vec<Fin
             });
         }
     }
-    let hot = rows.iter().any(|d| d.saturated || d.level >= Level::Warning);
+    let hot = rows.iter().any(DestinationReport::at_risk);
     if ctx.attribution.method == AttributionMethod::Unavailable {
         let (summary, remedies) = if ctx.pkt_dstaddr_logged {
             // The format names destinations: the client legs go to other addresses than those analysed.
@@ -192,7 +192,7 @@ pub fn evaluate(rows: &[DestinationReport], ctx: &FindingContext<'_>) -> Vec<Fin
         });
     }
     let uncertain = rows.iter().any(|d| {
-        (d.saturated || d.level >= Level::Warning)
+        d.at_risk()
             && matches!(d.evidence.hold_model, HoldModel::PortReuse | HoldModel::Unknown)
             && d.peak_connections_range[1] > d.peak_connections_range[0] + d.peak_connections_range[0] / 5
     });

@@ -361,15 +361,9 @@ fn probe(
         return Ok(());
     }
     let name = &input.name;
-    let mut file = input.open().map_err(|e| {
-        let broken = e.kind() == io::ErrorKind::NotFound
-            && Path::new(name).symlink_metadata().is_ok_and(|m| m.file_type().is_symlink());
-        InputError(format!(
-            "cannot open {name}: {}{}",
-            io_reason(&e),
-            if broken { " (a broken symbolic link)" } else { "" }
-        ))
-    })?;
+    let mut file = input
+        .open()
+        .map_err(|e| InputError(format!("cannot open {name}: {}{}", io_reason(&e), broken_link(&input.path))))?;
     let (is_dir, size) =
         file.kind_and_size().map_err(|e| InputError(format!("cannot read {name}: {}", io_reason(&e))))?;
     if is_dir {
@@ -500,6 +494,13 @@ fn once(paths: Vec<PathBuf>) -> (Vec<PathBuf>, Vec<PathBuf>) {
     (kept.into_iter().map(|(p, _)| p).collect(), repeated.into_iter().map(|(p, _)| p).collect())
 }
 
+/// " (a broken symbolic link)" when `path` is a link that leads nowhere (or in a loop), for the
+/// message that it cannot be read; else nothing.
+fn broken_link(path: &Path) -> &'static str {
+    let link = path.symlink_metadata().is_ok_and(|m| m.file_type().is_symlink());
+    if link && path.metadata().is_err() { " (a broken symbolic link)" } else { "" }
+}
+
 /// The file a path names, whatever the name: its device and inode (a link that leads nowhere: its
 /// own, so that it is named once too).
 #[cfg(unix)]
@@ -548,14 +549,12 @@ fn expand_noting(paths: &[PathBuf], cannot_read: &mut BTreeMap<PathBuf, String>)
                     if e.depth() == 0 {
                         return Err(InputError(problem));
                     }
-                    let link = at.symlink_metadata().is_ok_and(|m| m.file_type().is_symlink());
                     let dir = at.metadata().is_ok_and(|m| m.is_dir());
                     // A link to nothing not named like a flow log would not be read anyway; what
                     // cannot be looked at (no permission, a path too long) might be a directory.
                     let unknown = e.io_error().is_none_or(|io| io.kind() != io::ErrorKind::NotFound);
                     if dir || unknown || flow_log_name(&at.file_name().unwrap_or_default().to_string_lossy()) {
-                        let broken = if link && !dir { " (a broken symbolic link)" } else { "" };
-                        cannot_read.insert(at.to_owned(), format!("{problem}{broken}"));
+                        cannot_read.insert(at.to_owned(), format!("{problem}{}", broken_link(at)));
                         out.push(at.to_owned());
                     }
                     continue;
